@@ -1,0 +1,92 @@
+/**
+ * The C library through `Deno.dlopen`: the syscalls kvmsh makes, typed once. Functions here
+ * return the C result unchanged; callers read {@link errno} right after a failing call, on the
+ * same thread, before anything else can overwrite it.
+ * @module
+ */
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  /** ioctl with an integer argument (or none). */
+  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
+  /** ioctl with a pointer to a JS buffer. */
+  ioctl_buf: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  /** ioctl with a raw pointer. */
+  ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "pointer"], result: "i32" },
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pread: { name: "pread64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pwrite: { name: "pwrite64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir64: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+  process_vm_readv: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
+  process_vm_writev: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
+  memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
+  memcpy: { parameters: ["pointer", "pointer", "usize"], result: "pointer" },
+  getpid: { parameters: [], result: "i32" },
+  gettid: { parameters: [], result: "i32" },
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  sysconf: { parameters: ["i32"], result: "i64" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The library kvmsh loads: glibc's soname on Linux. */
+export const LIBC_PATH = "libc.so.6";
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+
+/** The loaded C library (opened on first use, once per isolate). */
+export function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
+  lib ??= Deno.dlopen(LIBC_PATH, SYMBOLS);
+  return lib.symbols;
+}
+
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/** The calling thread's errno. Read it right after the failing call. */
+export function errno(): number {
+  errnoView ??= new Deno.UnsafePointerView(libc().__errno_location()!);
+  return errnoView.getInt32(0);
+}
+
+/** The C library's message for an errno value. */
+export function strerror(n: number): string {
+  const p = libc().strerror(n);
+  return p ? Deno.UnsafePointerView.getCString(p) : `errno ${n}`;
+}
+
+/** A NUL-terminated C string. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(s + "\0");
+}
+
+/** open(2) flags and mmap(2) constants (x86_64 Linux). */
+export const O = Object.freeze({ RDONLY: 0, WRONLY: 1, RDWR: 2, CLOEXEC: 0o2000000 });
+/** mmap protection bits. */
+export const PROT = Object.freeze({ NONE: 0, READ: 1, WRITE: 2, EXEC: 4 });
+/** mmap flags. */
+export const MAP = Object.freeze({ SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, NORESERVE: 0x4000 });
+/** madvise advice values kvmsh uses. */
+export const MADV = Object.freeze({ DONTNEED: 4, REMOVE: 9, POPULATE_READ: 22, POPULATE_WRITE: 23 });
+/** fcntl commands. */
+export const F = Object.freeze({ GETFD: 1, SETFD: 2, FD_CLOEXEC: 1 });
+/** `MAP_FAILED`, `(void *)-1`. */
+export const MAP_FAILED = 0xffffffffffffffffn;
+/** sysconf(_SC_PAGESIZE). */
+export const SC_PAGESIZE = 30;
+
+/** The page size of this host. */
+export function pageSize(): number {
+  return Number(libc().sysconf(SC_PAGESIZE));
+}

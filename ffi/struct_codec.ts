@@ -1,0 +1,134 @@
+/**
+ * A tiny struct layout language: each layout names its C struct, its size and every field's
+ * offset and type, once. Codecs read and write little-endian bytes from those layouts, so an
+ * offset is never written twice (ioctl numbers take their sizes from here too).
+ * @module
+ */
+
+/** A scalar C type. `u64`/`i64` read as bigint, the rest as number. */
+export type ScalarType = "u8" | "u16" | "u32" | "i32" | "u64" | "i64";
+
+/** One field: byte offset, type and, for arrays, the element count. */
+export interface FieldSpec {
+  readonly offset: number;
+  readonly type: ScalarType;
+  readonly count?: number;
+}
+
+/** A C struct's byte layout. */
+export interface StructLayout<F extends Record<string, FieldSpec> = Record<string, FieldSpec>> {
+  readonly name: string;
+  readonly size: number;
+  readonly fields: F;
+}
+
+/** The JS value of one field: bigint for 64-bit scalars, number otherwise, arrays for counted fields. */
+export type FieldValue<S extends FieldSpec> = S["count"] extends number
+  ? (S["type"] extends "u64" | "i64" ? bigint[] : number[])
+  : (S["type"] extends "u64" | "i64" ? bigint : number);
+
+/** Decoded struct: one property per field. */
+export type Decoded<F extends Record<string, FieldSpec>> = { [K in keyof F]: FieldValue<F[K]> };
+
+/** Input to an encoder: any subset of the fields; numbers are accepted for 64-bit fields. */
+export type Encodable<F extends Record<string, FieldSpec>> = {
+  [K in keyof F]?: F[K]["count"] extends number ? ArrayLike<number | bigint> : number | bigint;
+};
+
+const WIDTH: Record<ScalarType, number> = { u8: 1, u16: 2, u32: 4, i32: 4, u64: 8, i64: 8 };
+
+/** The byte width of a scalar type. */
+export function typeWidth(t: ScalarType): number {
+  return WIDTH[t];
+}
+
+/** Declares a layout and checks that no field runs past the end. */
+export function defineStruct<F extends Record<string, FieldSpec>>(
+  name: string,
+  size: number,
+  fields: F,
+): StructLayout<F> {
+  for (const [k, f] of Object.entries(fields)) {
+    if (f.offset + WIDTH[f.type] * (f.count ?? 1) > size) throw new Error(`${name}.${k} runs past ${size}`);
+  }
+  return Object.freeze({ name, size, fields: Object.freeze(fields) });
+}
+
+/** Reads one scalar at `off`. */
+export function readScalar(dv: DataView, off: number, t: ScalarType): number | bigint {
+  switch (t) {
+    case "u8":
+      return dv.getUint8(off);
+    case "u16":
+      return dv.getUint16(off, true);
+    case "u32":
+      return dv.getUint32(off, true);
+    case "i32":
+      return dv.getInt32(off, true);
+    case "u64":
+      return dv.getBigUint64(off, true);
+    case "i64":
+      return dv.getBigInt64(off, true);
+  }
+}
+
+/** Writes one scalar at `off` (numbers accepted for 64-bit types; values are wrapped to width). */
+export function writeScalar(dv: DataView, off: number, t: ScalarType, v: number | bigint): void {
+  switch (t) {
+    case "u8":
+      return dv.setUint8(off, Number(v));
+    case "u16":
+      return dv.setUint16(off, Number(v), true);
+    case "u32":
+      return dv.setUint32(off, Number(BigInt.asUintN(32, BigInt(v))), true);
+    case "i32":
+      return dv.setInt32(off, Number(v), true);
+    case "u64":
+      return dv.setBigUint64(off, BigInt.asUintN(64, BigInt(v)), true);
+    case "i64":
+      return dv.setBigInt64(off, BigInt.asIntN(64, BigInt(v)), true);
+  }
+}
+
+/** Encodes `values` into `into` (or a fresh zeroed buffer of the struct's size). */
+export function encode<F extends Record<string, FieldSpec>>(
+  layout: StructLayout<F>,
+  values: Encodable<F>,
+  into: Uint8Array<ArrayBuffer> = new Uint8Array(layout.size),
+  base = 0,
+): Uint8Array<ArrayBuffer> {
+  const dv = new DataView(into.buffer, into.byteOffset, into.byteLength);
+  for (const [k, v] of Object.entries(values) as [string, unknown][]) {
+    const f = layout.fields[k];
+    if (!f) throw new Error(`${layout.name} has no field ${k}`);
+    if (v === undefined) continue;
+    if (f.count !== undefined) {
+      const arr = v as ArrayLike<number | bigint>;
+      if (arr.length > f.count) throw new RangeError(`${layout.name}.${k} holds ${f.count} elements`);
+      for (let i = 0; i < arr.length; i++) writeScalar(dv, base + f.offset + i * WIDTH[f.type], f.type, arr[i]);
+    } else {
+      writeScalar(dv, base + f.offset, f.type, v as number | bigint);
+    }
+  }
+  return into;
+}
+
+/** Decodes every field of `layout` from `bytes` at `base`. */
+export function decode<F extends Record<string, FieldSpec>>(
+  layout: StructLayout<F>,
+  bytes: Uint8Array,
+  base = 0,
+): Decoded<F> {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Record<string, unknown> = {};
+  for (const [k, f] of Object.entries(layout.fields)) {
+    if (f.count !== undefined) {
+      const arr = [];
+      for (let i = 0; i < f.count; i++) arr.push(readScalar(dv, base + f.offset + i * WIDTH[f.type], f.type));
+      out[k] = arr;
+    } else {
+      out[k] = readScalar(dv, base + f.offset, f.type);
+    }
+  }
+  return out as Decoded<F>;
+}

@@ -1,0 +1,97 @@
+/**
+ * One error type for every failed syscall: which call, which ioctl, the errno by name and the
+ * C library's message, the arguments sent, and a hint where kvmsh knows why the kernel refuses.
+ * @module
+ */
+
+import { errno, strerror } from "../ffi/libc.ts";
+import { errnoName } from "../ffi/errno.ts";
+import { hintFor } from "./hints.ts";
+
+/** The arguments a failed call was given, for display (bigints print as hex). */
+export type CallArgs = Record<string, unknown>;
+
+/** A failed syscall or ioctl, as the kernel answered it. */
+export class KvmError extends Error {
+  /** The syscall: `ioctl`, `mmap`, `open`, `fallocate`, … */
+  readonly syscall: string;
+  /** The operation: the ioctl's kernel name for ioctls, else the syscall. */
+  readonly op: string;
+  /** errno number. */
+  readonly errno: number;
+  /** errno name, e.g. `EINVAL`. */
+  readonly errnoName: string;
+  /** The C library's message for the errno. */
+  readonly strerror: string;
+  /** What was sent. */
+  readonly args: CallArgs;
+  /** Why the kernel likely said no, when kvmsh knows. */
+  readonly hint?: string;
+
+  constructor(init: { syscall: string; op?: string; errno: number; args?: CallArgs; hint?: string }) {
+    const op = init.op ?? init.syscall;
+    const name = errnoName(init.errno);
+    const text = strerror(init.errno);
+    const args = init.args ?? {};
+    const hint = init.hint ?? hintFor(op, name, args);
+    super(`${op}: ${name} (${text})${formatArgs(args)}${hint ? ` — ${hint}` : ""}`);
+    this.name = "KvmError";
+    this.syscall = init.syscall;
+    this.op = op;
+    this.errno = init.errno;
+    this.errnoName = name;
+    this.strerror = text;
+    this.args = args;
+    this.hint = hint;
+  }
+
+  /** A plain object for `--json` output and reports. */
+  toJSON(): Record<string, unknown> {
+    return {
+      error: "KvmError",
+      syscall: this.syscall,
+      op: this.op,
+      errno: this.errno,
+      errnoName: this.errnoName,
+      strerror: this.strerror,
+      args: Object.fromEntries(Object.entries(this.args).map(([k, v]) => [k, jsonValue(v)])),
+      ...(this.hint ? { hint: this.hint } : {}),
+    };
+  }
+}
+
+function jsonValue(v: unknown): unknown {
+  return typeof v === "bigint" ? `0x${v.toString(16)}` : v;
+}
+
+function formatArgs(args: CallArgs): string {
+  const parts = Object.entries(args).map(([k, v]) => `${k}=${typeof v === "bigint" ? `0x${v.toString(16)}` : v}`);
+  return parts.length ? ` [${parts.join(" ")}]` : "";
+}
+
+/**
+ * Throws a KvmError built from the current errno when `ret` is negative; returns `ret` otherwise.
+ * Call it directly on the C result so errno is still the failing call's.
+ */
+export function check<T extends number | bigint>(
+  ret: T,
+  syscall: string,
+  op?: string,
+  args?: CallArgs,
+): T {
+  if (ret < 0) throw new KvmError({ syscall, op, errno: errno(), args });
+  return ret;
+}
+
+/** True when `e` is a KvmError with the given errno name. */
+export function isErrno(e: unknown, name: string): e is KvmError {
+  return e instanceof KvmError && e.errnoName === name;
+}
+
+/** An operation on an object that was already closed. */
+export class ClosedError extends Error {
+  constructor(what: string) {
+    super(`${what} is closed`);
+    this.name = "ClosedError";
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * What kvmsh knows about why the kernel says no: a hint per (operation, errno), shown with the
+ * error. Hints explain; they never replace the kernel's answer.
+ * @module
+ */
+
+type HintRule = (args: Record<string, unknown>) => string | undefined;
+
+const HINTS: Record<string, Record<string, HintRule>> = {
+  open: {
+    ENOENT: (a) =>
+      a.path === "/dev/kvm"
+        ? "no /dev/kvm: load the KVM module (modprobe kvm_intel or kvm_amd; kvm_pvm where nested) and enable virtualization"
+        : undefined,
+    EACCES: (a) =>
+      a.path === "/dev/kvm"
+        ? "no permission on /dev/kvm: add yourself to its group (sudo usermod -aG kvm $USER, then log in again) or run as root"
+        : undefined,
+    EPERM: (a) => (a.path === "/dev/kvm" ? "not permitted to open /dev/kvm (container or seccomp policy?)" : undefined),
+  },
+  KVM_SET_MEMORY_ATTRIBUTES: {
+    ENOTTY: () =>
+      "this VM type has no memory attributes (KVM_CAP_MEMORY_ATTRIBUTES=0 on this VM): private memory needs a VM type " +
+      "that supports it (sw-protected, snp, tdx) and a kernel built with it",
+    EINVAL: () => "address and size must be page aligned, size non-zero, attributes among KVM_CAP_MEMORY_ATTRIBUTES",
+    EFAULT: () => "the kernel could not read the struct",
+  },
+  KVM_CREATE_GUEST_MEMFD: {
+    EINVAL: (a) =>
+      typeof a.size === "bigint" && (a.size === 0n || a.size % 4096n !== 0n)
+        ? "size must be a non-zero multiple of the page size"
+        : "flags must be among KVM_CAP_GUEST_MEMFD_FLAGS on this VM (INIT_SHARED may need MMAP on some kernels)",
+    ENOTTY: () => "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)",
+  },
+  KVM_SET_USER_MEMORY_REGION2: {
+    EINVAL: () =>
+      "check alignment of GPA/size/offset, that the gmem range is inside the file and not bound twice, that a " +
+      "gmem slot has no readonly/log-dirty, and that an existing gmem slot is only deleted, never changed",
+    EEXIST: () => "the GPA range overlaps another memslot",
+    EBADF: () => "guest_memfd is not an open file descriptor",
+  },
+  KVM_CREATE_VM: {
+    EINVAL: () => "this host does not accept that VM type (see KVM_CAP_VM_TYPES)",
+  },
+  KVM_ENABLE_CAP: {
+    EINVAL: () => "the cap cannot be enabled here, or its args are out of range",
+  },
+  KVM_RUN: {
+    EINTR: () => "interrupted (kick, signal or immediate_exit): the vCPU can run again",
+    EFAULT: () => "a memory fault the kernel could not resolve; see the exit (MEMORY_FAULT) for the GPA",
+  },
+  mmap: {
+    ENODEV: () => "this guest_memfd was created without the mmap flag",
+    EINVAL: (a) =>
+      a.shared === false ? "guest_memfd supports only MAP_SHARED mappings" : "offset/length must be page aligned",
+  },
+  fallocate: {
+    EINVAL: () => "offset and length must be page aligned, inside the file, and non-zero",
+    EOPNOTSUPP: () => "guest_memfd supports only plain allocate (mode 0 or KEEP_SIZE) and PUNCH_HOLE|KEEP_SIZE",
+  },
+  process_vm_readv: {
+    EFAULT: () => "the page is not accessible from the host (private guest_memfd memory would SIGBUS)",
+  },
+  process_vm_writev: {
+    EFAULT: () => "the page is not accessible from the host (private guest_memfd memory would SIGBUS)",
+  },
+};
+
+/** The hint for an operation's errno, if kvmsh knows one. */
+export function hintFor(op: string, errnoName: string, args: Record<string, unknown> = {}): string | undefined {
+  return HINTS[op]?.[errnoName]?.(args);
+}

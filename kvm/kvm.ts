@@ -1,0 +1,97 @@
+/**
+ * `/dev/kvm`: the system fd. API version, capabilities, and VM creation.
+ * @module
+ */
+
+import { cstr, errno, libc, O } from "../ffi/libc.ts";
+import { CAP, capName } from "../ffi/caps.ts";
+import { IOCTL, VM_TYPES, vmTypeName } from "../ffi/uapi.ts";
+import { KvmError } from "./errors.ts";
+import { ioctlInt, OwnedFd } from "./fd.ts";
+import { Vm } from "./vm.ts";
+
+/** Where KVM lives. */
+export const KVM_DEVICE = "/dev/kvm";
+
+/** The KVM system fd. Closing it closes every VM it created. */
+export class Kvm {
+  readonly #fd: OwnedFd;
+  readonly #vms = new Set<Vm>();
+  #nextVm = 0;
+
+  private constructor(fd: number, readonly path: string) {
+    this.#fd = new OwnedFd(fd, path);
+  }
+
+  /**
+   * Opens `/dev/kvm` (O_RDWR|O_CLOEXEC). A missing device or a permission problem throws a
+   * KvmError whose hint says how to fix it.
+   */
+  static open(path = KVM_DEVICE): Kvm {
+    const fd = libc().open(cstr(path), O.RDWR | O.CLOEXEC, 0);
+    if (fd < 0) throw new KvmError({ syscall: "open", errno: errno(), args: { path } });
+    return new Kvm(fd, path);
+  }
+
+  /** The fd number. */
+  get fd(): number {
+    return this.#fd.fd;
+  }
+
+  /** True until closed. */
+  get open(): boolean {
+    return this.#fd.open;
+  }
+
+  /** KVM_GET_API_VERSION (12 on every KVM since 2.6.22). */
+  apiVersion(): number {
+    return ioctlInt(this.fd, IOCTL.KVM_GET_API_VERSION);
+  }
+
+  /** KVM_CHECK_EXTENSION on the system fd: 0 means absent; some caps answer a count or mask. */
+  checkExtension(cap: number): number {
+    return ioctlInt(this.fd, IOCTL.KVM_CHECK_EXTENSION, cap, { cap: capName(cap) });
+  }
+
+  /** KVM_GET_VCPU_MMAP_SIZE: the size of a vCPU's kvm_run mapping. */
+  vcpuMmapSize(): number {
+    return ioctlInt(this.fd, IOCTL.KVM_GET_VCPU_MMAP_SIZE);
+  }
+
+  /** The VM types KVM_CAP_VM_TYPES says this host accepts (bit N = type N; default only if the cap is absent). */
+  vmTypes(): number {
+    const v = this.checkExtension(CAP.VM_TYPES);
+    return v === 0 ? 1 : v;
+  }
+
+  /**
+   * KVM_CREATE_VM. `type` is a name (`default`, `sw-protected`, `sev`, `sev-es`, `snp`, `tdx`)
+   * or a raw number, which is sent as is.
+   */
+  createVm(type: string | number = "default"): Vm {
+    const t = typeof type === "number" ? type : VM_TYPES[type];
+    if (t === undefined) {
+      throw new RangeError(`unknown VM type '${type}' (known: ${Object.keys(VM_TYPES).join(", ")}, or a number)`);
+    }
+    const fd = ioctlInt(this.fd, IOCTL.KVM_CREATE_VM, t, { type: vmTypeName(t) });
+    const vm = new Vm(this, fd, t, `vm${this.#nextVm++}`, (v) => this.#vms.delete(v));
+    this.#vms.add(vm);
+    return vm;
+  }
+
+  /** The VMs still open. */
+  get vms(): Vm[] {
+    return [...this.#vms];
+  }
+
+  /** Closes every VM, then the system fd. Safe to call twice. */
+  close(): void {
+    for (const vm of [...this.#vms]) vm.close();
+    this.#fd.close();
+  }
+
+  /** `using kvm = Kvm.open()` closes it at scope end. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

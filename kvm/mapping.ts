@@ -1,0 +1,247 @@
+/**
+ * A host mapping (mmap) and fault-safe access to it. Reads and writes go through
+ * process_vm_readv/writev on our own pid: where a load would raise SIGBUS (private
+ * guest_memfd memory) the kernel answers EFAULT instead, so the process never dies.
+ * @module
+ */
+
+import { IOVEC } from "../ffi/structs.ts";
+import { encode } from "../ffi/struct_codec.ts";
+import { errno, libc, MAP, MAP_FAILED, PROT } from "../ffi/libc.ts";
+import { ClosedError, KvmError } from "./errors.ts";
+import { hex } from "./units.ts";
+
+/** How a mapping was made (shown by `list`/`stat`). */
+export interface MappingInfo {
+  /** What is mapped: `anon`, `gmem0`, … */
+  source: string;
+  /** File offset of the mapping's first byte (0 for anonymous memory). */
+  offset: bigint;
+  /** MAP_SHARED (true) or MAP_PRIVATE. */
+  shared: boolean;
+  /** Protection, as `rw`, `r`, … */
+  prot: string;
+}
+
+/** A fault on the fault-safe path: where it happened and how much was done before. */
+export class MemoryFaultError extends KvmError {
+  /** Offset (in the mapping) of the first byte that faulted. */
+  readonly faultOffset: bigint;
+  constructor(syscall: string, e: number, args: Record<string, unknown>, faultOffset: bigint) {
+    super({ syscall, errno: e, args: { ...args, fault_at: faultOffset } });
+    this.name = "MemoryFaultError";
+    this.faultOffset = faultOffset;
+  }
+}
+
+const CHUNK = 1 << 20;
+const PID = () => libc().getpid();
+
+/** Parses `rw`/`r`/`rwx`/`none` into PROT bits. */
+export function parseProt(text: string): number {
+  if (text === "none" || text === "") return PROT.NONE;
+  let p = 0;
+  for (const c of text) {
+    if (c === "r") p |= PROT.READ;
+    else if (c === "w") p |= PROT.WRITE;
+    else if (c === "x") p |= PROT.EXEC;
+    else throw new RangeError(`bad protection '${text}' (use r, rw, rwx, none)`);
+  }
+  return p;
+}
+
+/** mmap(2), throwing a KvmError with the arguments on failure. */
+export function mmapRaw(
+  length: bigint,
+  prot: number,
+  flags: number,
+  fd: number,
+  offset: bigint,
+): Deno.PointerObject {
+  const p = libc().mmap(null, length, prot, flags, fd, offset);
+  if (p === null || Deno.UnsafePointer.value(p) === MAP_FAILED) {
+    throw new KvmError({
+      syscall: "mmap",
+      errno: errno(),
+      args: { length, prot, shared: (flags & MAP.SHARED) !== 0, fd, offset },
+    });
+  }
+  return p;
+}
+
+/** A live mmap region. Unmapped exactly once, by its owner or by {@link Mapping.unmap}. */
+export class Mapping {
+  #ptr: Deno.PointerObject | null;
+  #onUnmap?: (m: Mapping) => void;
+  readonly iovLocal = new Uint8Array(IOVEC.size);
+  readonly iovRemote = new Uint8Array(IOVEC.size);
+
+  /**
+   * @param ptr the mapped address.
+   * @param size length in bytes.
+   * @param info how it was made.
+   * @param onUnmap called once after munmap (owners drop it from their lists).
+   */
+  constructor(
+    ptr: Deno.PointerObject,
+    readonly size: bigint,
+    readonly info: MappingInfo,
+    onUnmap?: (m: Mapping) => void,
+  ) {
+    this.#ptr = ptr;
+    this.#onUnmap = onUnmap;
+  }
+
+  /** Maps anonymous private memory (what a plain memslot uses). */
+  static anonymous(size: bigint, prot = PROT.READ | PROT.WRITE): Mapping {
+    const p = mmapRaw(size, prot, MAP.PRIVATE | MAP.ANONYMOUS | MAP.NORESERVE, -1, 0n);
+    return new Mapping(p, size, { source: "anon", offset: 0n, shared: false, prot: protText(prot) });
+  }
+
+  /** True until unmapped. */
+  get mapped(): boolean {
+    return this.#ptr !== null;
+  }
+
+  /** The mapping's pointer. */
+  get pointer(): Deno.PointerObject {
+    if (!this.#ptr) throw new ClosedError(`mapping of ${this.info.source}`);
+    return this.#ptr;
+  }
+
+  /** The host virtual address (what a memslot's userspace_addr takes). */
+  get address(): bigint {
+    return BigInt(Deno.UnsafePointer.value(this.pointer));
+  }
+
+  #range(offset: bigint, length: bigint, what: string): void {
+    if (offset < 0n || length < 0n || offset + length > this.size) {
+      throw new RangeError(`${what} ${hex(offset)}+${hex(length)} is outside the mapping (size ${hex(this.size)})`);
+    }
+  }
+
+  #vm(op: "process_vm_readv" | "process_vm_writev", offset: bigint, buf: Uint8Array<ArrayBuffer>, len: number): void {
+    const l = libc();
+    let done = 0;
+    while (done < len) {
+      const n = Math.min(len - done, CHUNK);
+      encode(IOVEC, {
+        iov_base: BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))) + BigInt(done),
+        iov_len: n,
+      }, this.iovLocal);
+      encode(IOVEC, { iov_base: this.address + offset + BigInt(done), iov_len: n }, this.iovRemote);
+      const r = op === "process_vm_readv"
+        ? l.process_vm_readv(PID(), this.iovLocal, 1n, this.iovRemote, 1n, 0n)
+        : l.process_vm_writev(PID(), this.iovLocal, 1n, this.iovRemote, 1n, 0n);
+      const got = Number(r);
+      if (got < 0) {
+        throw new MemoryFaultError(
+          op,
+          errno(),
+          { source: this.info.source, offset, length: BigInt(len) },
+          offset + BigInt(done),
+        );
+      }
+      if (got === 0) {
+        throw new MemoryFaultError(
+          op,
+          14,
+          { source: this.info.source, offset, length: BigInt(len) },
+          offset + BigInt(done),
+        );
+      }
+      done += got;
+    }
+  }
+
+  /** Reads `length` bytes at `offset`, fault-safe: a fault throws {@link MemoryFaultError} (EFAULT). */
+  read(offset: bigint, length: number): Uint8Array<ArrayBuffer> {
+    this.#range(offset, BigInt(length), "read");
+    const buf = new Uint8Array(length);
+    if (length) this.#vm("process_vm_readv", offset, buf, length);
+    return buf;
+  }
+
+  /** Writes `bytes` at `offset`, fault-safe. */
+  write(offset: bigint, bytes: Uint8Array): void {
+    this.#range(offset, BigInt(bytes.length), "write");
+    const copy = new Uint8Array(bytes);
+    if (copy.length) this.#vm("process_vm_writev", offset, copy, copy.length);
+  }
+
+  /** Fills `length` bytes at `offset` with `value`, fault-safe. */
+  fill(offset: bigint, length: bigint, value: number): void {
+    this.#range(offset, length, "fill");
+    const chunk = new Uint8Array(Number(length < BigInt(CHUNK) ? length : BigInt(CHUNK))).fill(value);
+    for (let done = 0n; done < length;) {
+      const n = length - done < BigInt(chunk.length) ? Number(length - done) : chunk.length;
+      this.#vm("process_vm_writev", offset + done, chunk, n);
+      done += BigInt(n);
+    }
+  }
+
+  /**
+   * Checks that `length` bytes at `offset` all equal `value`, fault-safe. Returns the offset of
+   * the first byte that differs (and its value), or undefined when all match.
+   */
+  verify(offset: bigint, length: bigint, value: number): { offset: bigint; found: number } | undefined {
+    this.#range(offset, length, "verify");
+    const buf = new Uint8Array(Number(length < BigInt(CHUNK) ? length : BigInt(CHUNK)));
+    for (let done = 0n; done < length;) {
+      const n = length - done < BigInt(buf.length) ? Number(length - done) : buf.length;
+      this.#vm("process_vm_readv", offset + done, buf, n);
+      for (let i = 0; i < n; i++) {
+        if (buf[i] !== value) return { offset: offset + done + BigInt(i), found: buf[i] };
+      }
+      done += BigInt(n);
+    }
+    return undefined;
+  }
+
+  /** True when the byte at `offset` can be read without a fault. */
+  readable(offset: bigint): boolean {
+    try {
+      this.read(offset, 1);
+      return true;
+    } catch (e) {
+      if (e instanceof MemoryFaultError) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * A direct view of the mapped bytes, with no fault protection: a load from an inaccessible
+   * page kills the process with SIGBUS. Only for ranges proven accessible (bulk fast paths).
+   */
+  unsafeView(offset: bigint, length: number): Uint8Array<ArrayBuffer> {
+    this.#range(offset, BigInt(length), "view");
+    const p = Deno.UnsafePointer.offset(this.pointer, Number(offset));
+    return new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p!, length));
+  }
+
+  /** munmap; later calls do nothing. */
+  unmap(): void {
+    if (!this.#ptr) return;
+    const r = libc().munmap(this.#ptr, this.size);
+    if (r < 0) throw new KvmError({ syscall: "munmap", errno: errno(), args: { source: this.info.source } });
+    this.#ptr = null;
+    this.#onUnmap?.(this);
+  }
+
+  /** A plain description for listings. */
+  describe(): Record<string, unknown> {
+    return {
+      source: this.info.source,
+      address: this.mapped ? hex(this.address) : null,
+      size: this.size,
+      offset: this.info.offset,
+      shared: this.info.shared,
+      prot: this.info.prot,
+    };
+  }
+}
+
+/** PROT bits as `rwx` text. */
+export function protText(p: number): string {
+  return `${p & PROT.READ ? "r" : ""}${p & PROT.WRITE ? "w" : ""}${p & PROT.EXEC ? "x" : ""}` || "none";
+}

@@ -1,0 +1,339 @@
+/**
+ * A VM fd: capabilities, guest_memfd, memslots, memory attributes, vCPUs, and guest memory
+ * access by guest physical address.
+ * @module
+ */
+
+import { CAP, capName } from "../ffi/caps.ts";
+import { GUEST_MEMFD_FLAGS, IOCTL, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS, vmTypeName } from "../ffi/uapi.ts";
+import {
+  KVM_CREATE_GUEST_MEMFD_ARGS,
+  KVM_ENABLE_CAP_ARGS,
+  KVM_MEMORY_ATTRIBUTES_ARGS,
+  KVM_USERSPACE_MEMORY_REGION,
+  KVM_USERSPACE_MEMORY_REGION2,
+} from "../ffi/structs.ts";
+import { encode } from "../ffi/struct_codec.ts";
+import { ioctlBuf, ioctlInt, OwnedFd } from "./fd.ts";
+import { GuestMemfd } from "./guest_memfd.ts";
+import { Mapping } from "./mapping.ts";
+import { MemoryRegion2, Memslot, MemslotSpec } from "./memslot.ts";
+import { hex } from "./units.ts";
+import type { Kvm } from "./kvm.ts";
+
+/** Something a VM owns and closes when it closes (vCPUs, for instance). */
+export interface VmChild {
+  close(): void;
+}
+
+/** One KVM_SET_MEMORY_ATTRIBUTES call and the kernel's answer. */
+export interface AttributeRecord {
+  gpa: bigint;
+  size: bigint;
+  attributes: bigint;
+  /** `ok` or the errno name. */
+  result: string;
+}
+
+/** Where a guest physical range lives on the host. */
+export interface GpaTarget {
+  slot: Memslot;
+  mapping: Mapping;
+  offset: bigint;
+}
+
+/** A VM. Closing it closes its vCPUs, guest_memfds, memslot backings and the fd. */
+export class Vm {
+  readonly #fd: OwnedFd;
+  readonly #gmems = new Set<GuestMemfd>();
+  readonly #slots = new Map<number, Memslot>();
+  readonly #children = new Set<VmChild>();
+  readonly #attributes: AttributeRecord[] = [];
+  #nextGmem = 0;
+
+  /** Made by {@link Kvm.createVm}. */
+  constructor(
+    readonly kvm: Kvm,
+    fd: number,
+    readonly type: number,
+    readonly name: string,
+    private readonly onClose: (vm: Vm) => void,
+  ) {
+    this.#fd = new OwnedFd(fd, name);
+  }
+
+  /** The fd number. */
+  get fd(): number {
+    return this.#fd.fd;
+  }
+
+  /** True until closed. */
+  get open(): boolean {
+    return this.#fd.open;
+  }
+
+  /** The VM type's name. */
+  get typeName(): string {
+    return vmTypeName(this.type);
+  }
+
+  /** KVM_CHECK_EXTENSION on the VM fd: the answer for this VM's type. */
+  checkExtension(cap: number): number {
+    return ioctlInt(this.fd, IOCTL.KVM_CHECK_EXTENSION, cap, { cap: capName(cap) });
+  }
+
+  /** KVM_ENABLE_CAP on the VM fd. */
+  enableCap(cap: number, args: readonly bigint[] = [], flags = 0): void {
+    const buf = encode(KVM_ENABLE_CAP_ARGS, { cap, flags, args });
+    ioctlBuf(this.fd, IOCTL.KVM_ENABLE_CAP, buf, { cap: capName(cap), flags, args: args.map((a) => hex(a)).join(",") });
+  }
+
+  /** The guest_memfd flags KVM_CAP_GUEST_MEMFD_FLAGS reports for this VM. */
+  supportedGmemFlags(): bigint {
+    return BigInt(this.checkExtension(CAP.GUEST_MEMFD_FLAGS) >>> 0);
+  }
+
+  /**
+   * KVM_CREATE_GUEST_MEMFD. `flags` are names (`mmap,init-shared`) or bits; whatever is given
+   * is sent, so the kernel's answer to odd input can be seen.
+   */
+  createGuestMemfd(size: bigint, flags: bigint | string = 0n): GuestMemfd {
+    const f = typeof flags === "string" ? GUEST_MEMFD_FLAGS.parse(flags) : flags;
+    const buf = encode(KVM_CREATE_GUEST_MEMFD_ARGS, { size, flags: f });
+    const fd = ioctlBuf(this.fd, IOCTL.KVM_CREATE_GUEST_MEMFD, buf, {
+      size,
+      flags: GUEST_MEMFD_FLAGS.format(f) || "0",
+    });
+    const g = new GuestMemfd(this, fd, size, f, `gmem${this.#nextGmem++}`, (x) => this.#gmems.delete(x));
+    this.#gmems.add(g);
+    return g;
+  }
+
+  /** The open guest_memfds of this VM. */
+  get gmems(): GuestMemfd[] {
+    return [...this.#gmems];
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION2 exactly as given (no tracking): for probing the kernel's rules. */
+  setUserMemoryRegion2(r: MemoryRegion2): void {
+    const buf = encode(KVM_USERSPACE_MEMORY_REGION2, {
+      slot: r.slot,
+      flags: r.flags,
+      guest_phys_addr: r.guestPhysAddr,
+      memory_size: r.memorySize,
+      userspace_addr: r.userspaceAddr,
+      guest_memfd_offset: r.guestMemfdOffset,
+      guest_memfd: r.guestMemfd,
+    });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_USER_MEMORY_REGION2, buf, {
+      slot: r.slot,
+      flags: MEMSLOT_FLAGS.format(r.flags) || "0",
+      gpa: r.guestPhysAddr,
+      size: r.memorySize,
+      userspace_addr: r.userspaceAddr,
+      gmem_fd: r.guestMemfd,
+      gmem_offset: r.guestMemfdOffset,
+    });
+  }
+
+  /** The legacy KVM_SET_USER_MEMORY_REGION exactly as given. */
+  setUserMemoryRegion(r: Omit<MemoryRegion2, "guestMemfd" | "guestMemfdOffset">): void {
+    const buf = encode(KVM_USERSPACE_MEMORY_REGION, {
+      slot: r.slot,
+      flags: r.flags,
+      guest_phys_addr: r.guestPhysAddr,
+      memory_size: r.memorySize,
+      userspace_addr: r.userspaceAddr,
+    });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_USER_MEMORY_REGION, buf, {
+      slot: r.slot,
+      flags: MEMSLOT_FLAGS.format(r.flags) || "0",
+      gpa: r.guestPhysAddr,
+      size: r.memorySize,
+      userspace_addr: r.userspaceAddr,
+    });
+  }
+
+  /**
+   * Creates or changes memslot `spec.slot` through KVM_SET_USER_MEMORY_REGION2 and tracks it.
+   * Memory it allocates (userspace `anon`) is released when the slot is deleted or the VM closes.
+   */
+  addMemslot(spec: MemslotSpec): Memslot {
+    let flags = typeof spec.flags === "string" ? MEMSLOT_FLAGS.parse(spec.flags) : spec.flags ?? 0n;
+    if (spec.gmem) flags |= MEMSLOT_FLAGS.bits["guest-memfd"];
+    const gmemOffset = spec.gmemOffset ?? 0n;
+    const choice = spec.userspace ?? (spec.gmem ? (spec.gmem.mmapable ? "gmem" : "none") : "anon");
+    let backing: Mapping | undefined;
+    let backingOffset = 0n;
+    let owns = false;
+    let uaddr = 0n;
+    if (choice === "anon") {
+      backing = Mapping.anonymous(spec.size);
+      owns = true;
+    } else if (choice === "gmem") {
+      if (!spec.gmem) throw new RangeError("userspace 'gmem' needs a guest_memfd");
+      backing = spec.gmem.mapping();
+      backingOffset = gmemOffset;
+    } else if (choice instanceof Mapping) {
+      backing = choice;
+    } else if (typeof choice === "bigint") {
+      uaddr = choice;
+    }
+    if (backing) uaddr = backing.address + backingOffset;
+    const region: MemoryRegion2 = {
+      slot: spec.slot,
+      flags,
+      guestPhysAddr: spec.gpa,
+      memorySize: spec.size,
+      userspaceAddr: uaddr,
+      guestMemfdOffset: spec.gmem ? gmemOffset : 0n,
+      guestMemfd: spec.gmem?.fd ?? 0,
+    };
+    try {
+      this.setUserMemoryRegion2(region);
+    } catch (e) {
+      if (owns) backing?.unmap();
+      throw e;
+    }
+    const old = this.#slots.get(spec.slot);
+    if (old?.ownsBacking && old.backing !== backing) old.backing?.unmap();
+    const slot = new Memslot(region, spec.gmem, backing, backingOffset, owns);
+    if (spec.size === 0n) this.#slots.delete(spec.slot);
+    else this.#slots.set(spec.slot, slot);
+    return slot;
+  }
+
+  /** Deletes memslot `id` (memory_size 0) and releases memory the slot allocated. */
+  deleteMemslot(id: number): void {
+    const s = this.#slots.get(id);
+    this.setUserMemoryRegion2({
+      slot: id,
+      flags: s?.region.flags ?? 0n,
+      guestPhysAddr: s?.gpa ?? 0n,
+      memorySize: 0n,
+      userspaceAddr: s?.region.userspaceAddr ?? 0n,
+      guestMemfdOffset: s?.region.guestMemfdOffset ?? 0n,
+      guestMemfd: s?.region.guestMemfd ?? 0,
+    });
+    this.#slots.delete(id);
+    if (s?.ownsBacking) s.backing?.unmap();
+  }
+
+  /** The memslots kvmsh created, by slot id. */
+  get memslots(): Memslot[] {
+    return [...this.#slots.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** The memslot with id `id`, if kvmsh created it. */
+  memslot(id: number): Memslot | undefined {
+    return this.#slots.get(id);
+  }
+
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES: always sent, so the kernel's answer shows (ENOTTY on a VM type
+   * without private memory). Every call and its answer is kept for {@link attributeLog}.
+   */
+  setMemoryAttributes(gpa: bigint, size: bigint, attributes: bigint, flags = 0n): void {
+    const buf = encode(KVM_MEMORY_ATTRIBUTES_ARGS, { address: gpa, size, attributes, flags });
+    const rec: AttributeRecord = { gpa, size, attributes, result: "ok" };
+    try {
+      ioctlBuf(this.fd, IOCTL.KVM_SET_MEMORY_ATTRIBUTES, buf, {
+        gpa,
+        size,
+        attributes: MEMORY_ATTRIBUTES.format(attributes) || "shared",
+        flags,
+      });
+    } catch (e) {
+      rec.result = (e as { errnoName?: string }).errnoName ?? "error";
+      throw e;
+    } finally {
+      this.#attributes.push(rec);
+    }
+  }
+
+  /** Marks a range private (KVM_MEMORY_ATTRIBUTE_PRIVATE). */
+  setPrivate(gpa: bigint, size: bigint): void {
+    this.setMemoryAttributes(gpa, size, MEMORY_ATTRIBUTES.bits.private);
+  }
+
+  /** Marks a range shared (attributes 0). */
+  setShared(gpa: bigint, size: bigint): void {
+    this.setMemoryAttributes(gpa, size, 0n);
+  }
+
+  /** Every KVM_SET_MEMORY_ATTRIBUTES sent to this VM and the kernel's answer. */
+  get attributeLog(): readonly AttributeRecord[] {
+    return this.#attributes;
+  }
+
+  /**
+   * The host mapping behind `[gpa, gpa+length)`: the slot's userspace memory, or for a gmem
+   * slot without it, the gmem's own mapping. Throws RangeError where no slot covers the range.
+   */
+  resolveGpa(gpa: bigint, length: bigint): GpaTarget {
+    const slot = this.memslots.find((s) => s.contains(gpa));
+    if (!slot) throw new RangeError(`no memslot covers GPA ${hex(gpa)}`);
+    if (gpa + length > slot.gpa + slot.size) {
+      throw new RangeError(
+        `GPA ${hex(gpa)}+${hex(length)} runs past slot ${slot.id} (ends at ${hex(slot.gpa + slot.size)})`,
+      );
+    }
+    const within = gpa - slot.gpa;
+    if (slot.backing) return { slot, mapping: slot.backing, offset: slot.backingOffset + within };
+    if (slot.gmem?.mmapable) {
+      return { slot, mapping: slot.gmem.mapping(), offset: slot.region.guestMemfdOffset + within };
+    }
+    throw new RangeError(`slot ${slot.id} has no host mapping (userspace_addr none, gmem without mmap)`);
+  }
+
+  /** Fault-safe read of guest memory by GPA. */
+  readGuest(gpa: bigint, length: number): Uint8Array {
+    const t = this.resolveGpa(gpa, BigInt(length));
+    return t.mapping.read(t.offset, length);
+  }
+
+  /** Fault-safe write of guest memory by GPA. */
+  writeGuest(gpa: bigint, bytes: Uint8Array): void {
+    const t = this.resolveGpa(gpa, BigInt(bytes.length));
+    t.mapping.write(t.offset, bytes);
+  }
+
+  /** Registers something the VM closes when it closes (vCPUs). */
+  adopt<T extends VmChild>(child: T): T {
+    this.#children.add(child);
+    return child;
+  }
+
+  /** Forgets a child that closed itself. */
+  release(child: VmChild): void {
+    this.#children.delete(child);
+  }
+
+  /** Closes vCPUs, guest_memfds, memslot backings, then the VM fd. Safe to call twice. */
+  close(): void {
+    if (!this.#fd.open) return;
+    for (const c of [...this.#children]) c.close();
+    this.#children.clear();
+    this.#fd.close();
+    for (const s of this.#slots.values()) if (s.ownsBacking) s.backing?.unmap();
+    this.#slots.clear();
+    for (const g of [...this.#gmems]) g.close();
+    this.onClose(this);
+  }
+
+  /** `using vm = kvm.createVm()` */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** A plain description for listings. */
+  describe(): Record<string, unknown> {
+    return {
+      name: this.name,
+      fd: this.open ? this.fd : -1,
+      type: this.typeName,
+      gmems: this.gmems.map((g) => g.name),
+      memslots: this.memslots.map((s) => s.id),
+    };
+  }
+}

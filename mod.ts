@@ -1,0 +1,61 @@
+/**
+ * kvmsh's public API: the same verbs as the REPL, for scenarios and scripts.
+ *
+ * ```ts
+ * import { openKvm } from "./mod.ts";
+ * using kvm = openKvm();
+ * using vm = kvm.createVm();
+ * const gmem = vm.createGuestMemfd(2n << 20n, "mmap,init-shared");
+ * gmem.fillMem(0n, 4096n, 0xaa);
+ * ```
+ * @module
+ */
+
+import { Kvm, KVM_DEVICE } from "./kvm/kvm.ts";
+
+export { Kvm, KVM_DEVICE } from "./kvm/kvm.ts";
+export { Vm } from "./kvm/vm.ts";
+export type { AttributeRecord, GpaTarget, VmChild } from "./kvm/vm.ts";
+export { GuestMemfd } from "./kvm/guest_memfd.ts";
+export type { GmemMmapOptions, GmemStat } from "./kvm/guest_memfd.ts";
+export { Memslot } from "./kvm/memslot.ts";
+export type { MemoryRegion2, MemslotSpec, UserspaceChoice } from "./kvm/memslot.ts";
+export { Mapping, MemoryFaultError, parseProt } from "./kvm/mapping.ts";
+export type { MappingInfo } from "./kvm/mapping.ts";
+export { ClosedError, isErrno, KvmError } from "./kvm/errors.ts";
+export { hintFor } from "./kvm/hints.ts";
+export { formatSize, hex, humanSize, parseU64 } from "./kvm/units.ts";
+export { hostReport, kernelRelease, moduleInfo, VENDOR_MODULES, vendorModules } from "./kvm/host.ts";
+export type { CapReport, HostReport, ModuleInfo } from "./kvm/host.ts";
+export {
+  CAP,
+  CAP_NAMES,
+  CAP_VALUE_FLAGS,
+  capName,
+  CAPS_UAPI_VERSION,
+  describeCapValue,
+  REPORT_CAPS,
+  resolveCap,
+} from "./ffi/caps.ts";
+export {
+  EXIT,
+  EXIT_REASON_NAMES,
+  exitReasonName,
+  FALLOC,
+  GUEST_MEMFD_FLAGS,
+  IOCTL,
+  ioctlName,
+  MEMORY_ATTRIBUTES,
+  MEMORY_EXIT_FLAGS,
+  MEMSLOT_FLAGS,
+  VM_TYPES,
+  vmTypeName,
+} from "./ffi/uapi.ts";
+export { ERRNO, ERRNO_NAMES, errnoName, parseErrno } from "./ffi/errno.ts";
+export { FlagSet } from "./ffi/flags.ts";
+export { PROT } from "./ffi/libc.ts";
+
+/** Opens `/dev/kvm` (or `path`). Throws a KvmError with a fix-it hint when KVM is missing or not permitted. */
+export function openKvm(path: string = KVM_DEVICE): Kvm {
+  return Kvm.open(path);
+}
