@@ -12,6 +12,7 @@ import { KvmError } from "./errors.ts";
 import { OwnedFd } from "./fd.ts";
 import { Mapping, mmapRaw, protText } from "./mapping.ts";
 import { hex } from "./units.ts";
+import { touchInChild, type TouchResult } from "./child_touch.ts";
 import type { Vm } from "./vm.ts";
 
 /** What fstat says of a guest_memfd. */
@@ -208,6 +209,16 @@ export class GuestMemfd {
     const fd = this.fd;
     if (libc().fcntl(fd, F.SETFD, 0n) < 0) throw new KvmError({ syscall: "fcntl", errno: errno(), args: { fd } });
     return fd;
+  }
+
+  /**
+   * A real access to file offset `offset` in a child process (mapping the page around it):
+   * where the fault-safe path reports EFAULT, this shows whether a user access gets SIGBUS.
+   */
+  touchInChild(offset: bigint, mode: "read" | "write" = "read", value = 0): Promise<TouchResult> {
+    const page = 4096n;
+    const base = offset - (offset % page);
+    return touchInChild(this.inheritable(), base, page, offset - base, mode, value);
   }
 
   /** Unmaps every mapping and closes the fd; safe to call twice. */
