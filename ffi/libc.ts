@@ -21,6 +21,7 @@ const SYMBOLS = {
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   pread: { name: "pread64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
@@ -72,7 +73,9 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
 }
 
 /** open(2) flags and mmap(2) constants (x86_64 Linux). */
-export const O = Object.freeze({ RDONLY: 0, WRONLY: 1, RDWR: 2, CLOEXEC: 0o2000000 });
+export const O = Object.freeze({ RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 });
+/** lseek(2) whence values. */
+export const SEEK = Object.freeze({ SET: 0, CUR: 1, END: 2 });
 /** mmap protection bits. */
 export const PROT = Object.freeze({ NONE: 0, READ: 1, WRITE: 2, EXEC: 4 });
 /** mmap flags. */
