@@ -1,9 +1,15 @@
 /**
  * A real load or store of guest_memfd memory in a child process: the observation the kernel
- * selftests make with TEST_EXPECT_SIGBUS. The child inherits the fd, maps it and touches one
- * byte; kvmsh reports how it ended (SIGBUS, another signal, or the byte).
+ * selftests make with TEST_EXPECT_SIGBUS. The child inherits the fd, maps it and touches it;
+ * kvmsh reports how it ended (SIGBUS, another signal, or the byte).
  * @module
  */
+
+import { errno, F, libc } from "../ffi/libc.ts";
+import { KvmError } from "./errors.ts";
+
+/** What the child does: load one byte, store one byte, or memset a range. */
+export type TouchMode = "read" | "write" | "fill";
 
 /** How the child's access ended. */
 export interface TouchResult {
@@ -19,17 +25,26 @@ export interface TouchResult {
 
 const CHILD = new URL("./child_touch_main.ts", import.meta.url);
 
+function setCloexec(fd: number, on: boolean): void {
+  if (libc().fcntl(fd, F.SETFD, on ? BigInt(F.FD_CLOEXEC) : 0n) < 0) {
+    throw new KvmError({ syscall: "fcntl", errno: errno(), args: { fd, cloexec: on } });
+  }
+}
+
 /**
- * Touches byte `accessOffset` of a mapping of `fd` (file range `mapOffset`, `mapLength`) in a
- * child Deno process. The fd must be inheritable (no FD_CLOEXEC).
+ * Maps file range `mapOffset`+`mapLength` of `fd` in a child Deno process and touches it at
+ * `accessOffset` (relative to the mapping): `read`/`write` one byte, or `fill` `length` bytes
+ * with `value`. The fd is made inheritable only while the child is spawned, then FD_CLOEXEC is
+ * set again so no later child inherits it.
  */
 export async function touchInChild(
   fd: number,
   mapOffset: bigint,
   mapLength: bigint,
   accessOffset: bigint,
-  mode: "read" | "write",
+  mode: TouchMode,
   value = 0,
+  length = 1n,
 ): Promise<TouchResult> {
   const cmd = new Deno.Command(Deno.execPath(), {
     args: [
@@ -44,12 +59,20 @@ export async function touchInChild(
       String(accessOffset),
       mode,
       String(value),
+      String(length),
     ],
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
   });
-  const out = await cmd.output();
+  setCloexec(fd, false);
+  let child: Deno.ChildProcess;
+  try {
+    child = cmd.spawn();
+  } finally {
+    setCloexec(fd, true);
+  }
+  const out = await child.output();
   const text = new TextDecoder().decode(out.stdout).trim();
   return {
     signal: out.signal ?? null,

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { errno, F, libc, MAP, PROT } from "../ffi/libc.ts";
+import { errno, libc, MAP, PROT } from "../ffi/libc.ts";
 import { FALLOC, GUEST_MEMFD_FLAGS } from "../ffi/uapi.ts";
 import { STAT } from "../ffi/structs.ts";
 import { decode } from "../ffi/struct_codec.ts";
@@ -12,7 +12,7 @@ import { KvmError } from "./errors.ts";
 import { OwnedFd } from "./fd.ts";
 import { Mapping, mmapRaw, protText } from "./mapping.ts";
 import { hex } from "./units.ts";
-import { touchInChild, type TouchResult } from "./child_touch.ts";
+import { touchInChild, type TouchMode, type TouchResult } from "./child_touch.ts";
 import type { Vm } from "./vm.ts";
 
 /** What fstat says of a guest_memfd. */
@@ -204,21 +204,30 @@ export class GuestMemfd {
     this.mapping().fill(offset, length, value);
   }
 
-  /** Makes the fd survive exec (for a child process that touches the memory for real). */
-  inheritable(): number {
-    const fd = this.fd;
-    if (libc().fcntl(fd, F.SETFD, 0n) < 0) throw new KvmError({ syscall: "fcntl", errno: errno(), args: { fd } });
-    return fd;
-  }
-
   /**
-   * A real access to file offset `offset` in a child process (mapping the page around it):
-   * where the fault-safe path reports EFAULT, this shows whether a user access gets SIGBUS.
+   * A real access at file offset `offset` in a child process: where the fault-safe path reports
+   * EFAULT, this shows whether a user access gets SIGBUS. By default the child maps the page
+   * around `offset`; `opts.mapOffset`/`opts.mapLength` choose the mapped file range (it may run
+   * past the end of the file, as upstream's 4x-size overflow mapping). Mode `fill` memsets
+   * `opts.length` bytes from `offset` (a partial fill before a SIGBUS stays in the shared memory).
    */
-  touchInChild(offset: bigint, mode: "read" | "write" = "read", value = 0): Promise<TouchResult> {
+  touchInChild(
+    offset: bigint,
+    mode: TouchMode = "read",
+    value = 0,
+    opts: { mapOffset?: bigint; mapLength?: bigint; length?: bigint } = {},
+  ): Promise<TouchResult> {
     const page = 4096n;
-    const base = offset - (offset % page);
-    return touchInChild(this.inheritable(), base, page, offset - base, mode, value);
+    const mapOffset = opts.mapOffset ?? (opts.mapLength === undefined ? offset - (offset % page) : 0n);
+    const mapLength = opts.mapLength ?? page;
+    if (offset < mapOffset || offset + (opts.length ?? 1n) > mapOffset + mapLength) {
+      throw new RangeError(
+        `access ${hex(offset)}+${hex(opts.length ?? 1n)} is outside the child's mapping ${hex(mapOffset)}+${
+          hex(mapLength)
+        }`,
+      );
+    }
+    return touchInChild(this.fd, mapOffset, mapLength, offset - mapOffset, mode, value, opts.length ?? 1n);
   }
 
   /** Unmaps every mapping and closes the fd; safe to call twice. */

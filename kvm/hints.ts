@@ -7,17 +7,6 @@
 type HintRule = (args: Record<string, unknown>) => string | undefined;
 
 const HINTS: Record<string, Record<string, HintRule>> = {
-  open: {
-    ENOENT: (a) =>
-      a.path === "/dev/kvm"
-        ? "no /dev/kvm: load the KVM module (modprobe kvm_intel or kvm_amd; kvm_pvm where nested) and enable virtualization"
-        : undefined,
-    EACCES: (a) =>
-      a.path === "/dev/kvm"
-        ? "no permission on /dev/kvm: add yourself to its group (sudo usermod -aG kvm $USER, then log in again) or run as root"
-        : undefined,
-    EPERM: (a) => (a.path === "/dev/kvm" ? "not permitted to open /dev/kvm (container or seccomp policy?)" : undefined),
-  },
   KVM_SET_MEMORY_ATTRIBUTES: {
     ENOTTY: () =>
       "this VM type has no memory attributes (KVM_CAP_MEMORY_ATTRIBUTES=0 on this VM): private memory needs a VM type " +
@@ -65,6 +54,29 @@ const HINTS: Record<string, Record<string, HintRule>> = {
     EFAULT: () => "the page is not accessible from the host (private guest_memfd memory would SIGBUS)",
   },
 };
+
+/**
+ * Why opening a KVM device node (`/dev/kvm` or any path given to `Kvm.open`) failed, and how to
+ * fix it: a missing node means no KVM module; EACCES means the user is not in the node's group.
+ */
+export function kvmOpenHint(errnoName: string, path: string): string | undefined {
+  switch (errnoName) {
+    case "ENOENT":
+      return `no ${path}: load the KVM module (modprobe kvm_intel or kvm_amd; kvm_pvm where nested) and enable ` +
+        "virtualization in the firmware";
+    case "ENXIO":
+    case "ENODEV":
+      return `${path} exists but no KVM driver answers it: load the KVM module (modprobe kvm_intel or kvm_amd; ` +
+        "kvm_pvm where nested)";
+    case "EACCES":
+      return `no permission on ${path}: add yourself to its group (sudo usermod -aG kvm $USER, then log in ` +
+        "again) or run as root";
+    case "EPERM":
+      return `not permitted to open ${path} (container device policy or seccomp?)`;
+    default:
+      return undefined;
+  }
+}
 
 /** The hint for an operation's errno, if kvmsh knows one. */
 export function hintFor(op: string, errnoName: string, args: Record<string, unknown> = {}): string | undefined {

@@ -6,7 +6,9 @@
 import { cstr, errno, libc, O } from "../ffi/libc.ts";
 import { CAP, capName } from "../ffi/caps.ts";
 import { IOCTL, VM_TYPES, vmTypeName } from "../ffi/uapi.ts";
+import { errnoName } from "../ffi/errno.ts";
 import { KvmError } from "./errors.ts";
+import { kvmOpenHint } from "./hints.ts";
 import { ioctlInt, OwnedFd } from "./fd.ts";
 import { Vm } from "./vm.ts";
 
@@ -24,12 +26,15 @@ export class Kvm {
   }
 
   /**
-   * Opens `/dev/kvm` (O_RDWR|O_CLOEXEC). A missing device or a permission problem throws a
-   * KvmError whose hint says how to fix it.
+   * Opens `/dev/kvm`, or another KVM device node `path` (O_RDWR|O_CLOEXEC). A missing device or a
+   * permission problem throws a KvmError whose hint names the path and says how to fix it.
    */
   static open(path = KVM_DEVICE): Kvm {
     const fd = libc().open(cstr(path), O.RDWR | O.CLOEXEC, 0);
-    if (fd < 0) throw new KvmError({ syscall: "open", errno: errno(), args: { path } });
+    if (fd < 0) {
+      const e = errno();
+      throw new KvmError({ syscall: "open", errno: e, args: { path }, hint: kvmOpenHint(errnoName(e), path) });
+    }
     return new Kvm(fd, path);
   }
 

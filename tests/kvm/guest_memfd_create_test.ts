@@ -1,0 +1,91 @@
+/**
+ * KVM_CREATE_GUEST_MEMFD on real /dev/kvm, the creation checks of the kernel's
+ * guest_memfd_test.c: every flag bit 0..63 against KVM_CAP_GUEST_MEMFD_FLAGS, sizes 1..4095
+ * refused for each flag set, and two gmem files with their own inodes and sizes.
+ */
+
+import { deepStrictEqual as eq, notDeepStrictEqual, ok } from "node:assert/strict";
+import { CAP, GUEST_MEMFD_FLAGS } from "../../mod.ts";
+import { kvmTest } from "../kvm_env.ts";
+import { expectErrno, FLAG_SETS, onVm, PAGE, startFdLeakCheck, SUPPORTED_FLAGS } from "./guest_memfd_support.ts";
+
+const endFdCheck = startFdLeakCheck("guest_memfd create");
+
+kvmTest("guest_memfd flags: the cap names mmap and init-shared on a default VM", () => {
+  onVm((vm, kvm) => {
+    eq(vm.supportedGmemFlags(), SUPPORTED_FLAGS);
+    eq(BigInt(vm.checkExtension(CAP.GUEST_MEMFD_FLAGS)), SUPPORTED_FLAGS);
+    ok(kvm.checkExtension(CAP.GUEST_MEMFD) > 0, "KVM_CAP_GUEST_MEMFD");
+    // Unknown bits would print as hex, never vanish.
+    eq(GUEST_MEMFD_FLAGS.format(SUPPORTED_FLAGS).includes("0x"), (SUPPORTED_FLAGS & ~GUEST_MEMFD_FLAGS.all) !== 0n);
+  });
+});
+
+kvmTest("guest_memfd flags: each bit 0..63 — supported gives an fd, unsupported EINVAL", () => {
+  onVm((vm) => {
+    const valid = vm.supportedGmemFlags();
+    let accepted = 0n;
+    for (let bit = 0n; bit < 64n; bit++) {
+      const flag = 1n << bit;
+      if (flag & valid) {
+        const g = vm.createGuestMemfd(PAGE, flag);
+        ok(g.fd >= 0);
+        eq(g.stat().size, PAGE);
+        g.close();
+        accepted |= flag;
+      } else {
+        expectErrno("EINVAL", () => vm.createGuestMemfd(PAGE, flag), `flag 0x${flag.toString(16)}`);
+      }
+    }
+    eq(accepted, valid);
+    eq(vm.gmems.length, 0);
+  });
+});
+
+for (const fs of FLAG_SETS) {
+  kvmTest(`guest_memfd [${fs.name}]: sizes 1..4095 are refused with EINVAL (and the hint says why)`, () => {
+    onVm((vm) => {
+      for (let size = 1n; size < PAGE; size++) {
+        const e = expectErrno("EINVAL", () => vm.createGuestMemfd(size, fs.flags), `size ${size}`);
+        if (size === 1n) {
+          eq(e.op, "KVM_CREATE_GUEST_MEMFD");
+          ok(e.hint?.includes("multiple of the page size"), e.message);
+        }
+      }
+      eq(vm.gmems.length, 0);
+    });
+  });
+}
+
+kvmTest("guest_memfd: two files have distinct inodes and keep their own sizes", () => {
+  onVm((vm) => {
+    const g1 = vm.createGuestMemfd(PAGE, 0n);
+    eq(g1.stat().size, PAGE);
+    const g2 = vm.createGuestMemfd(PAGE * 2n, 0n);
+    eq(g2.stat().size, PAGE * 2n);
+    const s1 = g1.stat();
+    eq(s1.size, PAGE, "the first file's size is unchanged after the second is made");
+    notDeepStrictEqual(s1.ino, g2.stat().ino);
+    notDeepStrictEqual(g1.fd, g2.fd);
+    eq(vm.gmems.map((g) => g.name), [g1.name, g2.name]);
+    g2.close();
+    g1.close();
+    eq(vm.gmems.length, 0);
+  });
+});
+
+kvmTest("guest_memfd: size 0 is refused with EINVAL", () => {
+  onVm((vm) => void expectErrno("EINVAL", () => vm.createGuestMemfd(0n, 0n), "size 0"));
+});
+
+kvmTest("guest_memfd: flags given by name are sent as bits", () => {
+  onVm((vm) => {
+    for (const fs of FLAG_SETS) {
+      using g = vm.createGuestMemfd(PAGE, fs.name);
+      eq(g.flags, fs.flags);
+      eq(g.flagNames, fs.name);
+    }
+  });
+});
+
+endFdCheck();
