@@ -56,6 +56,31 @@ export { ERRNO, ERRNO_NAMES, errnoName, parseErrno } from "./ffi/errno.ts";
 export { FlagSet } from "./ffi/flags.ts";
 export { PROT } from "./ffi/libc.ts";
 
+// Scenarios: kernel bug reproductions with KTAP results (scenario/).
+export { scenario } from "./scenario/registry.ts";
+export type { ScenarioEntry, ScenarioOptions } from "./scenario/registry.ts";
+export { ScenarioContext } from "./scenario/context.ts";
+export {
+  bytesDiffer,
+  expectAccess,
+  expectBytes,
+  expectEqual,
+  expectErrno,
+  expectFault,
+  expectGuestBytes,
+  expectOk,
+  expectSigbus,
+  expectTrue,
+} from "./scenario/expect.ts";
+export { defer, expectKernelLog, note, skip, step, xfail } from "./scenario/steps.ts";
+export { hostHas, releaseAtLeast, requires } from "./scenario/requires.ts";
+export type { Requirement } from "./scenario/requires.ts";
+export { FakeKernelLog, KmsgReader, parseKmsgRecord, splatKind } from "./scenario/kmsg.ts";
+export type { KernelLogSource, KmsgRecord } from "./scenario/kmsg.ts";
+export type { FileReport, ResultLine, ScenarioReport, Status, Totals } from "./scenario/result.ts";
+export { hostInfo, jsonReport, runScenarioCli, runScenarioSources } from "./scenario/cli.ts";
+export type { HostInfo, RunOptions, RunResult } from "./scenario/cli.ts";
+
 /** Opens `/dev/kvm` (or `path`). Throws a KvmError with a fix-it hint when KVM is missing or not permitted. */
 export function openKvm(path: string = KVM_DEVICE): Kvm {
   return Kvm.open(path);

@@ -1,0 +1,236 @@
+/**
+ * Expectations that read like the claim they test. Each prints one KTAP line (named by the
+ * claim, or by the call's own source text) and, when it fails, ends the step as kselftest's
+ * TEST_ASSERT ends a test. Those that take a function accept sync and async ones.
+ * @module
+ */
+
+import { isDeepStrictEqual } from "node:util";
+import { KvmError } from "../kvm/errors.ts";
+import { MemoryFaultError } from "../kvm/mapping.ts";
+import type { GuestMemfd } from "../kvm/guest_memfd.ts";
+import type { Vm } from "../kvm/vm.ts";
+import { ERRNO_NAMES, parseErrno } from "../ffi/errno.ts";
+import { hex } from "../kvm/units.ts";
+import { currentContext } from "./registry.ts";
+import { describeError } from "./context.ts";
+
+/** The body of `() => expr` as a claim: `vm.createGuestMemfd(1n)`. */
+export function describeFn(fn: (...a: never[]) => unknown): string {
+  let s = fn.toString().replace(/\s+/g, " ").trim();
+  s = s.replace(/^(async\s*)?(\(\s*\)|\w+)\s*=>\s*/, "");
+  if (s.startsWith("{") && s.endsWith("}")) s = s.slice(1, -1).trim().replace(/^return\s+/, "").replace(/;$/, "");
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s || "(anonymous)";
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
+}
+
+/**
+ * Runs `fn` and hands its outcome (value or thrown error) to `judge`, which returns undefined on
+ * success or the failure reason. Sync in, sync out; async in, promise out.
+ */
+function judged<T>(
+  claim: string,
+  fn: () => T,
+  judge: (r: { ok: true; value: Awaited<T> } | { ok: false; error: unknown }) => string | undefined,
+  passDetail?: (value: Awaited<T> | undefined) => string | undefined,
+): T {
+  const t = currentContext();
+  const finish = (r: { ok: true; value: Awaited<T> } | { ok: false; error: unknown }) => {
+    const why = judge(r);
+    if (why !== undefined) t.fail(claim, why);
+    t.pass(claim, passDetail?.(r.ok ? r.value : undefined));
+    return r.ok ? r.value : undefined;
+  };
+  let v: T;
+  try {
+    v = fn();
+  } catch (error) {
+    return finish({ ok: false, error }) as T;
+  }
+  if (isThenable(v)) {
+    return Promise.resolve(v).then(
+      (value) => finish({ ok: true, value: value as Awaited<T> }),
+      (error) => finish({ ok: false, error }),
+    ) as T;
+  }
+  return finish({ ok: true, value: v as Awaited<T> }) as T;
+}
+
+/** Expects `fn` to succeed; returns its value (a promise for an async `fn`). */
+export function expectOk<T>(fn: () => Promise<T>, name?: string): Promise<T>;
+export function expectOk<T>(fn: () => T, name?: string): T;
+export function expectOk<T>(fn: () => T, name?: string): T {
+  const claim = name ?? describeFn(fn);
+  return judged(claim, fn, (r) => r.ok ? undefined : `expected success, got ${describeError(r.error)}`);
+}
+
+function errnoLabel(e: string | number): string {
+  if (typeof e === "number") return ERRNO_NAMES[e] ?? `E#${e}`;
+  const n = parseErrno(e);
+  if (n === undefined) throw new RangeError(`unknown errno '${e}'`);
+  return ERRNO_NAMES[n] ?? e.toUpperCase();
+}
+
+function closeIfPossible(v: unknown): void {
+  try {
+    (v as { close?: () => void } | undefined)?.close?.();
+  } catch {
+    // the unexpected object may already be closed
+  }
+}
+
+/** Expects `fn` to fail with errno `errno` (`"EINVAL"`, `22`): the kernel's answer, by name. */
+export function expectErrno<T>(errno: string | number, fn: () => Promise<T>, name?: string): Promise<void>;
+export function expectErrno<T>(errno: string | number, fn: () => T, name?: string): void;
+export function expectErrno<T>(errno: string | number, fn: () => T, name?: string): void | Promise<void> {
+  const want = errnoLabel(errno);
+  const claim = name ?? `${describeFn(fn)} fails with ${want}`;
+  const r = judged(claim, fn, (r) => {
+    if (r.ok) {
+      closeIfPossible(r.value);
+      return `expected ${want}, but it succeeded`;
+    }
+    if (r.error instanceof KvmError) {
+      return r.error.errnoName === want ? undefined : `expected ${want}, got ${r.error.message}`;
+    }
+    return `expected ${want}, got ${describeError(r.error)}`;
+  });
+  return isThenable(r) ? Promise.resolve(r).then(() => {}) : undefined;
+}
+
+/**
+ * Expects the fault-safe path to report a fault: `fn` throws MemoryFaultError with EFAULT (where a
+ * plain load or store would have raised SIGBUS).
+ */
+export function expectFault<T>(fn: () => T, name?: string): void {
+  const claim = name ?? `${describeFn(fn)} faults (EFAULT)`;
+  let at = "";
+  judged(claim, fn, (r) => {
+    if (r.ok) return "expected a fault (EFAULT), but the access worked";
+    if (r.error instanceof MemoryFaultError && r.error.errnoName === "EFAULT") {
+      at = `fault at ${hex(r.error.faultOffset)}`;
+      return undefined;
+    }
+    return `expected EFAULT from the fault-safe path, got ${describeError(r.error)}`;
+  }, () => at);
+}
+
+/**
+ * Expects a real load (`read`) or store (`write`) of gmem offset `offset` in a child process to
+ * die of SIGBUS, as the kernel selftests' TEST_EXPECT_SIGBUS.
+ */
+export async function expectSigbus(
+  gmem: GuestMemfd,
+  offset: bigint,
+  mode: "read" | "write" = "read",
+  name?: string,
+): Promise<void> {
+  const t = currentContext();
+  const claim = name ?? `${mode} of ${gmem.name} at ${hex(offset)} in a child gets SIGBUS`;
+  const r = await gmem.touchInChild(offset, mode, 0xaa);
+  if (r.signal === "SIGBUS") return t.pass(claim);
+  t.fail(
+    claim,
+    r.signal
+      ? `child died of ${r.signal}`
+      : `child exited ${r.code}${r.value !== undefined ? ` after reading ${hex(r.value)}` : ""}${
+        r.stderr ? `: ${r.stderr}` : ""
+      }`,
+  );
+}
+
+/**
+ * Expects a real load or store of gmem offset `offset` in a child process to work (no signal);
+ * with `value`, a read must return that byte.
+ */
+export async function expectAccess(
+  gmem: GuestMemfd,
+  offset: bigint,
+  mode: "read" | "write" = "read",
+  value?: number,
+  name?: string,
+): Promise<void> {
+  const t = currentContext();
+  const claim = name ??
+    `${mode} of ${gmem.name} at ${hex(offset)} in a child works${value !== undefined ? ` (${hex(value)})` : ""}`;
+  const r = await gmem.touchInChild(offset, mode, value ?? 0);
+  if (r.signal) return t.fail(claim, `child died of ${r.signal}`);
+  if (r.code !== 0) return t.fail(claim, `child exited ${r.code}: ${r.stderr}`);
+  if (mode === "read" && value !== undefined && r.value !== value) {
+    return t.fail(claim, `read ${hex(r.value ?? -1)}, expected ${hex(value)}`);
+  }
+  t.pass(claim);
+}
+
+/** The first difference of `got` from `want` (a byte pattern or a single byte everywhere). */
+export function bytesDiffer(got: Uint8Array, want: Uint8Array | readonly number[] | number): string | undefined {
+  const len = typeof want === "number" ? got.length : want.length;
+  if (got.length !== len) return `got ${got.length} bytes, expected ${len}`;
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < len; i++) {
+    const w = typeof want === "number" ? want : want[i];
+    if (got[i] !== w) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (first < 0) return undefined;
+  const w = typeof want === "number" ? want : want[first];
+  return `byte ${hex(first)} is ${hex(got[first])}, expected ${hex(w)} (${count} of ${len} differ)`;
+}
+
+/**
+ * Expects bytes: `actual` (or what `actual()` returns, read fault-safe) equals `want`, a byte
+ * array or one value every byte must have.
+ */
+export function expectBytes(
+  actual: Uint8Array | (() => Uint8Array),
+  want: Uint8Array | readonly number[] | number,
+  name?: string,
+): void {
+  const fn = typeof actual === "function" ? actual : () => actual;
+  const claim = name ??
+    `${typeof actual === "function" ? describeFn(actual) : "bytes"} ${
+      typeof want === "number" ? `all ${hex(want)}` : `equal ${want.length} expected bytes`
+    }`;
+  judged(claim, fn, (r) => (r.ok ? bytesDiffer(r.value, want) : `reading failed: ${describeError(r.error)}`));
+}
+
+/** Expects guest memory at `gpa` (read through the fault-safe path) to hold `want`. */
+export function expectGuestBytes(
+  vm: Vm,
+  gpa: bigint,
+  want: Uint8Array | readonly number[] | number,
+  length?: number,
+  name?: string,
+): void {
+  const len = length ?? (typeof want === "number" ? 1 : want.length);
+  expectBytes(
+    () => vm.readGuest(gpa, len),
+    want,
+    name ??
+      `guest memory at GPA ${hex(gpa)} (+${hex(len)}) ${typeof want === "number" ? `all ${hex(want)}` : "matches"}`,
+  );
+}
+
+function show(v: unknown): string {
+  return Deno.inspect(v, { compact: true, breakLength: Infinity, depth: 4 });
+}
+
+/** Expects `actual` to deep-equal `want`. */
+export function expectEqual<T>(actual: T, want: T, name: string): void {
+  const t = currentContext();
+  if (isDeepStrictEqual(actual, want)) return t.pass(name);
+  t.fail(name, `got ${show(actual)}, expected ${show(want)}`);
+}
+
+/** Expects a condition; `detail` (e.g. the values seen) is printed when it does not hold. */
+export function expectTrue(cond: boolean, name: string, detail?: string): void {
+  const t = currentContext();
+  if (cond) return t.pass(name);
+  t.fail(name, detail ?? "does not hold");
+}

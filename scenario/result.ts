@@ -1,0 +1,100 @@
+/**
+ * What a scenario run produces: one result per step or expectation, the scenario's verdict,
+ * the kernel log records and caps it read, and the kselftest exit code of a whole run.
+ * @module
+ */
+
+import type { KmsgRecord } from "./kmsg.ts";
+
+/** A result's outcome, as kselftest counts them. */
+export type Status = "pass" | "fail" | "skip" | "xfail" | "xpass";
+
+/** One KTAP result line. */
+export interface ResultLine {
+  /** The claim tested. */
+  name: string;
+  status: Status;
+  /** Why it failed or skipped; for XFAIL, the divergence and the kernel's actual answer. */
+  reason?: string;
+  /** Diagnostic lines printed before the result (step headers, details). */
+  diag: string[];
+}
+
+/** A capability a scenario read through KVM_CHECK_EXTENSION, and the answer. */
+export interface CapRead {
+  cap: string;
+  scope: "system" | "vm";
+  /** The value, or the errno name when the ioctl failed. */
+  value: number | string;
+}
+
+/** The outcome of one scenario. */
+export interface ScenarioReport {
+  name: string;
+  status: Status;
+  reason?: string;
+  lines: ResultLine[];
+  kmsg: KmsgRecord[];
+  caps: CapRead[];
+  durationMs: number;
+}
+
+/** The outcome of one scenario file. */
+export interface FileReport {
+  file: string;
+  status: Status;
+  reason?: string;
+  scenarios: ScenarioReport[];
+}
+
+/** Counts of a run, as kselftest's `# Totals:` line. */
+export interface Totals {
+  pass: number;
+  fail: number;
+  xfail: number;
+  xpass: number;
+  skip: number;
+  error: number;
+}
+
+/** kselftest exit codes. */
+export const KSFT = Object.freeze({ PASS: 0, FAIL: 1, XFAIL: 2, XPASS: 3, SKIP: 4 });
+
+/** The exit code `git bisect run` reads as "cannot test this commit". */
+export const BISECT_SKIP = 125;
+
+/** Counts every leaf result (step/expectation line) of the files; a file that could not load is an error. */
+export function totals(files: readonly FileReport[]): Totals {
+  const t: Totals = { pass: 0, fail: 0, xfail: 0, xpass: 0, skip: 0, error: 0 };
+  for (const f of files) {
+    if (f.scenarios.length === 0) {
+      if (f.status === "skip") t.skip++;
+      else if (f.status === "fail") t.error++;
+      continue;
+    }
+    for (const s of f.scenarios) {
+      if (s.lines.length === 0) t[s.status]++;
+      for (const l of s.lines) t[l.status]++;
+    }
+  }
+  return t;
+}
+
+/**
+ * The kselftest exit code: 1 when anything failed (an XPASS counts: the marker is stale), 4 when
+ * nothing passed and something skipped, else 0. `bisect` maps skip to 125 for `git bisect run`.
+ */
+export function exitCode(t: Totals, bisect = false): number {
+  if (t.fail + t.error + t.xpass > 0) return KSFT.FAIL;
+  if (t.pass + t.xfail === 0) return bisect ? BISECT_SKIP : KSFT.SKIP;
+  return KSFT.PASS;
+}
+
+/** The verdict of a group from its members: fail wins, then xpass; all skipped is skip. */
+export function combine(statuses: readonly Status[]): Status {
+  if (statuses.includes("fail")) return "fail";
+  if (statuses.includes("xpass")) return "xpass";
+  if (statuses.length > 0 && statuses.every((s) => s === "skip")) return "skip";
+  if (statuses.length === 0) return "skip";
+  return "pass";
+}

@@ -1,0 +1,21 @@
+/**
+ * Control flow inside a scenario: a skip (a requirement the host lacks) and an expectation that
+ * already reported its failure and ends the step, as kselftest's TEST_ASSERT ends a test.
+ * @module
+ */
+
+/** Thrown by `requires`/`skip`: the step (or scenario, before any step) is skipped with the reason. */
+export class SkipSignal extends Error {
+  constructor(readonly reason: string) {
+    super(`SKIP ${reason}`);
+    this.name = "SkipSignal";
+  }
+}
+
+/** Thrown after a failed expectation was recorded: ends the step without another result line. */
+export class ExpectationFailed extends Error {
+  constructor(readonly claim: string, readonly reason: string) {
+    super(`${claim}: ${reason}`);
+    this.name = "ExpectationFailed";
+  }
+}
