@@ -1,0 +1,125 @@
+/* Shared helpers of the C baselines: the plain libc + ioctl way to do what kvmsh does.
+ * Numbers and offsets come from kvmsh_uapi.h, generated from kvmsh's ffi/ tables. */
+#pragma once
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include "kvmsh_uapi.h"
+#include "kvmsh_guests.h"
+
+#define F(p, type, st, field) (*(type *)((char *)(p) + KVMSH_OFF_##st##_##field))
+#define LOAD_GPA 0x1000
+
+static inline uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "%s: %s\n", what, strerror(errno));
+  exit(2);
+}
+
+static int xioctl(int fd, unsigned long req, unsigned long arg, const char *what) {
+  int r = ioctl(fd, req, arg);
+  if (r < 0) die(what);
+  return r;
+}
+
+static int kvm_open(void) {
+  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) die("open /dev/kvm");
+  return fd;
+}
+
+static int vm_create(int kvm) { return xioctl(kvm, KVMSH_KVM_CREATE_VM, 0, "KVM_CREATE_VM"); }
+
+static int gmem_create(int vm, uint64_t size, uint64_t flags) {
+  unsigned char a[KVMSH_SIZEOF_kvm_create_guest_memfd] = {0};
+  F(a, uint64_t, kvm_create_guest_memfd, size) = size;
+  F(a, uint64_t, kvm_create_guest_memfd, flags) = flags;
+  return xioctl(vm, KVMSH_KVM_CREATE_GUEST_MEMFD, (unsigned long)a, "KVM_CREATE_GUEST_MEMFD");
+}
+
+static void *map_shared(int fd, uint64_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) die("mmap");
+  return p;
+}
+
+static void *map_anon(uint64_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) die("mmap anon");
+  return p;
+}
+
+static void memslot2(int vm, uint32_t slot, uint64_t gpa, uint64_t size, void *uaddr, int gmem) {
+  unsigned char r[KVMSH_SIZEOF_kvm_userspace_memory_region2] = {0};
+  F(r, uint32_t, kvm_userspace_memory_region2, slot) = slot;
+  F(r, uint32_t, kvm_userspace_memory_region2, flags) = gmem >= 0 ? KVMSH_MEM_GUEST_MEMFD : 0;
+  F(r, uint64_t, kvm_userspace_memory_region2, guest_phys_addr) = gpa;
+  F(r, uint64_t, kvm_userspace_memory_region2, memory_size) = size;
+  F(r, uint64_t, kvm_userspace_memory_region2, userspace_addr) = (uint64_t)(uintptr_t)uaddr;
+  F(r, uint32_t, kvm_userspace_memory_region2, guest_memfd) = gmem >= 0 ? (uint32_t)gmem : 0;
+  xioctl(vm, KVMSH_KVM_SET_USER_MEMORY_REGION2, (unsigned long)r, "KVM_SET_USER_MEMORY_REGION2");
+}
+
+struct vcpu {
+  int fd;
+  unsigned char *run;
+  size_t run_size;
+};
+
+static struct vcpu vcpu_create(int kvm, int vm) {
+  struct vcpu v;
+  v.run_size = (size_t)xioctl(kvm, KVMSH_KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
+  v.fd = xioctl(vm, KVMSH_KVM_CREATE_VCPU, 0, "KVM_CREATE_VCPU");
+  v.run = mmap(NULL, v.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v.fd, 0);
+  if (v.run == MAP_FAILED) die("mmap kvm_run");
+  return v;
+}
+
+static void vcpu_close(struct vcpu *v) {
+  munmap(v->run, v->run_size);
+  close(v->fd);
+}
+
+/* Real mode, CS base 0, IP = rip. */
+static void vcpu_real_mode(struct vcpu *v, uint64_t rip) {
+  unsigned char s[KVMSH_SIZEOF_kvm_sregs];
+  xioctl(v->fd, KVMSH_KVM_GET_SREGS, (unsigned long)s, "KVM_GET_SREGS");
+  unsigned char *cs = s + KVMSH_SREGS_CS;
+  F(cs, uint64_t, kvm_segment, base) = 0;
+  F(cs, uint16_t, kvm_segment, selector) = 0;
+  xioctl(v->fd, KVMSH_KVM_SET_SREGS, (unsigned long)s, "KVM_SET_SREGS");
+  unsigned char r[KVMSH_SIZEOF_kvm_regs] = {0};
+  F(r, uint64_t, kvm_regs, rip) = rip;
+  F(r, uint64_t, kvm_regs, rflags) = 2;
+  xioctl(v->fd, KVMSH_KVM_SET_REGS, (unsigned long)r, "KVM_SET_REGS");
+}
+
+static inline uint32_t vcpu_run(struct vcpu *v) {
+  if (ioctl(v->fd, KVMSH_KVM_RUN, 0) < 0) die("KVM_RUN");
+  return F(v->run, uint32_t, kvm_run, exit_reason);
+}
+
+/* argv: reps per  →  prints {"per":N,"samples":[…]} */
+static void parse_args(int argc, char **argv, int *reps, long *per) {
+  *reps = argc > 1 ? atoi(argv[1]) : 5;
+  *per = argc > 2 ? atol(argv[2]) : 1000;
+}
+
+static void print_samples(long per, const double *s, int n) {
+  printf("{\"per\":%ld,\"samples\":[", per);
+  for (int i = 0; i < n; i++) printf("%s%.3f", i ? "," : "", s[i]);
+  printf("]}\n");
+}

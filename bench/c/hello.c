@@ -1,0 +1,37 @@
+/* Row 7: a whole process running a real-mode guest from a flat binary: bytes on port 0xe9 go to
+ * stdout, a byte on 0xf4 is the exit code, HLT exits 0. What `kvmsh run guest.bin` does. */
+#include "common.h"
+
+#define SIZE (2ull << 20)
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: hello guest.bin\n");
+    return 2;
+  }
+  int f = open(argv[1], O_RDONLY | O_CLOEXEC);
+  if (f < 0) die(argv[1]);
+  int kvm = kvm_open(), vm = vm_create(kvm);
+  int g = gmem_create(vm, SIZE, KVMSH_GMEM_MMAP | KVMSH_GMEM_INIT_SHARED);
+  unsigned char *mem = map_shared(g, SIZE);
+  if (read(f, mem + LOAD_GPA, SIZE - LOAD_GPA) < 0) die("read");
+  close(f);
+  memslot2(vm, 0, 0, SIZE, mem, g);
+  struct vcpu v = vcpu_create(kvm, vm);
+  vcpu_real_mode(&v, LOAD_GPA);
+  for (;;) {
+    uint32_t why = vcpu_run(&v);
+    if (why == KVMSH_EXIT_HLT) return 0;
+    if (why != KVMSH_EXIT_IO) {
+      fprintf(stderr, "exit %u\n", why);
+      return 1;
+    }
+    unsigned char *data = v.run + F(v.run, uint64_t, kvm_run, io_data_offset);
+    uint16_t port = F(v.run, uint16_t, kvm_run, io_port);
+    if (port == GUEST_CONSOLE_PORT) {
+      if (write(1, data, 1) < 0) die("write");
+    } else if (port == GUEST_EXIT_PORT) {
+      return data[0];
+    }
+  }
+}

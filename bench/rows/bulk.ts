@@ -1,0 +1,61 @@
+/**
+ * Rows 5 and 6: the bulk memory path of a 1 GiB MMAP|INIT_SHARED guest_memfd mapping —
+ * host fill + verify (GB/s), and punch-hole + refault in 2 MiB steps.
+ * @module
+ */
+
+import { openKvm } from "../../mod.ts";
+import { runBaseline, timeBatches } from "../measure.ts";
+import { gbps } from "../stats.ts";
+import { type Row, sideBySide } from "./row.ts";
+
+const MIB = 1n << 20n;
+
+export const fillRow: Row = {
+  id: "5",
+  name: "fill + verify 1 GiB gmem mapping",
+  unit: "GB/s",
+  target: { kind: "min", value: 0.9 },
+  async run(ctx) {
+    const mib = 1024;
+    const size = BigInt(mib) * MIB;
+    const reps = ctx.quick ? 2 : 5;
+    using kvm = openKvm();
+    using vm = kvm.createVm();
+    const gmem = vm.createGuestMemfd(size, "mmap,init-shared");
+    const m = gmem.mapping();
+    const k = () =>
+      timeBatches("kvmsh", reps, mib, (_n, r) => {
+        const v = 0x11 + r + 1;
+        m.fill(0n, size, v);
+        const bad = m.verify(0n, size, v);
+        if (bad) throw new Error(`verify failed at ${bad.offset}: ${bad.found} != ${v}`);
+      }, (ns) => gbps(2 * Number(size), ns));
+    return [await sideBySide(this, 2, () => runBaseline(ctx.bins.fill, reps, mib), k, "bytes written + read")];
+  },
+};
+
+export const punchRow: Row = {
+  id: "6",
+  name: "punch-hole + refault 1 GiB, 2 MiB steps",
+  unit: "ns",
+  async run(ctx) {
+    const steps = 512;
+    const step = 2n * MIB;
+    const size = BigInt(steps) * step;
+    const reps = ctx.quick ? 2 : 3;
+    using kvm = openKvm();
+    using vm = kvm.createVm();
+    const gmem = vm.createGuestMemfd(size, "mmap,init-shared");
+    const m = gmem.mapping();
+    m.fill(0n, size, 1);
+    const k = () =>
+      timeBatches("kvmsh", reps, steps, (n) => {
+        for (let i = 0n; i < BigInt(n); i++) {
+          gmem.punchHole(i * step, step);
+          m.fill(i * step, step, 0x22);
+        }
+      }, (ns) => ns);
+    return [await sideBySide(this, 2, () => runBaseline(ctx.bins.punch, reps, steps), k, "time per GiB")];
+  },
+};

@@ -1,0 +1,23 @@
+/** Row 1: one trivial ioctl (KVM_CHECK_EXTENSION on /dev/kvm) — the FFI call overhead. @module */
+
+import { CAP, openKvm } from "../../mod.ts";
+import { runBaseline, timeBatches } from "../measure.ts";
+import { type Row, sideBySide } from "./row.ts";
+
+export const ioctlRow: Row = {
+  id: "1",
+  name: "trivial ioctl (KVM_CHECK_EXTENSION)",
+  unit: "ns",
+  target: { kind: "max", value: 1.3 },
+  async run(ctx) {
+    const reps = ctx.quick ? 3 : 7;
+    const per = 200_000;
+    using kvm = openKvm();
+    const cap = CAP.USER_MEMORY;
+    const k = () =>
+      timeBatches("kvmsh", reps, per, (n) => {
+        for (let i = 0; i < n; i++) if (kvm.checkExtension(cap) !== 1) throw new Error("KVM_CAP_USER_MEMORY != 1");
+      });
+    return [await sideBySide(this, 3, () => runBaseline(ctx.bins.ioctl, reps, per), k)];
+  },
+};

@@ -1,0 +1,80 @@
+/**
+ * `deno task bench`: builds the C baselines and runs every row side by side, kvmsh (through
+ * mod.ts) against C, printing one table (or `--json`). `--quick` for fewer repetitions,
+ * `--rows 1,5` for a subset, `--results FILE` to also write the table as Markdown.
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { buildBaselines } from "./build.ts";
+import { formatTable, HEADER, rowCells, type RowResult } from "./stats.ts";
+import { machine, markdown } from "./report.ts";
+import type { Row, RowContext } from "./rows/row.ts";
+import { ioctlRow } from "./rows/ioctl.ts";
+import { fillRow, punchRow } from "./rows/bulk.ts";
+
+const ROWS: Row[] = [ioctlRow, fillRow, punchRow];
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      json: { type: "boolean", default: false },
+      quick: { type: "boolean", default: false },
+      rows: { type: "string" },
+      results: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log("usage: deno task bench [--json] [--quick] [--rows 1,2,7] [--results bench/RESULTS.md]");
+    return 0;
+  }
+  const wanted = values.rows?.split(",").map((s) => s.trim());
+  const rows = [...ROWS].sort((a, b) => a.id.localeCompare(b.id)).filter((r) => !wanted || wanted.includes(r.id));
+  const t0 = performance.now();
+  const bins = await buildBaselines();
+  const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+  const tmp = await Deno.makeTempDir({ prefix: "kvmsh-bench-" });
+  const ctx: RowContext = { bins, quick: values.quick, tmp, root };
+  const results: RowResult[] = [];
+  try {
+    for (const row of rows) {
+      if (!values.json) console.error(`# row ${row.id}: ${row.name} …`);
+      try {
+        results.push(...await row.run(ctx));
+      } catch (e) {
+        results.push({
+          id: row.id,
+          name: row.name,
+          unit: row.unit,
+          baselineLabel: "C",
+          ratio: NaN,
+          reps: "0",
+          target: "—",
+          verdict: "skip",
+          note: `error: ${e instanceof Error ? e.message : String(e)}`.split("\n")[0],
+        });
+      }
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const host = await machine();
+  if (values.json) {
+    console.log(JSON.stringify(
+      { date: new Date().toISOString(), machine: host, seconds, rows: results },
+      (_k, v) => typeof v === "number" && !Number.isFinite(v) ? null : v,
+      2,
+    ));
+  } else {
+    console.log(`kvmsh bench — ${new Date().toISOString()} — ${host.summary}`);
+    console.log(formatTable([[...HEADER], ...results.map(rowCells)]));
+    console.log(`(${seconds.toFixed(1)} s)`);
+  }
+  if (values.results) await Deno.writeTextFile(values.results, markdown(results, host, seconds));
+  return results.some((r) => r.verdict === "miss") ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

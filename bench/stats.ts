@@ -1,0 +1,144 @@
+/**
+ * The bench harness's arithmetic: medians, ratios, bandwidth, targets and verdicts, and the
+ * formatting of one table row. Pure functions (unit-tested in tests/unit/bench_stats_test.ts).
+ * @module
+ */
+
+/** The median of `xs` (mean of the two middle values for an even count). Throws on an empty list. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new RangeError("median of no samples");
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** `a / b`; NaN when either is missing or b is 0. */
+export function ratio(a: number | undefined, b: number | undefined): number {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return NaN;
+  return a / b;
+}
+
+/** Bandwidth in GB/s (10^9 bytes per second) for `bytes` moved in `ns` nanoseconds. */
+export function gbps(bytes: number, ns: number): number {
+  if (!(ns > 0)) return NaN;
+  return bytes / ns;
+}
+
+/** What a row's ratio (kvmsh / baseline) must satisfy: at most (`max`) or at least (`min`) `value`. */
+export interface Target {
+  kind: "max" | "min";
+  value: number;
+}
+
+/** A row's verdict. `info` rows have no target. */
+export type Verdict = "pass" | "miss" | "skip" | "info";
+
+/** Pass/miss of `r` against `target`; `skip` when the ratio is unknown, `info` without a target. */
+export function verdict(r: number, target: Target | undefined): Verdict {
+  if (!target) return Number.isFinite(r) ? "info" : "skip";
+  if (!Number.isFinite(r)) return "skip";
+  return target.kind === "max" ? (r <= target.value ? "pass" : "miss") : (r >= target.value ? "pass" : "miss");
+}
+
+/** `≤ 1.05` / `≥ 0.9`, or `—`. */
+export function formatTarget(t: Target | undefined): string {
+  return t ? `${t.kind === "max" ? "≤" : "≥"} ${t.value}` : "—";
+}
+
+/** The unit a row's values are in. */
+export type Unit = "ns" | "GB/s";
+
+/** A duration in ns as `312 ns`, `10.4 µs`, `2.31 ms`, `1.20 s`; a bandwidth as `4.12 GB/s`. */
+export function formatValue(v: number | undefined, unit: Unit): string {
+  if (v === undefined || !Number.isFinite(v)) return "—";
+  if (unit === "GB/s") return `${v.toFixed(2)} GB/s`;
+  if (v < 1e3) return `${v.toFixed(0)} ns`;
+  if (v < 1e6) return `${(v / 1e3).toFixed(1)} µs`;
+  if (v < 1e9) return `${(v / 1e6).toFixed(2)} ms`;
+  return `${(v / 1e9).toFixed(2)} s`;
+}
+
+/** Samples of one side of a row: one value per repetition, `per` operations each. */
+export interface Side {
+  /** Label (`kvmsh`, `C`, `QEMU`, …). */
+  label: string;
+  /** One value per repetition (ns per operation, or GB/s). */
+  samples: number[];
+  /** Operations per repetition. */
+  per: number;
+}
+
+/** One row's result, as printed and as `--json`. */
+export interface RowResult {
+  id: string;
+  name: string;
+  unit: Unit;
+  kvmsh?: number;
+  baseline?: number;
+  baselineLabel: string;
+  ratio: number;
+  reps: string;
+  target: string;
+  verdict: Verdict;
+  note?: string;
+  samples?: { kvmsh: number[]; baseline: number[] };
+}
+
+/** Reduces both sides of a row to medians, ratio (kvmsh / baseline) and verdict. */
+export function summarize(
+  id: string,
+  name: string,
+  unit: Unit,
+  kvmsh: Side | undefined,
+  baseline: Side | undefined,
+  target: Target | undefined,
+  note?: string,
+): RowResult {
+  const k = kvmsh?.samples.length ? median(kvmsh.samples) : undefined;
+  const b = baseline?.samples.length ? median(baseline.samples) : undefined;
+  const r = ratio(k, b);
+  const reps = kvmsh?.samples.length
+    ? `${kvmsh.samples.length}×${kvmsh.per}` +
+      (baseline?.samples.length ? ` / ${baseline.samples.length}×${baseline.per}` : "")
+    : "0";
+  return {
+    id,
+    name,
+    unit,
+    kvmsh: k,
+    baseline: b,
+    baselineLabel: baseline?.label ?? "C",
+    ratio: r,
+    reps,
+    target: formatTarget(target),
+    verdict: verdict(r, target),
+    note,
+    samples: { kvmsh: kvmsh?.samples ?? [], baseline: baseline?.samples ?? [] },
+  };
+}
+
+/** Lays out rows of cells as an aligned text table (first row is the header). */
+export function formatTable(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
+  const line = (r: readonly string[]) =>
+    r.map((c, i) => c + " ".repeat(widths[i] - [...c].length)).join("  ").trimEnd();
+  return [line(rows[0]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)].join("\n");
+}
+
+/** The printed cells of a row. */
+export function rowCells(r: RowResult): string[] {
+  return [
+    `${r.id} ${r.name}`,
+    formatValue(r.kvmsh, r.unit),
+    (r.baselineLabel !== "C" && r.baseline !== undefined ? `${r.baselineLabel} ` : "") +
+    formatValue(r.baseline, r.unit),
+    Number.isFinite(r.ratio) ? r.ratio.toFixed(3) : "—",
+    r.reps,
+    r.target,
+    r.verdict + (r.note ? ` (${r.note})` : ""),
+  ];
+}
+
+/** The header of the table. */
+export const HEADER = ["row", "kvmsh median", "C median", "kvmsh/C", "reps", "target", "result"] as const;

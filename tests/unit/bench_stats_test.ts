@@ -1,0 +1,79 @@
+import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
+import {
+  formatTable,
+  formatTarget,
+  formatValue,
+  gbps,
+  median,
+  ratio,
+  rowCells,
+  summarize,
+  verdict,
+} from "../../bench/stats.ts";
+
+Deno.test("median: odd, even, unsorted input left alone, empty throws", () => {
+  strictEqual(median([3, 1, 2]), 2);
+  strictEqual(median([4, 1, 3, 2]), 2.5);
+  const xs = [5, 1, 4];
+  strictEqual(median(xs), 4);
+  deepStrictEqual(xs, [5, 1, 4]);
+  strictEqual(median([7]), 7);
+  throws(() => median([]), RangeError);
+});
+
+Deno.test("ratio: a/b, NaN for missing or zero baseline", () => {
+  strictEqual(ratio(300, 200), 1.5);
+  strictEqual(Number.isNaN(ratio(1, 0)), true);
+  strictEqual(Number.isNaN(ratio(undefined, 2)), true);
+  strictEqual(Number.isNaN(ratio(1, undefined)), true);
+});
+
+Deno.test("gbps: bytes per ns is GB/s", () => {
+  strictEqual(gbps(2 ** 30, 2 ** 30), 1);
+  strictEqual(gbps(10e9, 1e9), 10);
+  strictEqual(Number.isNaN(gbps(1, 0)), true);
+});
+
+Deno.test("verdict: max and min targets, boundaries inclusive, skip and info", () => {
+  const max = { kind: "max" as const, value: 1.05 };
+  const min = { kind: "min" as const, value: 0.9 };
+  strictEqual(verdict(1.05, max), "pass");
+  strictEqual(verdict(1.0501, max), "miss");
+  strictEqual(verdict(0.9, min), "pass");
+  strictEqual(verdict(0.89, min), "miss");
+  strictEqual(verdict(NaN, max), "skip");
+  strictEqual(verdict(1.2, undefined), "info");
+  strictEqual(verdict(NaN, undefined), "skip");
+  strictEqual(formatTarget(max), "≤ 1.05");
+  strictEqual(formatTarget(min), "≥ 0.9");
+  strictEqual(formatTarget(undefined), "—");
+});
+
+Deno.test("summarize: medians of both sides, ratio kvmsh/C, reps, verdict", () => {
+  const r = summarize(
+    "2",
+    "pio",
+    "ns",
+    { label: "kvmsh", samples: [10, 30, 20], per: 1000 },
+    { label: "C", samples: [10, 10, 20, 40], per: 1000 },
+    { kind: "max", value: 1.05 },
+  );
+  strictEqual(r.kvmsh, 20);
+  strictEqual(r.baseline, 15);
+  strictEqual(r.ratio, 20 / 15);
+  strictEqual(r.verdict, "miss");
+  strictEqual(r.reps, "3×1000 / 4×1000");
+  const s = summarize("7", "qemu", "ns", undefined, undefined, { kind: "max", value: 0.5 }, "not installed");
+  strictEqual(s.verdict, "skip");
+  strictEqual(rowCells(s).at(-1), "skip (not installed)");
+});
+
+Deno.test("formatValue picks a unit; formatTable aligns columns", () => {
+  strictEqual(formatValue(312.4, "ns"), "312 ns");
+  strictEqual(formatValue(10_400, "ns"), "10.4 µs");
+  strictEqual(formatValue(2_310_000, "ns"), "2.31 ms");
+  strictEqual(formatValue(1.2e9, "ns"), "1.20 s");
+  strictEqual(formatValue(4.123, "GB/s"), "4.12 GB/s");
+  strictEqual(formatValue(undefined, "ns"), "—");
+  strictEqual(formatTable([["a", "bb"], ["ccc", "d"]]), "a    bb\n---  --\nccc  d");
+});
