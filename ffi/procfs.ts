@@ -7,7 +7,7 @@
 
 import { cstr, libc, O } from "./libc.ts";
 
-/** Reads a small text file (sysfs attribute, procfs entry); undefined when it cannot be read. */
+/** Reads a small text file (sysfs attribute, procfs entry), at most `max` bytes; undefined when it cannot be read. */
 export function readProcText(path: string, max = 1 << 16): string | undefined {
   const l = libc();
   const fd = l.open(cstr(path), O.RDONLY | O.CLOEXEC, 0);
@@ -16,8 +16,9 @@ export function readProcText(path: string, max = 1 << 16): string | undefined {
     const chunks: Uint8Array[] = [];
     let total = 0;
     while (total < max) {
-      const buf = new Uint8Array(4096);
-      const n = Number(l.read(fd, buf, 4096n));
+      const want = Math.min(4096, max - total);
+      const buf = new Uint8Array(want);
+      const n = Number(l.read(fd, buf, BigInt(want)));
       if (n <= 0) {
         if (n < 0 && chunks.length === 0) return undefined;
         break;

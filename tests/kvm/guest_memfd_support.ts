@@ -6,7 +6,7 @@
  */
 
 import { deepStrictEqual, fail } from "node:assert/strict";
-import { CAP, GUEST_MEMFD_FLAGS, Kvm, KvmError, type Vm } from "../../mod.ts";
+import { GUEST_MEMFD_FLAGS, Kvm, KvmError, type Vm } from "../../mod.ts";
 import { fdSnapshot, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
 
 /** Page size (guest_memfd sizes and offsets are multiples of it). */
