@@ -66,6 +66,7 @@ export {
   expectBytes,
   expectEqual,
   expectErrno,
+  expectError,
   expectFault,
   expectGuestBytes,
   expectOk,

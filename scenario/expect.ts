@@ -91,7 +91,7 @@ export function expectErrno<T>(errno: string | number, fn: () => T, name?: strin
   const r = judged(claim, fn, (r) => {
     if (r.ok) {
       closeIfPossible(r.value);
-      return `expected ${want}, but it succeeded`;
+      return `succeeded (expected ${want})`;
     }
     if (r.error instanceof KvmError) {
       return r.error.errnoName === want ? undefined : `expected ${want}, got ${r.error.message}`;
@@ -99,6 +99,23 @@ export function expectErrno<T>(errno: string | number, fn: () => T, name?: strin
     return `expected ${want}, got ${describeError(r.error)}`;
   });
   return isThenable(r) ? Promise.resolve(r).then(() => {}) : undefined;
+}
+
+/** Expects `fn` to fail with any errno (upstream's `ret < 0` checks); the errno is printed. */
+export function expectError<T>(fn: () => T, name?: string): void {
+  const claim = name ?? `${describeFn(fn)} fails`;
+  let got = "";
+  judged(claim, fn, (r) => {
+    if (r.ok) {
+      closeIfPossible(r.value);
+      return "expected the kernel to refuse, but it succeeded";
+    }
+    if (r.error instanceof KvmError) {
+      got = r.error.errnoName;
+      return undefined;
+    }
+    return `expected an errno, got ${describeError(r.error)}`;
+  }, () => got);
 }
 
 /**
@@ -120,17 +137,19 @@ export function expectFault<T>(fn: () => T, name?: string): void {
 
 /**
  * Expects a real load (`read`) or store (`write`) of gmem offset `offset` in a child process to
- * die of SIGBUS, as the kernel selftests' TEST_EXPECT_SIGBUS.
+ * die of SIGBUS, as the kernel selftests' TEST_EXPECT_SIGBUS. The child maps the page around
+ * `offset`, or `map.mapOffset`/`map.mapLength` of the file (a mapping larger than the file: past EOF).
  */
 export async function expectSigbus(
   gmem: GuestMemfd,
   offset: bigint,
   mode: "read" | "write" = "read",
   name?: string,
+  map: { mapOffset?: bigint; mapLength?: bigint } = {},
 ): Promise<void> {
   const t = currentContext();
   const claim = name ?? `${mode} of ${gmem.name} at ${hex(offset)} in a child gets SIGBUS`;
-  const r = await gmem.touchInChild(offset, mode, 0xaa);
+  const r = await gmem.touchInChild(offset, mode, 0xaa, map);
   if (r.signal === "SIGBUS") return t.pass(claim);
   t.fail(
     claim,
