@@ -1,59 +1,102 @@
 /**
- * kvmsh's command-line entry point.
+ * kvmsh's entry point: an interactive prompt on a terminal, `-c "cmd; cmd"`, commands piped on
+ * stdin, or one command from the arguments (`kvmsh caps --json`). `kvmsh scenario <files…>`
+ * hands over to the scenario runner.
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { CAP, capName, describeCapValue, hostReport, KvmError, openKvm, resolveCap } from "../mod.ts";
-import { formatHostReport, hostReportJson } from "./caps_report.ts";
+import * as api from "../mod.ts";
+import { runCommand, runLine } from "./dispatch.ts";
+import { repl } from "./repl.ts";
+import { Session } from "./session.ts";
+import { err } from "./output.ts";
+import { UsageError } from "./usage_error.ts";
 
-function jsonReplacer(_k: string, v: unknown): unknown {
-  return typeof v === "bigint" ? `0x${v.toString(16)}` : v;
+const USAGE = `usage: kvmsh [--json] [--keep-going] [-c "cmd; cmd"] [command …]
+  kvmsh                      interactive prompt (on a terminal), or commands from stdin
+  kvmsh -c "vm create; caps"  run commands, stop at the first failure (exit 1) unless --keep-going
+  kvmsh caps [--json] [--all] [cap…]
+  kvmsh scenario <file.ts>…   run scenarios (KTAP)
+  kvmsh help                  every command`;
+
+async function runStdin(ctx: Session, keepGoing: boolean): Promise<number> {
+  const dec = new TextDecoder();
+  let buf = "";
+  let failed = false;
+  const feed = async (line: string): Promise<boolean> => {
+    const ok = await runLine(ctx, line, { keepGoing });
+    if (!ok) failed = true;
+    return ok || keepGoing;
+  };
+  for await (const chunk of Deno.stdin.readable) {
+    buf += dec.decode(chunk, { stream: true });
+    let start = 0;
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n", start)) {
+      const line = buf.slice(start, i);
+      start = i + 1;
+      if (!(await feed(line)) || ctx.exitCode !== undefined) return ctx.exitCode ?? 1;
+    }
+    buf = buf.slice(start);
+  }
+  if (buf.trim() && ctx.exitCode === undefined) await feed(buf);
+  return ctx.exitCode ?? (failed ? 1 : 0);
 }
 
-function main(argv: string[]): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: "boolean" }, all: { type: "boolean" }, help: { type: "boolean", short: "h" } },
-    allowPositionals: true,
-  });
-  const [cmd, ...rest] = positionals;
-  if (values.help || !cmd) {
-    console.log("usage: kvmsh caps [--json] [--all] [cap…]");
-    return cmd || values.help ? 0 : 2;
+async function main(argv: string[]): Promise<number> {
+  let json = false;
+  let keepGoing = false;
+  const scripts: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--json") json = true;
+    else if (a === "--keep-going" || a === "-k") keepGoing = true;
+    else if (a === "-c") {
+      if (i + 1 >= argv.length) {
+        err("kvmsh: -c needs a command string");
+        return 2;
+      }
+      scripts.push(argv[++i]);
+    } else if (a === "-h" || a === "--help") {
+      console.log(USAGE);
+      return 0;
+    } else if (a.startsWith("-")) {
+      err(`kvmsh: unknown option '${a}'\n${USAGE}`);
+      return 2;
+    } else break;
   }
-  if (cmd !== "caps") {
-    console.error(`kvmsh: unknown command '${cmd}'`);
-    return 2;
-  }
-  try {
-    using kvm = openKvm();
-    const caps = rest.length ? rest.map((t) => resolveCap(t) ?? -1) : Object.keys(CAP).map((k) => CAP[k]);
-    if (caps.includes(-1)) {
-      console.error(
-        `kvmsh: unknown capability '${rest[caps.indexOf(-1)]}' (a name like GUEST_MEMFD_FLAGS, or a number)`,
-      );
+  const rest = argv.slice(i);
+  if (rest[0] === "scenario") {
+    const run = (api as Record<string, unknown>).runScenarioCli as ((args: string[]) => Promise<number>) | undefined;
+    if (typeof run !== "function") {
+      err("kvmsh: the scenario runner is not in this build (mod.ts has no runScenarioCli)");
       return 2;
     }
-    const report = hostReport(kvm, caps);
-    if (values.json) console.log(JSON.stringify(hostReportJson(report), jsonReplacer, 2));
-    else if (rest.length) {
-      for (const c of report.caps) {
-        console.log(
-          `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${c.vm} ${
-            describeCapValue(c.cap, typeof c.vm === "number" ? c.vm : 0)
-          }`,
-        );
-      }
-    } else console.log(formatHostReport(report, { all: values.all }));
-    return 0;
-  } catch (e) {
-    if (e instanceof KvmError) {
-      console.error(`kvmsh: ${e.message}`);
-      return 1;
+    return await run(rest.slice(1));
+  }
+  const ctx = new Session();
+  ctx.json = json;
+  try {
+    if (rest.length) {
+      const ok = await runCommand(ctx, rest, { jsonIndent: rest[0] === "caps" ? 2 : undefined });
+      if (ok) return ctx.exitCode ?? 0;
+      return ctx.lastError instanceof UsageError ? 2 : 1;
     }
-    throw e;
+    if (scripts.length) {
+      let failed = false;
+      for (const s of scripts) {
+        const ok = await runLine(ctx, s, { keepGoing });
+        if (!ok) failed = true;
+        if ((!ok && !keepGoing) || ctx.exitCode !== undefined) break;
+      }
+      return ctx.exitCode ?? (failed ? 1 : 0);
+    }
+    if (Deno.stdin.isTerminal()) return await repl(ctx);
+    return await runStdin(ctx, keepGoing);
+  } finally {
+    ctx.recorder?.stop();
+    ctx.close();
   }
 }
 
-Deno.exit(main(Deno.args));
+Deno.exit(await main(Deno.args));

@@ -1,0 +1,78 @@
+/**
+ * `attr set private|shared <gpa> <size>` and `attr show`: KVM_SET_MEMORY_ATTRIBUTES, always
+ * sent so the kernel's answer shows (ENOTTY where the VM type has no memory attributes).
+ * @module
+ */
+
+import { CAP, formatSize, hex, MEMORY_ATTRIBUTES } from "../../mod.ts";
+import { big, ident } from "../ts_literal.ts";
+import { table } from "../output.ts";
+import { choice, num } from "../values.ts";
+import { words } from "./complete_helpers.ts";
+import type { Args, Command } from "./types.ts";
+
+const KINDS = ["private", "shared"] as const;
+
+function attrArgs(a: Args) {
+  return { kind: choice(a.pos[0], KINDS, "attribute"), gpa: num(a.pos[1], "gpa"), size: num(a.pos[2], "size") };
+}
+
+/** Attribute commands. */
+export const attrCommands: Command[] = [
+  {
+    name: "attr set",
+    summary: "KVM_SET_MEMORY_ATTRIBUTES on the current VM (always sent; warns when KVM_CAP_MEMORY_ATTRIBUTES=0)",
+    usage: "attr set private|shared <gpa> <size>",
+    example: "attr set private 4G 2M",
+    args: [{ name: "private|shared", complete: words(KINDS) }, { name: "gpa" }, { name: "size" }],
+    run(ctx, a) {
+      const { kind, gpa, size } = attrArgs(a);
+      const vm = ctx.vm();
+      const cap = vm.obj.checkExtension(CAP.MEMORY_ATTRIBUTES);
+      const warnings = (BigInt(cap) & MEMORY_ATTRIBUTES.bits.private) === 0n
+        ? [
+          `warning: KVM_CAP_MEMORY_ATTRIBUTES=${cap} on ${vm.name} (${vm.obj.typeName} VM): the kernel will likely refuse; sending anyway`,
+        ]
+        : [];
+      ctx.pendingWarnings.push(...warnings);
+      if (kind === "private") vm.obj.setPrivate(gpa, size);
+      else vm.obj.setShared(gpa, size);
+      return {
+        lines: [`${vm.name}: ${hex(gpa)}+${formatSize(size)} is ${kind}`],
+        data: { vm: vm.name, gpa, size, attribute: kind },
+      };
+    },
+    record(a, ctx) {
+      const { kind, gpa, size } = attrArgs(a);
+      const vm = ident(ctx.vm().name);
+      return [{ expr: `${vm}.${kind === "private" ? "setPrivate" : "setShared"}(${big(gpa)}, ${big(size)})` }];
+    },
+  },
+  {
+    name: "attr show",
+    summary:
+      "KVM_CAP_MEMORY_ATTRIBUTES of the current VM and every KVM_SET_MEMORY_ATTRIBUTES sent with the kernel's answer",
+    usage: "attr show",
+    example: "attr show",
+    run(ctx) {
+      const vm = ctx.vm();
+      const cap = vm.obj.checkExtension(CAP.MEMORY_ATTRIBUTES);
+      const log = vm.obj.attributeLog;
+      const lines = [
+        `${vm.name}: KVM_CAP_MEMORY_ATTRIBUTES = ${cap} (${MEMORY_ATTRIBUTES.format(BigInt(cap)) || "none"})`,
+        ...(log.length
+          ? table([
+            ["gpa", "size", "attributes", "answer"],
+            ...log.map((r) => [
+              hex(r.gpa),
+              formatSize(r.size),
+              MEMORY_ATTRIBUTES.format(r.attributes) || "shared",
+              r.result,
+            ]),
+          ])
+          : ["no KVM_SET_MEMORY_ATTRIBUTES sent yet"]),
+      ];
+      return { lines, data: { vm: vm.name, capMemoryAttributes: cap, log: [...log] } };
+    },
+  },
+];

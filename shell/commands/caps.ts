@@ -1,0 +1,55 @@
+/**
+ * `caps [--all] [cap…]`: the host report, or chosen capabilities on the system fd and a VM.
+ * @module
+ */
+
+import { CAP, capName, describeCapValue, hostReport, resolveCap } from "../../mod.ts";
+import { formatHostReport, hostReportJson } from "../caps_report.ts";
+import { UsageError } from "../usage_error.ts";
+import { int, str } from "../ts_literal.ts";
+import { words } from "./complete_helpers.ts";
+import type { Args, Command } from "./types.ts";
+
+function chosen(a: Args): number[] {
+  return a.pos.map((t) => {
+    const c = resolveCap(t);
+    if (c === undefined) throw new UsageError(`unknown capability '${t}' (a name like GUEST_MEMFD_FLAGS, or a number)`);
+    return c;
+  });
+}
+
+/** The caps command. */
+export const capsCommands: Command[] = [{
+  name: "caps",
+  summary: "host report: kernel, vendor module, API version, capabilities (system fd and a VM)",
+  usage: "caps [--all] [cap…]",
+  example: "caps GUEST_MEMFD_FLAGS MEMORY_ATTRIBUTES",
+  args: [{ name: "cap", optional: true, rest: true, complete: words(() => Object.keys(CAP)) }],
+  flags: [{ name: "all", help: "list every cap, also those the host answers 0" }],
+  run(ctx, a) {
+    const names = chosen(a);
+    const caps = names.length ? names : Object.values(CAP);
+    const report = hostReport(ctx.kvm, caps);
+    const lines = names.length
+      ? report.caps.map((c) =>
+        `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${c.vm} ${
+          describeCapValue(c.cap, typeof c.vm === "number" ? c.vm : 0)
+        }`
+      )
+      : formatHostReport(report, { all: a.flags.all === true }).split("\n");
+    return {
+      lines,
+      data: hostReportJson(report),
+      observed: report.caps.map((c) => ({ cap: c.cap, system: c.system })),
+    };
+  },
+  record(a) {
+    return chosen(a).map((cap) => ({
+      expr: `kvm.checkExtension(${int(cap)})`,
+      check: (r, out) => {
+        const row = (out.observed as { cap: number; system: number | string }[]).find((x) => x.cap === cap);
+        return typeof row?.system === "number" ? [`expectEqual(${r}, ${int(row.system)}, ${str(capName(cap))});`] : [];
+      },
+    }));
+  },
+}];

@@ -1,0 +1,87 @@
+/**
+ * The shape of a command in the table: one source of truth for parsing, help, completion,
+ * running and recording.
+ * @module
+ */
+
+import type { Session } from "../session.ts";
+
+/** Completes a value from the prefix typed so far. */
+export type Completer = (ctx: Session, prefix: string) => string[];
+
+/** A `--flag` (boolean when it has no `value`). */
+export interface FlagSpec {
+  name: string;
+  /** Metavariable of the value (`S`, `FLAGS`); absent for a boolean flag. */
+  value?: string;
+  help: string;
+  required?: boolean;
+  complete?: Completer;
+}
+
+/** A positional argument. */
+export interface ArgSpec {
+  name: string;
+  optional?: boolean;
+  /** Takes every remaining word. */
+  rest?: boolean;
+  complete?: Completer;
+}
+
+/** What the parser hands a command. */
+export interface Args {
+  /** The command's full name (`gmem create`). */
+  command: string;
+  /** Positionals, after the command's words. */
+  pos: string[];
+  /** Flags given: value, or true for boolean flags. */
+  flags: Record<string, string | true>;
+  /** `--json` for this command (or globally). */
+  json: boolean;
+  /** Suffix of a `x/<fmt>` style command name. */
+  suffix?: string;
+  /** The words as typed (for recording the command line). */
+  words: string[];
+}
+
+/** What a command produced: text lines for people, data for `--json`. */
+export interface Outcome {
+  lines?: string[];
+  data?: Record<string, unknown>;
+  /** Name of the object it made (binds the recorded call's result: `const gmem0 = …`). */
+  bind?: string;
+  /** Values the recorder turns into replay checks (see {@link Recorded.check}). */
+  observed?: unknown;
+  /** Lines for stderr that are not an error (a warning before sending). */
+  warnings?: string[];
+}
+
+/** The TypeScript a command records: one API call. */
+export interface Recorded {
+  /** The call expression, e.g. `vm0.createGuestMemfd(0x200000n, "mmap")`. Built only from escaped parts. */
+  expr: string;
+  /** The call returns a promise. */
+  async?: boolean;
+  /** After success, statements that check the result against what the live session saw. */
+  check?: (result: string, out: Outcome) => string[];
+}
+
+/** A command of the table. */
+export interface Command {
+  /** Full name: `gmem create`, `x`. */
+  name: string;
+  /** One line for `help`. */
+  summary: string;
+  /** Usage line. */
+  usage: string;
+  /** One example. */
+  example: string;
+  args?: ArgSpec[];
+  flags?: FlagSpec[];
+  /** Not listed in help (debugging aids). */
+  hidden?: boolean;
+  /** Runs it. Throws UsageError for bad input before anything is sent. */
+  run(ctx: Session, a: Args): Outcome | Promise<Outcome>;
+  /** The equivalent API call(s), computed before running (may throw UsageError). */
+  record?(a: Args, ctx: Session): Recorded[];
+}

@@ -1,0 +1,113 @@
+/**
+ * `vm create|list|close` and `use`.
+ * @module
+ */
+
+import { formatSize, VM_TYPES } from "../../mod.ts";
+import { ident, int, str } from "../ts_literal.ts";
+import { table } from "../output.ts";
+import { num } from "../values.ts";
+import { UsageError } from "../usage_error.ts";
+import { objects, words } from "./complete_helpers.ts";
+import type { Args, Command } from "./types.ts";
+import type { Session } from "../session.ts";
+
+function vmType(a: Args): string | number {
+  const t = a.flags.type;
+  if (t === undefined) return "default";
+  if (t === true) throw new UsageError("missing value for --type");
+  if (t in VM_TYPES) return t;
+  if (/^(0x)?[0-9a-f]+$/i.test(t)) return Number(num(t, "--type") & 0xffffffffn);
+  throw new UsageError(`unknown VM type '${t}' (known: ${Object.keys(VM_TYPES).join(", ")}, or a number)`);
+}
+
+/** Rows describing every open VM. */
+export function vmRows(ctx: Session): Record<string, unknown>[] {
+  return [...ctx.vms.values()].filter((v) => v.live()).map((v) => ({
+    name: v.name,
+    current: ctx.current === v.name,
+    fd: v.obj.fd,
+    type: v.obj.typeName,
+    gmems: [...ctx.gmems.values()].filter((g) => g.live() && g.parent === v.name).map((g) => g.name),
+    memslots: v.obj.memslots.map((s) => ({ slot: s.id, gpa: s.gpa, size: s.size })),
+    vcpus: [...ctx.vcpus.values()].filter((c) => c.live() && c.parent === v.name).map((c) => c.name),
+  }));
+}
+
+/** VM commands. */
+export const vmCommands: Command[] = [
+  {
+    name: "vm create",
+    summary: "KVM_CREATE_VM; the new VM becomes the current one",
+    usage: "vm create [--type default|sw-protected|sev|sev-es|snp|tdx|N]",
+    example: "vm create",
+    flags: [{ name: "type", value: "T", help: "VM type name or number", complete: words(() => Object.keys(VM_TYPES)) }],
+    run(ctx, a) {
+      const vm = ctx.kvm.createVm(vmType(a));
+      const name = ctx.addVm(vm);
+      return {
+        lines: [`${name}: fd ${vm.fd}, type ${vm.typeName} (current)`],
+        data: { name, fd: vm.fd, type: vm.typeName },
+        bind: name,
+      };
+    },
+    record(a) {
+      const t = vmType(a);
+      return [{ expr: `kvm.createVm(${typeof t === "number" ? int(t) : str(t)})` }];
+    },
+  },
+  {
+    name: "vm list",
+    summary: "the open VMs with their fds, guest_memfds, memslots and vCPUs",
+    usage: "vm list",
+    example: "vm list",
+    run(ctx) {
+      const rows = vmRows(ctx);
+      const lines = rows.length
+        ? table([
+          ["", "name", "fd", "type", "gmems", "memslots", "vcpus"],
+          ...rows.map((r) => [
+            r.current ? "*" : "",
+            String(r.name),
+            String(r.fd),
+            String(r.type),
+            (r.gmems as string[]).join(",") || "-",
+            (r.memslots as { slot: number; gpa: bigint; size: bigint }[]).map((s) =>
+              `${s.slot}@0x${s.gpa.toString(16)}+${formatSize(s.size)}`
+            ).join(" ") || "-",
+            (r.vcpus as string[]).join(",") || "-",
+          ]),
+        ])
+        : ["no VMs (vm create)"];
+      return { lines, data: { vms: rows } };
+    },
+  },
+  {
+    name: "vm close",
+    summary: "closes a VM and everything it owns (vCPUs, guest_memfds, mappings, memslot memory)",
+    usage: "vm close [vm]",
+    example: "vm close vm0",
+    args: [{ name: "vm", optional: true, complete: objects("vm") }],
+    run(ctx, a) {
+      const v = ctx.vm(a.pos[0]);
+      v.obj.close();
+      if (ctx.current === v.name) ctx.current = undefined;
+      return { lines: [`${v.name} closed`], data: { closed: v.name } };
+    },
+    record(a, ctx) {
+      return [{ expr: `${ident(ctx.vm(a.pos[0]).name)}.close()` }];
+    },
+  },
+  {
+    name: "use",
+    summary: "makes a VM the current one (the default for gmem, slot, attr, vcpu and GPA commands)",
+    usage: "use <vm>",
+    example: "use vm1",
+    args: [{ name: "vm", complete: objects("vm") }],
+    run(ctx, a) {
+      const v = ctx.vm(a.pos[0]);
+      ctx.current = v.name;
+      return { lines: [`current VM: ${v.name}`], data: { current: v.name } };
+    },
+  },
+];

@@ -1,0 +1,104 @@
+/**
+ * Runs command lines: parse, record the equivalent call, run, print. A failure prints one line
+ * (or one JSON object) and the shell goes on; objects stay usable.
+ * @module
+ */
+
+import { KvmError } from "../mod.ts";
+import { parseCommand } from "./parse.ts";
+import { splitCommands } from "./lexer.ts";
+import { err, errorJson, errorLine, jsonLine, jsonReplacer, out, paint } from "./output.ts";
+import { statements } from "./recorder.ts";
+import type { Session } from "./session.ts";
+import type { Args, Command, Outcome, Recorded } from "./commands/types.ts";
+import { UsageError } from "./usage_error.ts";
+
+/** How a line is run. */
+export interface RunOptions {
+  /** Go on after a failure (within the line). */
+  keepGoing?: boolean;
+  /** Pretty JSON (one-shot `kvmsh caps --json`). */
+  jsonIndent?: number;
+}
+
+function printError(ctx: Session, name: string, e: unknown, json: boolean): void {
+  ctx.lastError = e;
+  if (json) out(jsonLine({ command: name, ok: false, error: errorJson(e) }));
+  else err(paint("red", `error: ${errorLine(e)}`, "stderr"));
+}
+
+function journal(ctx: Session, a: Args, recs: Recorded[], result: { out?: Outcome; error?: unknown }): void {
+  if (a.command.startsWith("record ")) return;
+  const lines = statements(a.words, recs, result);
+  ctx.journal.push(...lines);
+  ctx.recorder?.append(lines);
+}
+
+/** Runs one command (its words). Returns true on success. */
+export async function runCommand(ctx: Session, words: string[], opts: RunOptions = {}): Promise<boolean> {
+  let cmd: Command;
+  let a: Args;
+  let recs: Recorded[];
+  const name = words[0] ?? "";
+  const json = ctx.json || words.includes("--json");
+  try {
+    ({ cmd, args: a } = parseCommand(words, ctx.json));
+    recs = cmd.record?.(a, ctx) ?? [];
+  } catch (e) {
+    printError(ctx, name, e, json);
+    if (!(e instanceof UsageError) && !(e instanceof KvmError) && !(e instanceof Error)) throw e;
+    return false;
+  }
+  ctx.pendingWarnings.length = 0;
+  let o: Outcome;
+  try {
+    o = await cmd.run(ctx, a);
+  } catch (e) {
+    ctx.lastError = e;
+    for (const w of ctx.pendingWarnings) if (!a.json) err(paint("yellow", w, "stderr"));
+    if (!(e instanceof UsageError)) journal(ctx, a, recs, { error: e });
+    if (a.json) {
+      out(
+        jsonLine({
+          command: cmd.name,
+          ok: false,
+          ...(ctx.pendingWarnings.length ? { warnings: [...ctx.pendingWarnings] } : {}),
+          error: errorJson(e),
+        }),
+      );
+    } else err(paint("red", `error: ${errorLine(e)}`, "stderr"));
+    return false;
+  }
+  ctx.lastError = undefined;
+  journal(ctx, a, recs, { out: o });
+  const warnings = [...ctx.pendingWarnings, ...(o.warnings ?? [])];
+  if (a.json) {
+    const obj = { command: cmd.name, ok: true, ...(warnings.length ? { warnings } : {}), result: o.data ?? {} };
+    out(
+      opts.jsonIndent ? JSON.stringify(obj.result, jsonReplacer, opts.jsonIndent) : jsonLine(obj),
+    );
+  } else {
+    for (const w of warnings) err(paint("yellow", w, "stderr"));
+    if (o.lines?.length) out(o.lines.join("\n"));
+  }
+  return true;
+}
+
+/** Runs a line of `;`-separated commands. Returns true when all succeeded. */
+export async function runLine(ctx: Session, line: string, opts: RunOptions = {}): Promise<boolean> {
+  let cmds: string[][];
+  try {
+    cmds = splitCommands(line);
+  } catch (e) {
+    printError(ctx, "", e, ctx.json);
+    return false;
+  }
+  let ok = true;
+  for (const words of cmds) {
+    if (ctx.exitCode !== undefined) break;
+    const r = await runCommand(ctx, words, opts);
+    ok &&= r;
+    if (!r && !opts.keepGoing) return false;
+  }
+  return ok;
+}

@@ -1,0 +1,87 @@
+/**
+ * Printing: colour only on a terminal and never with NO_COLOR; JSON with bigints as hex strings;
+ * every error as one line.
+ * @module
+ */
+
+import { styleText } from "node:util";
+import { KvmError } from "../mod.ts";
+import { UsageError } from "./usage_error.ts";
+
+const enc = new TextEncoder();
+
+/** True when stdout is a terminal and NO_COLOR is unset. */
+export function colourWanted(fd: "stdout" | "stderr" = "stdout"): boolean {
+  const noColor = Deno.env.get("NO_COLOR");
+  if (noColor !== undefined && noColor !== "") return false;
+  return (fd === "stdout" ? Deno.stdout : Deno.stderr).isTerminal();
+}
+
+type Style = Parameters<typeof styleText>[0];
+
+/** Applies a style when colour is wanted. */
+export function paint(style: Style, text: string, fd: "stdout" | "stderr" = "stdout"): string {
+  return colourWanted(fd) ? styleText(style, text, { validateStream: false }) : text;
+}
+
+/** JSON.stringify replacer: bigints as `0x…` strings, Uint8Arrays as hex strings. */
+export function jsonReplacer(_k: string, v: unknown): unknown {
+  if (typeof v === "bigint") return `0x${v.toString(16)}`;
+  if (v instanceof Uint8Array) return [...v].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return v;
+}
+
+/** One JSON line. */
+export function jsonLine(v: unknown): string {
+  return JSON.stringify(v, jsonReplacer);
+}
+
+/** Writes text to stdout (synchronously, so output order matches command order). */
+export function out(text: string): void {
+  writeAll(Deno.stdout, enc.encode(text.endsWith("\n") ? text : text + "\n"));
+}
+
+/** Writes text to stderr. */
+export function err(text: string): void {
+  writeAll(Deno.stderr, enc.encode(text.endsWith("\n") ? text : text + "\n"));
+}
+
+function writeAll(f: { writeSync(p: Uint8Array): number }, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) {
+    try {
+      off += f.writeSync(b.subarray(off));
+    } catch (e) {
+      if (e instanceof Deno.errors.BrokenPipe) return;
+      throw e;
+    }
+  }
+}
+
+/** The one-line form of any error. */
+export function errorLine(e: unknown): string {
+  if (e instanceof KvmError && e.errnoName === "EFAULT" && e.syscall.startsWith("process_vm_")) {
+    return `EFAULT: would SIGBUS — ${oneLine(e.message)}`;
+  }
+  if (e instanceof KvmError || e instanceof UsageError) return oneLine(e.message);
+  if (e instanceof Error) return oneLine(`${e.name}: ${e.message}`);
+  return oneLine(String(e));
+}
+
+/** The JSON form of any error (KvmError.toJSON for kernel errors). */
+export function errorJson(e: unknown): Record<string, unknown> {
+  if (e instanceof KvmError || e instanceof UsageError) return e.toJSON();
+  if (e instanceof Error) return { error: e.name, message: e.message };
+  return { error: "Error", message: String(e) };
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\r?\n/g, "\\n");
+}
+
+/** Aligned table rows. */
+export function table(rows: string[][]): string[] {
+  const w: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (w[i] = Math.max(w[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join("  ").trimEnd());
+}

@@ -1,0 +1,182 @@
+/**
+ * The shell's state: the Kvm (opened on first use), the objects made at the prompt under
+ * short names (vm0, gmem0, map0, vcpu0), the current VM, history and the recorder.
+ * Holds no KVM logic: it only names and finds the API's objects.
+ * @module
+ */
+
+import { type GuestMemfd, Kvm, type Mapping, openKvm, type Vm } from "../mod.ts";
+import { UsageError } from "./usage_error.ts";
+import type { Recorder } from "./recorder.ts";
+
+/** Kinds of named objects. */
+export type Kind = "vm" | "gmem" | "map" | "vcpu";
+
+/** Something with a name at the prompt. */
+export interface Named<T> {
+  name: string;
+  obj: T;
+  /** The VM it belongs to (gmem, vcpu) or the gmem (map). */
+  parent?: string;
+  /** False once closed. */
+  live: () => boolean;
+}
+
+/** A vCPU as the shell sees it (the API's Vcpu, structurally). */
+export interface VcpuLike {
+  close(): void;
+  readonly open?: boolean;
+}
+
+/** Runs one line of commands (the dispatcher); used by `source`. */
+export type LineRunner = (line: string, opts?: { depth?: number }) => Promise<boolean>;
+
+/** The state of one shell. */
+export class Session {
+  #kvm?: Kvm;
+  readonly vms = new Map<string, Named<Vm>>();
+  readonly gmems = new Map<string, Named<GuestMemfd>>();
+  readonly maps = new Map<string, Named<Mapping>>();
+  readonly vcpus = new Map<string, Named<VcpuLike>>();
+  readonly counters: Record<Kind, number> = { vm: 0, gmem: 0, map: 0, vcpu: 0 };
+  current?: string;
+  readonly history: string[] = [];
+  recorder?: Recorder;
+  /** Every recorded statement since the shell started (a recording starts with it). */
+  readonly journal: string[] = [];
+  /** Set by `exit`. */
+  exitCode?: number;
+  /** The last command's error (undefined after a success). */
+  lastError?: unknown;
+  /** Set while a command can be interrupted (a running guest): Ctrl-C calls it. */
+  interrupt?: () => void;
+  /** Global `--json`. */
+  json = false;
+  /** True on an interactive terminal. */
+  interactive = false;
+  /** Runs a line (set by the dispatcher). */
+  runLine: LineRunner = () => Promise.resolve(false);
+  /** Warnings a command printed before it sent (shown even when it then fails). */
+  readonly pendingWarnings: string[] = [];
+  /** Depth of nested `source`. */
+  depth = 0;
+
+  constructor(readonly kvmPath?: string) {}
+
+  /** The Kvm, opened on first use. */
+  get kvm(): Kvm {
+    if (!this.#kvm || !this.#kvm.open) this.#kvm = this.kvmPath ? Kvm.open(this.kvmPath) : openKvm();
+    return this.#kvm;
+  }
+
+  /** True when /dev/kvm has been opened. */
+  get kvmOpen(): boolean {
+    return this.#kvm?.open ?? false;
+  }
+
+  /** A fresh name for a kind (`gmem3`). */
+  nextName(kind: Kind): string {
+    return `${kind}${this.counters[kind]++}`;
+  }
+
+  #find<T>(map: Map<string, Named<T>>, kind: string, name: string | undefined): Named<T> {
+    if (name === undefined) throw new UsageError(`missing ${kind} name`);
+    const n = map.get(name);
+    if (!n) {
+      const known = [...map.values()].filter((x) => x.live()).map((x) => x.name);
+      throw new UsageError(`no ${kind} '${name}'${known.length ? ` (open: ${known.join(", ")})` : ` (none open)`}`);
+    }
+    if (!n.live()) throw new UsageError(`${name} is closed`);
+    return n;
+  }
+
+  /** The VM called `name`, or the current VM. */
+  vm(name?: string): Named<Vm> {
+    if (name === undefined) {
+      if (this.current === undefined) throw new UsageError("no current VM: `vm create` first (or `use vmN`)");
+      return this.#find(this.vms, "VM", this.current);
+    }
+    return this.#find(this.vms, "VM", name);
+  }
+
+  /** The guest_memfd called `name`. */
+  gmem(name: string | undefined): Named<GuestMemfd> {
+    return this.#find(this.gmems, "guest_memfd", name);
+  }
+
+  /** The mapping called `name`. */
+  map(name: string | undefined): Named<Mapping> {
+    return this.#find(this.maps, "mapping", name);
+  }
+
+  /** The vCPU called `name`, or the only/last one of the current VM. */
+  vcpu(name?: string): Named<VcpuLike> {
+    if (name === undefined) {
+      const cur = this.current;
+      const mine = [...this.vcpus.values()].filter((v) => v.live() && v.parent === cur);
+      if (!mine.length) throw new UsageError("no vCPU on the current VM: `vcpu create` first");
+      return mine[mine.length - 1];
+    }
+    return this.#find(this.vcpus, "vCPU", name);
+  }
+
+  /** Live object names of a kind (completion). */
+  names(kind: Kind): string[] {
+    const m = { vm: this.vms, gmem: this.gmems, map: this.maps, vcpu: this.vcpus }[kind] as Map<
+      string,
+      Named<unknown>
+    >;
+    return [...m.values()].filter((x) => x.live()).map((x) => x.name);
+  }
+
+  /** Registers a new VM under its API name and makes it current. */
+  addVm(vm: Vm): string {
+    const name = this.nextName("vm");
+    this.vms.set(name, { name, obj: vm, live: () => vm.open });
+    this.current = name;
+    return name;
+  }
+
+  /** Registers a guest_memfd. */
+  addGmem(g: GuestMemfd, vm: string): string {
+    const name = this.nextName("gmem");
+    this.gmems.set(name, { name, obj: g, parent: vm, live: () => g.open });
+    return name;
+  }
+
+  /** Registers a mapping. */
+  addMap(m: Mapping, gmem: string): string {
+    const name = this.nextName("map");
+    this.maps.set(name, { name, obj: m, parent: gmem, live: () => m.mapped });
+    return name;
+  }
+
+  /** Registers a vCPU. */
+  addVcpu(v: VcpuLike, vm: string): string {
+    const name = this.nextName("vcpu");
+    const open = () => v.open !== false && this.vms.get(vm)!.live();
+    this.vcpus.set(name, { name, obj: v, parent: vm, live: open });
+    return name;
+  }
+
+  /** The shell name of an API guest_memfd object. */
+  gmemName(g: GuestMemfd | undefined): string | null {
+    if (!g) return null;
+    for (const n of this.gmems.values()) if (n.obj === g) return n.name;
+    return g.name;
+  }
+
+  /** Closes every VM (and so every fd and mapping under it), keeping the Kvm open. */
+  closeAll(): void {
+    if (!this.#kvm) return;
+    for (const vm of this.#kvm.vms) vm.close();
+    this.current = undefined;
+  }
+
+  /** Closes everything including /dev/kvm. */
+  close(): void {
+    this.#kvm?.close();
+    this.#kvm = undefined;
+    this.current = undefined;
+  }
+}
