@@ -13,75 +13,79 @@ import type { Outcome, Recorded } from "./commands/types.ts";
 /** The URL a recorded script imports the API from. */
 export const MOD_URL: string = new URL("../mod.ts", import.meta.url).href;
 
-/** The script's first lines: imports, the Kvm, and the check helpers. */
+/** The script's first lines: imports, a scenario around the session, and two small helpers. */
 export function header(source: string): string[] {
   return [
-    `// Recorded by kvmsh on ${new Date().toISOString()} from ${str(source).slice(1, -1).replace(/\*\//g, "* /")}.`,
-    "// Replay: ./deno run -A <this file>   (exits non-zero when the kernel answers differently)",
+    `// Recorded by kvmsh on ${new Date().toISOString()} to ${str(source)}.`,
+    "// Replay: ./deno run -A <this file>, or ./kvmsh scenario <this file> (KTAP; non-zero exit when an answer differs).",
     `import * as kvmsh from ${str(MOD_URL)};`,
     "",
-    "const kvm = kvmsh.openKvm();",
-    "function expectEqual(got: unknown, want: unknown, what: string): void {",
-    "  if (got !== want) throw new Error(`${what}: got ${String(got)}, the recorded session saw ${String(want)}`);",
-    "}",
-    "function expectBytes(got: Uint8Array, want: string): void {",
-    '  const hex = [...got].map((b) => b.toString(16).padStart(2, "0")).join("");',
-    "  if (hex !== want) throw new Error(`bytes: got ${hex}, the recorded session saw ${want}`);",
-    "}",
-    "async function expectErrno(errno: string, fn: () => unknown): Promise<void> {",
-    "  try {",
-    "    await fn();",
-    "  } catch (e) {",
-    "    if (e instanceof kvmsh.KvmError && e.errnoName === errno) return;",
-    "    throw e;",
-    "  }",
-    "  throw new Error(`expected ${errno}, but the call succeeded`);",
-    "}",
-    "async function expectThrows(name: string, fn: () => unknown): Promise<void> {",
-    "  try {",
-    "    await fn();",
-    "  } catch (e) {",
-    "    if (e instanceof Error && e.name === name) return;",
-    "    throw e;",
-    "  }",
-    "  throw new Error(`expected ${name}, but the call succeeded`);",
+    "/** Hex text → bytes (what the recorded session read). */",
+    "function unhex(h: string): Uint8Array {",
+    "  return new Uint8Array((h.match(/../g) ?? []).map((x) => parseInt(x, 16)));",
     "}",
     "",
+    "/** Expects a non-kernel error (no memslot at a GPA, a closed object) by its class name. */",
+    "async function expectThrows(name: string, fn: () => unknown, claim: string): Promise<void> {",
+    '  let got = "success";',
+    "  try {",
+    "    await fn();",
+    "  } catch (e) {",
+    "    got = e instanceof Error ? e.name : String(e);",
+    "  }",
+    "  kvmsh.expectTrue(got === name, `${claim} throws ${name}`, `got ${got}`);",
+    "}",
+    "",
+    'kvmsh.scenario("recorded kvmsh session", async (t) => {',
+    "  const kvm = t.kvm;",
   ];
 }
 
 /** The script's last lines. */
 export function footer(): string[] {
-  return ["", "kvm.close();", 'console.log("replayed: every call gave the recorded answer");', ""];
+  return ["});", ""];
 }
 
 /**
  * The statements for one command: a comment with the command line (as a JSON string, so it
  * cannot end the comment), then the calls — bound to the object's name, checked against what
- * was observed, or wrapped in an expectation of the error the live session got.
+ * was observed, or wrapped in an expectation of the error the live session got. Claims are the
+ * generated call text, never user text.
  */
 export function statements(words: string[], recs: Recorded[], result: { out?: Outcome; error?: unknown }): string[] {
   const lines = [`// kvmsh> ${str(words.join(" "))}`];
-  if (!recs.length) return lines;
+  if (!recs.length) return lines.map(indent);
   if (result.error !== undefined) {
-    const body = recs.map((r) => `${r.async ? "await " : ""}${r.expr};`).join(" ");
+    const anyAsync = recs.some((r) => r.async);
+    const body = recs.length === 1 && !anyAsync
+      ? recs[0].expr
+      : `{ ${recs.map((r) => `${r.async ? "await " : ""}${r.expr};`).join(" ")} }`;
+    const fn = `${anyAsync ? "async " : ""}() => ${body}`;
     const e = result.error;
-    if (e instanceof KvmError) lines.push(`await expectErrno(${str(e.errnoName)}, async () => { ${body} });`);
-    else lines.push(`await expectThrows(${str(e instanceof Error ? e.name : "Error")}, async () => { ${body} });`);
-    return lines;
+    const aw = anyAsync ? "await " : "";
+    if (e instanceof KvmError) lines.push(`${aw}kvmsh.expectErrno(${str(e.errnoName)}, ${fn});`);
+    else {
+      const claim = str(recs.map((r) => r.expr).join("; "));
+      lines.push(`await expectThrows(${str(e instanceof Error ? e.name : "Error")}, ${fn}, ${claim});`);
+    }
+    return lines.map(indent);
   }
   const out = result.out ?? {};
   recs.forEach((r, i) => {
     const call = `${r.async ? "await " : ""}${r.expr}`;
     if (out.bind && i === 0) {
       lines.push(`const ${ident(out.bind)} = ${call};`);
-      if (r.check) lines.push(...r.check(out.bind, out));
+      if (r.check) lines.push(...r.check(out.bind, out, r.expr));
     } else if (r.check) {
-      const checks = r.check("r", out);
+      const checks = r.check("r", out, r.expr);
       lines.push(checks.length ? `{ const r = ${call}; ${checks.join(" ")} }` : `${call};`);
     } else lines.push(`${call};`);
   });
-  return lines;
+  return lines.map(indent);
+}
+
+function indent(l: string): string {
+  return `  ${l}`;
 }
 
 /** An open recording. */

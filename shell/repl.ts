@@ -59,7 +59,8 @@ export function repl(ctx: Session): Promise<number> {
     rl.on("line", (line: string) => {
       chain = chain.then(async () => {
         busy = true;
-        if (line.trim()) {
+        line = line.trim();
+        if (line) {
           ctx.history.push(line);
           appendHistory(path, line);
         }

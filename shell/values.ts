@@ -49,7 +49,7 @@ export type Address = { kind: "gpa"; gpa: bigint } | { kind: "obj"; name: string
 export function address(text: string | undefined): Address {
   if (text === undefined) throw new UsageError("missing address (a GPA like 0x100000000, or gmem0:offset)");
   const m = /^([a-z]+\d+)(?::(.*))?$/i.exec(text);
-  if (m) return { kind: "obj", name: m[1], offset: m[2] === undefined ? 0n : num(m[2], "offset") };
+  if (m) return { kind: "obj", name: m[1], offset: m[2] === undefined || m[2] === "" ? 0n : num(m[2], "offset") };
   return { kind: "gpa", gpa: num(text, "address") };
 }
 

@@ -48,7 +48,9 @@ export const capsCommands: Command[] = [{
       expr: `kvm.checkExtension(${int(cap)})`,
       check: (r, out) => {
         const row = (out.observed as { cap: number; system: number | string }[]).find((x) => x.cap === cap);
-        return typeof row?.system === "number" ? [`expectEqual(${r}, ${int(row.system)}, ${str(capName(cap))});`] : [];
+        return typeof row?.system === "number"
+          ? [`kvmsh.expectEqual(${r}, ${int(row.system)}, ${str(`${capName(cap)} on /dev/kvm`)});`]
+          : [];
       },
     }));
   },

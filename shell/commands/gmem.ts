@@ -5,7 +5,7 @@
  */
 
 import { formatSize, GUEST_MEMFD_FLAGS, type GuestMemfd, hex, type Mapping } from "../../mod.ts";
-import { big, bool, bytes, ident, int } from "../ts_literal.ts";
+import { big, bool, bytes, ident, int, str } from "../ts_literal.ts";
 import { table } from "../output.ts";
 import { flags, num, small, writeData } from "../values.ts";
 import { flagList, objects } from "./complete_helpers.ts";
@@ -84,10 +84,9 @@ function readOutcome(b: Uint8Array): Outcome {
   return { lines: [`${b.length} bytes: ${hexBytes(b)}`], data: { length: b.length, bytes: b }, observed: b };
 }
 
-const checkBytes = (
-  r: string,
-  out: Outcome,
-) => [`expectBytes(${r}, ${JSON.stringify(hexBytes(out.observed as Uint8Array).replace(/ /g, ""))});`];
+const checkBytes = (r: string, out: Outcome, claim: string) => [
+  `kvmsh.expectBytes(${r}, unhex(${str(hexBytes(out.observed as Uint8Array).replace(/ /g, ""))}), ${str(claim)});`,
+];
 
 /** guest_memfd commands. */
 export const gmemCommands: Command[] = [
@@ -178,11 +177,11 @@ export const gmemCommands: Command[] = [
     record(a, ctx) {
       return [{
         expr: `${ident(g(ctx, a).name)}.stat()`,
-        check: (r, out) => {
+        check: (r, out, claim) => {
           const st = out.observed as { size: bigint; blocks: bigint };
           return [
-            `expectEqual(${r}.size, ${big(st.size)}, "st_size");`,
-            `expectEqual(${r}.blocks, ${big(st.blocks)}, "st_blocks");`,
+            `kvmsh.expectEqual(${r}.size, ${big(st.size)}, ${str(`${claim}: st_size`)});`,
+            `kvmsh.expectEqual(${r}.blocks, ${big(st.blocks)}, ${str(`${claim}: st_blocks`)});`,
           ];
         },
       }];

@@ -171,7 +171,11 @@ export const memCommands: Command[] = [
       const f = dumpFormat(a.suffix);
       return [{
         expr: target(ctx, address(a.pos[0])).readExpr(f.count * f.unit),
-        check: (r, out) => [`expectBytes(${r}, ${str(hexString(out.observed as Uint8Array))});`],
+        check: (
+          r,
+          out,
+          claim,
+        ) => [`kvmsh.expectBytes(${r}, unhex(${str(hexString(out.observed as Uint8Array))}), ${str(claim)});`],
       }];
     },
   },
@@ -221,11 +225,15 @@ export const memCommands: Command[] = [
       return [{
         expr: `${ident(g.name)}.touchInChild(${big(off)}, ${str(mode)}, ${int(value)})`,
         async: true,
-        check: (r, out) => {
+        check: (r, out, claim) => {
           const o = out.observed as { signal: string | null; value?: number };
           return [
-            `expectEqual(${r}.signal, ${o.signal === null ? "null" : str(o.signal)}, "signal");`,
-            ...(o.value !== undefined ? [`expectEqual(${r}.value, ${int(o.value)}, "value");`] : []),
+            `kvmsh.expectEqual(${r}.signal, ${o.signal === null ? "null" : str(o.signal)}, ${
+              str(`${claim}: signal`)
+            });`,
+            ...(o.value !== undefined
+              ? [`kvmsh.expectEqual(${r}.value, ${int(o.value)}, ${str(`${claim}: value`)});`]
+              : []),
           ];
         },
       }];

@@ -63,7 +63,7 @@ export interface Recorded {
   /** The call returns a promise. */
   async?: boolean;
   /** After success, statements that check the result against what the live session saw. */
-  check?: (result: string, out: Outcome) => string[];
+  check?: (result: string, out: Outcome, claim: string) => string[];
 }
 
 /** A command of the table. */
