@@ -81,7 +81,14 @@ export const PROT = Object.freeze({ NONE: 0, READ: 1, WRITE: 2, EXEC: 4 });
 /** mmap flags. */
 export const MAP = Object.freeze({ SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, NORESERVE: 0x4000 });
 /** madvise advice values kvmsh uses. */
-export const MADV = Object.freeze({ DONTNEED: 4, REMOVE: 9, HUGEPAGE: 14, POPULATE_READ: 22, POPULATE_WRITE: 23, COLLAPSE: 25 });
+export const MADV = Object.freeze({
+  DONTNEED: 4,
+  REMOVE: 9,
+  HUGEPAGE: 14,
+  POPULATE_READ: 22,
+  POPULATE_WRITE: 23,
+  COLLAPSE: 25,
+});
 /** fcntl commands. */
 export const F = Object.freeze({ GETFD: 1, SETFD: 2, FD_CLOEXEC: 1 });
 /** `MAP_FAILED`, `(void *)-1`. */
