@@ -111,3 +111,13 @@ Deno.test("struct field offsets match the kernel headers", () => {
   eq(R.debug_pc.offset, 40, "offsetof(kvm_run, debug.arch.pc)");
   eq(R.debug_dr7.offset, 56, "offsetof(kvm_run, debug.arch.dr7)");
 });
+
+Deno.test("flag bits and constants match the kernel headers", async () => {
+  const { FALLOC, GUEST_MEMFD_FLAGS, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS } = await import("../../ffi/uapi.ts");
+  const { MADV } = await import("../../ffi/libc.ts");
+  eq(GUEST_MEMFD_FLAGS.bits, { mmap: 1n, "init-shared": 2n }); // GUEST_MEMFD_FLAG_MMAP, _INIT_SHARED
+  eq(MEMSLOT_FLAGS.bits, { "log-dirty": 1n, readonly: 2n, "guest-memfd": 4n }); // KVM_MEM_*
+  eq(MEMORY_ATTRIBUTES.bits.private, 8n); // KVM_MEMORY_ATTRIBUTE_PRIVATE = 1 << 3
+  eq([FALLOC.KEEP_SIZE, FALLOC.PUNCH_HOLE], [1, 2]); // linux/falloc.h
+  eq([MADV.DONTNEED, MADV.HUGEPAGE, MADV.COLLAPSE], [4, 14, 25]); // asm-generic/mman-common.h
+});
