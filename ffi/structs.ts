@@ -280,3 +280,40 @@ export const KVM_RUN_LAYOUT = defineStruct("kvm_run", 2352, {
   kvm_valid_regs: { offset: 288, type: "u64" },
   kvm_dirty_regs: { offset: 296, type: "u64" },
 });
+
+/**
+ * kvmsh's ucall block (guest ABI, not a kernel struct): the guest writes one in its memory and
+ * does `out` to the ucall port with the block's guest address in RDI (selftests-style ucall).
+ * cmd: 1 print, 2 sync, 3 assert, 4 done. msg_gpa/msg_len name a string in guest memory.
+ */
+export const GUEST_UCALL = defineStruct("kvmsh_ucall", 64, {
+  cmd: { offset: 0, type: "u64" },
+  args: { offset: 8, type: "u64", count: 4 },
+  msg_gpa: { offset: 40, type: "u64" },
+  msg_len: { offset: 48, type: "u64" },
+  reserved: { offset: 56, type: "u64" },
+});
+
+/** `Elf64_Ehdr` fields the ELF loader reads (elf.h). */
+export const ELF64_EHDR = defineStruct("Elf64_Ehdr", 64, {
+  ei_class: { offset: 4, type: "u8" },
+  ei_data: { offset: 5, type: "u8" },
+  e_type: { offset: 16, type: "u16" },
+  e_machine: { offset: 18, type: "u16" },
+  e_entry: { offset: 24, type: "u64" },
+  e_phoff: { offset: 32, type: "u64" },
+  e_phentsize: { offset: 54, type: "u16" },
+  e_phnum: { offset: 56, type: "u16" },
+});
+
+/** `Elf64_Phdr` (elf.h). */
+export const ELF64_PHDR = defineStruct("Elf64_Phdr", 56, {
+  p_type: { offset: 0, type: "u32" },
+  p_flags: { offset: 4, type: "u32" },
+  p_offset: { offset: 8, type: "u64" },
+  p_vaddr: { offset: 16, type: "u64" },
+  p_paddr: { offset: 24, type: "u64" },
+  p_filesz: { offset: 32, type: "u64" },
+  p_memsz: { offset: 40, type: "u64" },
+  p_align: { offset: 48, type: "u64" },
+});

@@ -225,6 +225,19 @@ export const MP_STATE_NAMES: Readonly<Record<number, string>> = Object.freeze({
   10: "SUSPENDED",
 });
 
+/** KVM_HC_MAP_GPA_RANGE attribute bits (`KVM_MAP_GPA_RANGE_*`, asm/kvm_para.h), as args[2] of the hypercall. */
+export const MAP_GPA_RANGE_FLAGS = new FlagSet("map-gpa-range", {
+  "page-2m": 1n << 0n,
+  "page-1g": 1n << 1n,
+  encrypted: 1n << 4n,
+});
+
+/** Error numbers KVM returns to a guest in RAX from a hypercall (`KVM_E*`, linux/kvm_para.h). */
+export const KVM_HC_ERRNO = Object.freeze({ EFAULT: 14, EINVAL: 22, E2BIG: 7, EPERM: 1, EOPNOTSUPP: 95, ENOSYS: 1000 });
+
+/** KVM_EXIT_HYPERCALL flags: the guest was in long mode (`KVM_EXIT_HYPERCALL_LONG_MODE`). */
+export const KVM_EXIT_HYPERCALL_LONG_MODE = 1n << 0n;
+
 /** KVM_SET_GUEST_DEBUG control bits. */
 export const GUESTDBG = Object.freeze({
   ENABLE: 0x1,

@@ -20,6 +20,7 @@ import { Mapping } from "./mapping.ts";
 import { MemoryRegion2, Memslot, MemslotSpec } from "./memslot.ts";
 import { hex } from "./units.ts";
 import type { Kvm } from "./kvm.ts";
+import { createVcpu, Vcpu } from "./vcpu.ts";
 
 /** Something a VM owns and closes when it closes (vCPUs, for instance). */
 export interface VmChild {
@@ -50,6 +51,7 @@ export class Vm {
   readonly #children = new Set<VmChild>();
   readonly #attributes: AttributeRecord[] = [];
   #nextGmem = 0;
+  readonly #vcpus = new Map<number, Vcpu>();
 
   /** Made by {@link Kvm.createVm}. */
   constructor(
@@ -298,6 +300,26 @@ export class Vm {
     t.mapping.write(t.offset, bytes);
   }
 
+  /**
+   * KVM_CREATE_VCPU with `id` (default: the lowest id not in use) and its kvm_run mapping. The
+   * vCPU runs on the calling thread; the VM closes it when it closes.
+   */
+  createVcpu(id?: number): Vcpu {
+    let n = id ?? 0;
+    if (id === undefined) while (this.#vcpus.has(n)) n++;
+    const v = createVcpu(this, n, (x) => {
+      this.#vcpus.delete(x.id);
+      this.release(x);
+    });
+    this.#vcpus.set(n, v);
+    return this.adopt(v);
+  }
+
+  /** The open vCPUs, by id. */
+  get vcpus(): Vcpu[] {
+    return [...this.#vcpus.values()].sort((a, b) => a.id - b.id);
+  }
+
   /** Registers something the VM closes when it closes (vCPUs). */
   adopt<T extends VmChild>(child: T): T {
     this.#children.add(child);
@@ -334,6 +356,7 @@ export class Vm {
       type: this.typeName,
       gmems: this.gmems.map((g) => g.name),
       memslots: this.memslots.map((s) => s.id),
+      vcpus: this.vcpus.map((v) => v.id),
     };
   }
 }

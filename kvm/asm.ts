@@ -1,0 +1,83 @@
+/**
+ * Inline assembly for scenarios: GNU `as` + `ld --oformat binary` on demand, the flat result
+ * cached by the hash of (mode, origin, source) under `$XDG_CACHE_HOME/kvmsh/asm` (or
+ * `~/.cache/kvmsh/asm`), so a scenario needs no separate file and no compiler once cached.
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+
+/** Options of {@link assemble}. */
+export interface AsmOptions {
+  /** `real` prepends `.code16`, `long` `.code64` (default long). */
+  mode?: "real" | "long";
+  /** Link address of the first byte (default: 0 for real mode, 0x100000 for long mode). */
+  origin?: bigint;
+}
+
+/** The cache directory for assembled snippets. */
+export function asmCacheDir(): string {
+  const base = Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
+  return `${base}/kvmsh/asm`;
+}
+
+function run(cmd: string, args: string[]): void {
+  let out: Deno.CommandOutput;
+  try {
+    out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
+  } catch (e) {
+    throw new Error(`cannot run ${cmd}: ${(e as Error).message} (binutils needed to assemble inline asm)`);
+  }
+  if (!out.success) {
+    throw new Error(`${cmd} failed:\n${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+/** The cache key of a snippet. */
+export function asmKey(source: string, o: AsmOptions = {}): string {
+  const mode = o.mode ?? "long";
+  const origin = o.origin ?? (mode === "real" ? 0n : 0x100000n);
+  return createHash("sha256").update(`${mode}\n${origin}\n${source}`).digest("hex").slice(0, 32);
+}
+
+/**
+ * Assembles `source` (AT&T syntax) into a flat binary linked at `origin`. Cached by content
+ * hash; `cached` says whether the cache answered.
+ */
+export function assemble(source: string, o: AsmOptions = {}): { bytes: Uint8Array; cached: boolean; path: string } {
+  const mode = o.mode ?? "long";
+  const origin = o.origin ?? (mode === "real" ? 0n : 0x100000n);
+  const dir = asmCacheDir();
+  const path = `${dir}/${asmKey(source, o)}.bin`;
+  try {
+    return { bytes: Deno.readFileSync(path), cached: true, path };
+  } catch { /* not cached yet */ }
+  Deno.mkdirSync(dir, { recursive: true });
+  const tmp = Deno.makeTempDirSync({ prefix: "kvmsh-asm-" });
+  try {
+    const src = `${tmp}/a.S`;
+    Deno.writeTextFileSync(
+      src,
+      `${mode === "real" ? ".code16" : ".code64"}\n.text\n.globl _start\n_start:\n${source}\n`,
+    );
+    run("as", ["--64", "-o", `${tmp}/a.o`, src]);
+    run("ld", [
+      "-m",
+      "elf_x86_64",
+      "--oformat",
+      "binary",
+      `-Ttext=0x${origin.toString(16)}`,
+      "-e",
+      "_start",
+      "-o",
+      `${tmp}/a.bin`,
+      `${tmp}/a.o`,
+    ]);
+    const bytes = Deno.readFileSync(`${tmp}/a.bin`);
+    Deno.writeFileSync(`${path}.${Deno.pid}`, bytes);
+    Deno.renameSync(`${path}.${Deno.pid}`, path);
+    return { bytes, cached: false, path };
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+}

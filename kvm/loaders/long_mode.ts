@@ -1,0 +1,234 @@
+/**
+ * 64-bit long mode: identity-mapped page tables covering every memslot of the VM (2 MiB pages,
+ * 1 GiB pages where a whole GiB is covered and the CPU has them), a GDT with a 64-bit code
+ * segment, a data segment and a TSS, and the control registers of long mode. The system area
+ * (GDT, TSS, page tables) lives at GPA 0x1000..0x10000, which a memslot must back.
+ * @module
+ */
+
+import type { Vcpu } from "../vcpu.ts";
+import { supportedCpuid } from "../vcpu.ts";
+import { hex } from "../units.ts";
+import type { LoadInfo } from "./real_mode.ts";
+
+/** Where the long-mode loader puts things (guest physical). */
+export const LONG_MODE_LAYOUT = Object.freeze({
+  gdt: 0x1000n,
+  tss: 0x1800n,
+  tables: 0x2000n,
+  tablesEnd: 0x10000n,
+  /** Default load address of a flat long-mode image (as the guest library links). */
+  image: 0x100000n,
+});
+
+/** Selectors of the GDT the loader writes. */
+export const SELECTOR = Object.freeze({ code: 0x08, data: 0x10, tss: 0x18 });
+
+/** x86 control register bits the loader sets. */
+const CR0 = { PE: 1n, MP: 2n, ET: 0x10n, NE: 0x20n, WP: 0x10000n, PG: 0x80000000n };
+const CR4 = { PAE: 0x20n, OSFXSR: 0x200n, OSXMMEXCPT: 0x400n };
+const EFER = { LME: 0x100n, LMA: 0x400n };
+const PTE = { P: 1n, RW: 2n, PS: 0x80n };
+
+const MIB2 = 2n << 20n;
+const GIB = 1n << 30n;
+const PAGE = 4096n;
+
+/** A guest physical range to map. */
+export interface GpaRange {
+  gpa: bigint;
+  size: bigint;
+}
+
+/** Options of {@link setupLongMode}. */
+export interface LongModeOptions {
+  /** First instruction (guest physical = virtual). */
+  entry: bigint;
+  /** Initial RSP. */
+  stack: bigint;
+  /** Values for rdi, rsi, rdx, rcx, r8, r9 (as the selftests' vcpu_args_set). */
+  args?: readonly bigint[];
+  /** Ranges to map besides the memslots (e.g. an address with no memslot, to see its MMIO exit). */
+  extraMaps?: readonly GpaRange[];
+  /** Use 1 GiB pages where possible (default: when CPUID says pdpe1gb). */
+  hugePages?: boolean;
+}
+
+/** What the page tables map, for display. */
+export interface PageTableInfo {
+  pml4: bigint;
+  pages2m: number;
+  pages1g: number;
+  tableBytes: number;
+  ranges: GpaRange[];
+}
+
+/** The argument registers in vcpu_args_set order. */
+export const ARG_REGS = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"] as const;
+
+function has1g(vcpu: Vcpu): boolean {
+  const e = supportedCpuid(vcpu.vm).find((c) => c.function === 0x80000001);
+  return !!e && ((e.edx >>> 26) & 1) === 1;
+}
+
+/** Builds identity page tables for `ranges` into a buffer placed at `base`. */
+export function buildPageTables(
+  ranges: readonly GpaRange[],
+  base: bigint,
+  limit: bigint,
+  huge: boolean,
+): { bytes: Uint8Array; info: PageTableInfo } {
+  const maxPages = Number((limit - base) / PAGE);
+  const bytes = new Uint8Array(maxPages * Number(PAGE));
+  const dv = new DataView(bytes.buffer);
+  let used = 1; // page 0: PML4
+  const alloc = (): bigint => {
+    if (used >= maxPages) {
+      throw new RangeError(`page tables need more than ${maxPages} pages (${hex(base)}..${hex(limit)})`);
+    }
+    return base + BigInt(used++) * PAGE;
+  };
+  const entry = (table: bigint, idx: number) => Number(table - base) + idx * 8;
+  const get = (table: bigint, idx: number) => dv.getBigUint64(entry(table, idx), true);
+  const set = (table: bigint, idx: number, v: bigint) => dv.setBigUint64(entry(table, idx), v, true);
+  const sub = (table: bigint, idx: number): bigint => {
+    const e = get(table, idx);
+    if (e & PTE.P) return e & ~0xfffn;
+    const t = alloc();
+    set(table, idx, t | PTE.P | PTE.RW);
+    return t;
+  };
+  const covered = (lo: bigint, hi: bigint) => {
+    // True when [lo, hi) is inside the union of the ranges.
+    let at = lo;
+    for (const r of [...ranges].sort((a, b) => (a.gpa < b.gpa ? -1 : 1))) {
+      if (r.gpa <= at && r.gpa + r.size > at) at = r.gpa + r.size;
+      if (at >= hi) return true;
+    }
+    return at >= hi;
+  };
+  const pml4 = base;
+  let pages2m = 0, pages1g = 0;
+  const done2m = new Set<bigint>();
+  const done1g = new Set<bigint>();
+  for (const r of ranges) {
+    if (r.size <= 0n) continue;
+    for (let a = r.gpa & ~(MIB2 - 1n); a < r.gpa + r.size; a += MIB2) {
+      const g = a & ~(GIB - 1n);
+      if (done1g.has(g) || done2m.has(a)) continue;
+      const pdpt = sub(pml4, Number((a >> 39n) & 511n));
+      const pdptIdx = Number((a >> 30n) & 511n);
+      if (huge && !done1g.has(g) && covered(g, g + GIB) && !(get(pdpt, pdptIdx) & PTE.P)) {
+        set(pdpt, pdptIdx, g | PTE.P | PTE.RW | PTE.PS);
+        done1g.add(g);
+        pages1g++;
+        continue;
+      }
+      const pd = sub(pdpt, pdptIdx);
+      set(pd, Number((a >> 21n) & 511n), a | PTE.P | PTE.RW | PTE.PS);
+      done2m.add(a);
+      pages2m++;
+    }
+  }
+  return {
+    bytes: bytes.subarray(0, used * Number(PAGE)),
+    info: { pml4, pages2m, pages1g, tableBytes: used * Number(PAGE), ranges: [...ranges] },
+  };
+}
+
+function gdtEntry(v: bigint, dv: DataView, off: number) {
+  dv.setBigUint64(off, v, true);
+}
+
+/**
+ * Writes GDT, TSS and page tables into guest memory and puts the vCPU in 64-bit mode at
+ * `entry` with `stack`, args in rdi, rsi, rdx, rcx, r8, r9.
+ */
+export function setupLongMode(vcpu: Vcpu, o: LongModeOptions): PageTableInfo {
+  const vm = vcpu.vm;
+  const L = LONG_MODE_LAYOUT;
+  const ranges: GpaRange[] = vm.memslots.map((s) => ({ gpa: s.gpa, size: s.size }));
+  for (const r of o.extraMaps ?? []) ranges.push(r);
+  const huge = o.hugePages ?? has1g(vcpu);
+  const pt = buildPageTables(ranges, L.tables, L.tablesEnd, huge);
+  vm.writeGuest(L.tables, pt.bytes);
+
+  // GDT: null, code64, data, 64-bit TSS (16 bytes).
+  const gdt = new Uint8Array(0x28);
+  const dv = new DataView(gdt.buffer);
+  gdtEntry(0x00af9b000000ffffn, dv, SELECTOR.code);
+  gdtEntry(0x00cf93000000ffffn, dv, SELECTOR.data);
+  const tssLimit = 0x67n;
+  const b = L.tss;
+  const tssLow = (tssLimit & 0xffffn) | ((b & 0xffffffn) << 16n) | (0x89n << 40n) | (((b >> 24n) & 0xffn) << 56n);
+  gdtEntry(tssLow, dv, SELECTOR.tss);
+  gdtEntry(b >> 32n, dv, SELECTOR.tss + 8);
+  vm.writeGuest(L.gdt, gdt);
+  vm.writeGuest(L.tss, new Uint8Array(Number(tssLimit) + 1));
+
+  const data = {
+    base: 0n,
+    limit: 0xffffffff,
+    selector: SELECTOR.data,
+    type: 3,
+    present: 1,
+    dpl: 0,
+    db: 1,
+    s: 1,
+    l: 0,
+    g: 1,
+  };
+  vcpu.setSregs({
+    cs: { base: 0n, limit: 0xffffffff, selector: SELECTOR.code, type: 11, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1 },
+    ds: data,
+    es: data,
+    fs: data,
+    gs: data,
+    ss: data,
+    tr: {
+      base: L.tss,
+      limit: Number(tssLimit),
+      selector: SELECTOR.tss,
+      type: 11,
+      present: 1,
+      dpl: 0,
+      s: 0,
+      l: 0,
+      g: 0,
+    },
+    gdt: { base: L.gdt, limit: gdt.length - 1 },
+    idt: { base: 0n, limit: 0 },
+    cr0: CR0.PE | CR0.MP | CR0.ET | CR0.NE | CR0.WP | CR0.PG,
+    cr3: pt.info.pml4,
+    cr4: CR4.PAE | CR4.OSFXSR | CR4.OSXMMEXCPT,
+    efer: EFER.LME | EFER.LMA,
+  });
+  const regs: Record<string, bigint> = { rip: o.entry, rsp: o.stack, rflags: 2n };
+  const args = o.args ?? [];
+  if (args.length > ARG_REGS.length) {
+    throw new RangeError(`at most ${ARG_REGS.length} args (rdi, rsi, rdx, rcx, r8, r9)`);
+  }
+  args.forEach((v, i) => (regs[ARG_REGS[i]] = v));
+  vcpu.setRegs(regs);
+  return pt.info;
+}
+
+/** A flat image at `loadAddress` (default 0x100000), entered at its first byte. */
+export function loadLongModeFlat(
+  vcpu: Vcpu,
+  image: Uint8Array,
+  o: { loadAddress?: bigint; stack?: bigint; args?: readonly bigint[]; extraMaps?: readonly GpaRange[] } = {},
+): LoadInfo & { pageTables: PageTableInfo } {
+  const load = o.loadAddress ?? LONG_MODE_LAYOUT.image;
+  vcpu.vm.writeGuest(load, image);
+  const stack = o.stack ?? defaultStack(vcpu);
+  const pageTables = setupLongMode(vcpu, { entry: load, stack, args: o.args, extraMaps: o.extraMaps });
+  return { mode: "long", loadAddress: load, entry: load, stack, size: image.length, pageTables };
+}
+
+/** The top of the memslot that holds GPA 0 (16-byte aligned), the default long-mode stack. */
+export function defaultStack(vcpu: Vcpu): bigint {
+  const s = vcpu.vm.memslots.find((m) => m.contains(0n));
+  if (!s) throw new RangeError("long mode needs a memslot at GPA 0 (GDT and page tables live at 0x1000..0x10000)");
+  return (s.gpa + s.size) & ~0xfn;
+}

@@ -1,0 +1,59 @@
+/**
+ * Flat binary into 16-bit real mode, as kvmtool does: the image at segment 0x1000 offset 0
+ * (GPA 0x10000), every segment register 0x1000, IP 0, SP 0x8000; all overridable.
+ * @module
+ */
+
+import type { Vcpu } from "../vcpu.ts";
+
+/** Where a real-mode image goes and how the vCPU starts. */
+export interface RealModeOptions {
+  /** Segment for CS/DS/ES/FS/GS/SS (default 0x1000). */
+  segment?: number;
+  /** Offset of the image in the segment, also the initial IP (default 0). */
+  offset?: number;
+  /** Initial SP (default 0x8000). */
+  sp?: number;
+}
+
+/** kvmtool's defaults. */
+export const REAL_MODE_DEFAULTS = Object.freeze({ segment: 0x1000, offset: 0, sp: 0x8000 });
+
+/** What a loader did: where the image went and where execution starts. */
+export interface LoadInfo {
+  mode: "real" | "long";
+  /** Guest physical address of the image's first byte. */
+  loadAddress: bigint;
+  /** Guest physical (= linear) address of the first instruction. */
+  entry: bigint;
+  /** Initial stack pointer. */
+  stack: bigint;
+  size: number;
+}
+
+/** Writes `image` into guest memory and sets the vCPU up for real mode. */
+export function loadRealMode(vcpu: Vcpu, image: Uint8Array, o: RealModeOptions = {}): LoadInfo {
+  const segment = o.segment ?? REAL_MODE_DEFAULTS.segment;
+  const offset = o.offset ?? REAL_MODE_DEFAULTS.offset;
+  const sp = o.sp ?? REAL_MODE_DEFAULTS.sp;
+  if (segment < 0 || segment > 0xffff || offset < 0 || offset > 0xffff || sp < 0 || sp > 0xffff) {
+    throw new RangeError("real mode segment, offset and sp are 16-bit values");
+  }
+  const base = BigInt(segment) << 4n;
+  const load = base + BigInt(offset);
+  vcpu.vm.writeGuest(load, image);
+  const seg = { selector: segment, base, limit: 0xffff };
+  vcpu.setSregs({
+    cs: { ...seg, type: 11, s: 1, present: 1, db: 0, l: 0, g: 0 },
+    ds: { ...seg, type: 3, s: 1, present: 1, db: 0, g: 0 },
+    es: { ...seg, type: 3, s: 1, present: 1, db: 0, g: 0 },
+    fs: { ...seg, type: 3, s: 1, present: 1, db: 0, g: 0 },
+    gs: { ...seg, type: 3, s: 1, present: 1, db: 0, g: 0 },
+    ss: { ...seg, type: 3, s: 1, present: 1, db: 0, g: 0 },
+    cr0: 0x60000010n,
+    cr4: 0n,
+    efer: 0n,
+  });
+  vcpu.setRegs({ rip: BigInt(offset), rsp: BigInt(sp), rflags: 2n });
+  return { mode: "real", loadAddress: load, entry: load, stack: base + BigInt(sp), size: image.length };
+}

@@ -1,0 +1,167 @@
+/**
+ * `runGuest(vm, spec)`: one call from "a guest file / inline asm" to "what happened": memory,
+ * image, registers, the exit loop, and the result. The REPL's `run guest.bin` and a scenario's
+ * guest are this call. See run_loop.ts for the result's fields.
+ * @module
+ */
+
+import { CAP, KVM_HC_MAP_GPA_RANGE } from "../ffi/caps.ts";
+import { GUEST_MEMFD_FLAGS } from "../ffi/uapi.ts";
+import { assemble } from "./asm.ts";
+import { GuestAbi } from "./guest_abi.ts";
+import { isElf, loadElf } from "./loaders/elf.ts";
+import { type GpaRange, loadLongModeFlat, LONG_MODE_LAYOUT, type PageTableInfo } from "./loaders/long_mode.ts";
+import { type LoadInfo, loadRealMode } from "./loaders/real_mode.ts";
+import type { Memslot } from "./memslot.ts";
+import { type ExitHandlers, type RunResult, runVcpu } from "./run_loop.ts";
+import type { Vcpu } from "./vcpu.ts";
+import type { Vm } from "./vm.ts";
+
+/** Where the guest's main memory comes from: `anon`, or `gmem:<flags>` (e.g. `gmem:mmap,init-shared`). */
+export type GuestMemory = "anon" | `gmem:${string}` | "gmem";
+
+/** What {@link runGuest} takes. Exactly one of image, elf, asm. */
+export interface GuestSpec {
+  /** A flat binary (bytes or a file path); an ELF file given here is loaded as ELF. */
+  image?: Uint8Array | string;
+  /** An ELF64 file (bytes or path). */
+  elf?: Uint8Array | string;
+  /** Inline assembly (AT&T), assembled on demand and cached. */
+  asm?: string;
+  /** `real` (default for flat images) or `long` (ELF and asm default to long). */
+  mode?: "real" | "long";
+  /** Main memory: anonymous (default) or a guest_memfd with these flags. */
+  memory?: GuestMemory;
+  /** For gmem memory: userspace_addr none, the gmem's own mapping (default), or separate anonymous memory. */
+  userspace?: "none" | "gmem" | "anon";
+  /** Size of the main memslot (default 1 MiB real mode, 4 MiB long mode). */
+  memorySize?: bigint;
+  /** Slot id of the main memslot (default 0); it sits at GPA 0. Reused when it already exists. */
+  slot?: number;
+  /** Real mode: segment (default 0x1000) and offset (default 0) of the image; `sp` default 0x8000. */
+  segment?: number;
+  offset?: number;
+  sp?: number;
+  /** Long mode flat image load address (default 0x100000) and stack (default: top of main memory). */
+  loadAddress?: bigint;
+  stack?: bigint;
+  /** rdi, rsi, rdx, rcx, r8, r9. */
+  args?: readonly (bigint | number)[];
+  /** Extra identity-mapped ranges (long mode), e.g. an address without a memslot. */
+  extraMaps?: readonly GpaRange[];
+  /** Enable KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE before running (default false). */
+  hypercallExit?: boolean;
+  /** The vCPU to use (default: the VM's first vCPU, created if none). */
+  vcpu?: Vcpu;
+  timeoutMs?: number;
+  deadline?: number;
+  interruptible?: boolean;
+  maxExits?: number;
+  handlers?: ExitHandlers;
+  abi?: GuestAbi;
+  onConsole?: (byte: number) => void;
+}
+
+/** A run's result plus what was loaded where. */
+export interface GuestResult extends RunResult {
+  vcpu: Vcpu;
+  load: LoadInfo & { pageTables?: PageTableInfo };
+  memslot: Memslot;
+  /** KVM_ENABLE_CAP(EXIT_HYPERCALL) answer when asked: `ok` or the error message. */
+  hypercallExit?: string;
+}
+
+const MIB = 1n << 20n;
+const cpuidSet = new WeakSet<Vcpu>();
+
+function bytesOf(x: Uint8Array | string): Uint8Array {
+  return typeof x === "string" ? Deno.readFileSync(x) : x;
+}
+
+/** Creates (or reuses) the main memslot at GPA 0 as `spec.memory` says. */
+export function mainMemory(
+  vm: Vm,
+  spec: Pick<GuestSpec, "memory" | "userspace" | "memorySize" | "slot" | "mode">,
+): Memslot {
+  const id = spec.slot ?? 0;
+  const existing = vm.memslot(id) ?? vm.memslots.find((s) => s.contains(0n));
+  if (existing) return existing;
+  const size = spec.memorySize ?? (spec.mode === "real" ? MIB : 4n * MIB);
+  const mem = spec.memory ?? "anon";
+  if (mem === "anon") return vm.addMemslot({ slot: id, gpa: 0n, size });
+  if (!mem.startsWith("gmem")) {
+    throw new RangeError(`memory '${mem}': use anon or gmem:<flags> (gmem:mmap,init-shared)`);
+  }
+  const flags = mem.includes(":") ? mem.slice(mem.indexOf(":") + 1) : "mmap,init-shared";
+  const gmem = vm.createGuestMemfd(size, GUEST_MEMFD_FLAGS.parse(flags));
+  return vm.addMemslot({
+    slot: id,
+    gpa: 0n,
+    size,
+    gmem,
+    userspace: spec.userspace ?? (gmem.mmapable ? "gmem" : "none"),
+  });
+}
+
+/** Loads a guest and runs it; see {@link GuestSpec} and run_loop.ts. */
+export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
+  const given = [spec.image, spec.elf, spec.asm].filter((v) => v !== undefined).length;
+  if (given !== 1) throw new RangeError("runGuest needs exactly one of image, elf, asm");
+  let bytes: Uint8Array;
+  let elf = false;
+  if (spec.asm !== undefined) {
+    const mode = spec.mode ?? "long";
+    bytes = assemble(spec.asm, {
+      mode,
+      origin: mode === "real" ? BigInt(spec.offset ?? 0) : spec.loadAddress ?? LONG_MODE_LAYOUT.image,
+    }).bytes;
+  } else {
+    bytes = bytesOf((spec.image ?? spec.elf)!);
+    elf = spec.elf !== undefined || isElf(bytes);
+  }
+  const mode = spec.mode ?? (elf || spec.asm !== undefined ? "long" : "real");
+  if (elf && mode === "real") throw new RangeError("an ELF64 image runs in long mode");
+  const memslot = mainMemory(vm, { ...spec, mode });
+
+  let hypercallExit: string | undefined;
+  if (spec.hypercallExit) {
+    try {
+      vm.enableCap(CAP.EXIT_HYPERCALL, [1n << BigInt(KVM_HC_MAP_GPA_RANGE)]);
+      hypercallExit = "ok";
+    } catch (e) {
+      hypercallExit = (e as Error).message;
+    }
+  }
+  const vcpu = spec.vcpu ?? vm.vcpus[0] ?? vm.createVcpu();
+  if (!cpuidSet.has(vcpu)) {
+    vcpu.setCpuid();
+    cpuidSet.add(vcpu);
+  }
+  const args = (spec.args ?? []).map((a) => BigInt(a));
+  let load: GuestResult["load"];
+  if (elf) load = loadElf(vcpu, bytes, { stack: spec.stack, args, extraMaps: spec.extraMaps });
+  else if (mode === "long") {
+    load = loadLongModeFlat(vcpu, bytes, {
+      loadAddress: spec.loadAddress,
+      stack: spec.stack,
+      args,
+      extraMaps: spec.extraMaps,
+    });
+  } else {
+    load = loadRealMode(vcpu, bytes, { segment: spec.segment, offset: spec.offset, sp: spec.sp });
+    if (args.length) {
+      const names = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
+      vcpu.setRegs(Object.fromEntries(args.map((v, i) => [names[i], v])));
+    }
+  }
+  const r = runVcpu(vcpu, {
+    handlers: spec.handlers,
+    abi: spec.abi,
+    timeoutMs: spec.timeoutMs,
+    deadline: spec.deadline,
+    interruptible: spec.interruptible,
+    maxExits: spec.maxExits,
+    onConsole: spec.onConsole,
+  });
+  return { ...r, vcpu, load, memslot, ...(hypercallExit ? { hypercallExit } : {}) };
+}

@@ -1,0 +1,338 @@
+/**
+ * A vCPU: KVM_CREATE_VCPU, the mmapped `kvm_run`, registers, CPUID, MP state, guest debug and
+ * KVM_RUN. `run()` is one KVM_RUN and nothing else; the exit loop lives in run_loop.ts.
+ * KVM_RUN is a synchronous FFI call, so it runs on the thread that created the vCPU (the
+ * thread the watchdog kicks: {@link Vcpu.tid}).
+ * @module
+ */
+
+import { errno, libc, MAP, PROT } from "../ffi/libc.ts";
+import { EXIT, GUESTDBG, IOCTL, MP_STATE_NAMES } from "../ffi/uapi.ts";
+import {
+  KVM_CPUID2,
+  KVM_CPUID_ENTRY2,
+  KVM_DTABLE,
+  KVM_FPU,
+  KVM_GUEST_DEBUG,
+  KVM_MP_STATE_ARGS,
+  KVM_REGS,
+  KVM_SEGMENT,
+  KVM_SREGS,
+  KVM_SREGS_DTABLES,
+  KVM_SREGS_SEGMENTS,
+} from "../ffi/structs.ts";
+import { decode, Decoded, Encodable, encode } from "../ffi/struct_codec.ts";
+import { KvmError } from "./errors.ts";
+import { ioctlBuf, ioctlInt, OwnedFd } from "./fd.ts";
+import { Mapping, mmapRaw } from "./mapping.ts";
+import { ExitView } from "./exit_view.ts";
+import { stopWatchdog } from "./kick.ts";
+import type { Vm } from "./vm.ts";
+
+/** General purpose registers (`struct kvm_regs`), all bigint. */
+export type Regs = Decoded<typeof KVM_REGS.fields>;
+/** One segment register (`struct kvm_segment`). */
+export type Segment = Decoded<typeof KVM_SEGMENT.fields>;
+/** A descriptor table register (`struct kvm_dtable`). */
+export type Dtable = Decoded<typeof KVM_DTABLE.fields>;
+/** Segment register names in `struct kvm_sregs`. */
+export type SegmentName = keyof typeof KVM_SREGS_SEGMENTS;
+/** Special registers (`struct kvm_sregs`). */
+export type Sregs = Decoded<typeof KVM_SREGS.fields> & Record<SegmentName, Segment> & { gdt: Dtable; idt: Dtable };
+/** A partial update of the special registers: segments and tables may be partial too. */
+export type SregsUpdate =
+  & Encodable<typeof KVM_SREGS.fields>
+  & { [K in SegmentName]?: Encodable<typeof KVM_SEGMENT.fields> }
+  & { gdt?: Encodable<typeof KVM_DTABLE.fields>; idt?: Encodable<typeof KVM_DTABLE.fields> };
+/** FPU state (`struct kvm_fpu`). */
+export type Fpu = Decoded<typeof KVM_FPU.fields>;
+/** One CPUID entry (`struct kvm_cpuid_entry2`). */
+export type CpuidEntry = Decoded<typeof KVM_CPUID_ENTRY2.fields>;
+
+/** The names of general purpose registers, in `struct kvm_regs` order. */
+export const REG_NAMES = Object.keys(KVM_REGS.fields) as (keyof Regs)[];
+
+/** What {@link Vcpu.setGuestDebug} takes. */
+export interface GuestDebugOptions {
+  /** Single-step: a KVM_EXIT_DEBUG after each instruction. */
+  singleStep?: boolean;
+  /** Raw extra control bits (GUESTDBG.*). */
+  control?: number;
+  /** debugreg[0..7] (DR0-3, DR6, DR7 at 4..7 as in the uapi). */
+  debugreg?: bigint[];
+}
+
+const KVM_RUN_REQ = BigInt(IOCTL.KVM_RUN);
+
+/** A vCPU of a {@link Vm}. Closing it unmaps kvm_run and closes the fd; the VM closes it too. */
+export class Vcpu {
+  readonly #fd: OwnedFd;
+  readonly #fdNum: number;
+  #run: Mapping | undefined;
+  readonly #regs = new Uint8Array(KVM_REGS.size);
+  readonly #sregs = new Uint8Array(KVM_SREGS.size);
+  /** The decoder of the current exit, over this vCPU's kvm_run (made once). */
+  readonly exit: ExitView;
+  /** The thread that created the vCPU, which runs KVM_RUN and receives the kick. */
+  readonly tid: number;
+  /** The size KVM_GET_VCPU_MMAP_SIZE gave. */
+  readonly mmapSize: number;
+  /** Single-step state as last set. */
+  #singleStep = false;
+
+  /** Made by {@link Vm.createVcpu}. */
+  constructor(readonly vm: Vm, readonly id: number, fd: number, private readonly onClose: (v: Vcpu) => void) {
+    this.#fd = new OwnedFd(fd, `vcpu${id}`);
+    this.#fdNum = fd;
+    this.mmapSize = vm.kvm.vcpuMmapSize();
+    try {
+      const p = mmapRaw(BigInt(this.mmapSize), PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0n);
+      this.#run = new Mapping(p, BigInt(this.mmapSize), {
+        source: `vcpu${id}.kvm_run`,
+        offset: 0n,
+        shared: true,
+        prot: "rw",
+      });
+    } catch (e) {
+      this.#fd.close();
+      throw e;
+    }
+    this.exit = new ExitView(
+      Deno.UnsafePointerView.getArrayBuffer(this.#run.pointer, this.mmapSize),
+      this,
+    );
+    this.tid = libc().gettid();
+    openVcpus++;
+  }
+
+  /** The name used in listings: `vcpu0`. */
+  get name(): string {
+    return `vcpu${this.id}`;
+  }
+
+  /** The fd number. */
+  get fd(): number {
+    return this.#fd.fd;
+  }
+
+  /** True until closed. */
+  get open(): boolean {
+    return this.#fd.open;
+  }
+
+  /** The host address of the kvm_run mapping (for the watchdog's immediate_exit write). */
+  get runAddress(): bigint {
+    return this.#run!.address;
+  }
+
+  /**
+   * One KVM_RUN. Returns 0 when the kernel returned to userspace with an exit, or the errno
+   * when KVM_RUN failed; the exit view is updated either way (`exit.reason`, `exit.errno`).
+   * EINTR is an INTR exit; EFAULT/EHWPOISON with exit_reason MEMORY_FAULT is a MEMORY_FAULT
+   * exit. Any other failure throws a KvmError. No allocation.
+   */
+  run(): number {
+    const r = libc().ioctl(this.#fdNum, KVM_RUN_REQ, 0n);
+    const x = this.exit;
+    if (r >= 0) {
+      x.errno = 0;
+      x.reason = x.rawReason;
+      return 0;
+    }
+    const e = errno();
+    x.errno = e;
+    if (e === EINTR) {
+      x.reason = EXIT.INTR;
+      return e;
+    }
+    if ((e === EFAULT || e === EHWPOISON) && x.rawReason === EXIT.MEMORY_FAULT) {
+      x.reason = EXIT.MEMORY_FAULT;
+      return e;
+    }
+    x.reason = -1;
+    throw new KvmError({ syscall: "ioctl", op: "KVM_RUN", errno: e, args: { vcpu: this.id } });
+  }
+
+  /** KVM_GET_REGS. */
+  getRegs(): Regs {
+    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.id });
+    return decode(KVM_REGS, this.#regs);
+  }
+
+  /** One register (KVM_GET_REGS), without building the whole object. */
+  getReg(name: keyof Regs): bigint {
+    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.id });
+    const dv = new DataView(this.#regs.buffer);
+    return dv.getBigUint64(KVM_REGS.fields[name].offset, true);
+  }
+
+  /** KVM_SET_REGS of the given registers; the others keep their current values (read first). */
+  setRegs(update: Encodable<typeof KVM_REGS.fields>): void {
+    for (const k of Object.keys(update)) {
+      if (!(k in KVM_REGS.fields)) throw new RangeError(`unknown register '${k}' (known: ${REG_NAMES.join(", ")})`);
+    }
+    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.id });
+    encode(KVM_REGS, update, this.#regs);
+    ioctlBuf(this.fd, IOCTL.KVM_SET_REGS, this.#regs, { vcpu: this.id, ...update });
+  }
+
+  /** KVM_GET_SREGS, segments and tables decoded. */
+  getSregs(): Sregs {
+    ioctlBuf(this.fd, IOCTL.KVM_GET_SREGS, this.#sregs, { vcpu: this.id });
+    const out = decode(KVM_SREGS, this.#sregs) as Record<string, unknown>;
+    for (const [k, off] of Object.entries(KVM_SREGS_SEGMENTS)) out[k] = decode(KVM_SEGMENT, this.#sregs, off);
+    for (const [k, off] of Object.entries(KVM_SREGS_DTABLES)) out[k] = decode(KVM_DTABLE, this.#sregs, off);
+    return out as Sregs;
+  }
+
+  /** KVM_SET_SREGS of the given fields (segments field by field); the rest keep their values. */
+  setSregs(update: SregsUpdate): void {
+    ioctlBuf(this.fd, IOCTL.KVM_GET_SREGS, this.#sregs, { vcpu: this.id });
+    const scalars: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(update)) {
+      if (v === undefined) continue;
+      if (k in KVM_SREGS_SEGMENTS) {
+        encode(
+          KVM_SEGMENT,
+          v as Encodable<typeof KVM_SEGMENT.fields>,
+          this.#sregs,
+          KVM_SREGS_SEGMENTS[k as SegmentName],
+        );
+      } else if (k in KVM_SREGS_DTABLES) {
+        const off = KVM_SREGS_DTABLES[k as keyof typeof KVM_SREGS_DTABLES];
+        encode(KVM_DTABLE, v as Encodable<typeof KVM_DTABLE.fields>, this.#sregs, off);
+      } else if (k in KVM_SREGS.fields) {
+        scalars[k] = v;
+      } else {
+        throw new RangeError(`unknown special register '${k}'`);
+      }
+    }
+    encode(KVM_SREGS, scalars as Encodable<typeof KVM_SREGS.fields>, this.#sregs);
+    ioctlBuf(this.fd, IOCTL.KVM_SET_SREGS, this.#sregs, { vcpu: this.id });
+  }
+
+  /** KVM_GET_FPU. */
+  getFpu(): Fpu {
+    const b = new Uint8Array(KVM_FPU.size);
+    ioctlBuf(this.fd, IOCTL.KVM_GET_FPU, b, { vcpu: this.id });
+    return decode(KVM_FPU, b);
+  }
+
+  /** KVM_SET_FPU of the given fields (the rest as KVM_GET_FPU reports them). */
+  setFpu(update: Encodable<typeof KVM_FPU.fields>): void {
+    const b = new Uint8Array(KVM_FPU.size);
+    ioctlBuf(this.fd, IOCTL.KVM_GET_FPU, b, { vcpu: this.id });
+    encode(KVM_FPU, update, b);
+    ioctlBuf(this.fd, IOCTL.KVM_SET_FPU, b, { vcpu: this.id });
+  }
+
+  /** KVM_SET_CPUID2 with `entries`, by default what KVM_GET_SUPPORTED_CPUID answers. Returns the count set. */
+  setCpuid(entries: CpuidEntry[] = supportedCpuid(this.vm)): number {
+    const buf = encodeCpuid(entries, entries.length);
+    ioctlBuf(this.fd, IOCTL.KVM_SET_CPUID2, buf, { vcpu: this.id, nent: entries.length });
+    return entries.length;
+  }
+
+  /** KVM_GET_MP_STATE: number and name. */
+  getMpState(): { state: number; name: string } {
+    const b = new Uint8Array(KVM_MP_STATE_ARGS.size);
+    ioctlBuf(this.fd, IOCTL.KVM_GET_MP_STATE, b, { vcpu: this.id });
+    const state = decode(KVM_MP_STATE_ARGS, b).mp_state;
+    return { state, name: MP_STATE_NAMES[state] ?? `#${state}` };
+  }
+
+  /** KVM_SET_MP_STATE by name (`RUNNABLE`, `HALTED`, …) or number. */
+  setMpState(state: string | number): void {
+    const n = typeof state === "number"
+      ? state
+      : Number(Object.entries(MP_STATE_NAMES).find(([, v]) => v === state.toUpperCase())?.[0] ?? NaN);
+    if (Number.isNaN(n)) {
+      throw new RangeError(`unknown MP state '${state}' (known: ${Object.values(MP_STATE_NAMES).join(", ")})`);
+    }
+    ioctlBuf(this.fd, IOCTL.KVM_SET_MP_STATE, encode(KVM_MP_STATE_ARGS, { mp_state: n }), {
+      vcpu: this.id,
+      mp_state: MP_STATE_NAMES[n] ?? n,
+    });
+  }
+
+  /** KVM_SET_GUEST_DEBUG. `{singleStep: true}` asks for a DEBUG exit after every instruction; `{}` turns debug off. */
+  setGuestDebug(opts: GuestDebugOptions = {}): void {
+    let control = opts.control ?? 0;
+    if (opts.singleStep) control |= GUESTDBG.ENABLE | GUESTDBG.SINGLESTEP;
+    if (opts.debugreg) control |= GUESTDBG.ENABLE;
+    const b = encode(KVM_GUEST_DEBUG, { control, debugreg: opts.debugreg ?? [] });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_GUEST_DEBUG, b, { vcpu: this.id, control: `0x${control.toString(16)}` });
+    this.#singleStep = !!opts.singleStep;
+  }
+
+  /** Whether single-step was last switched on by {@link setGuestDebug}. */
+  get singleStep(): boolean {
+    return this.#singleStep;
+  }
+
+  /** Sets or clears kvm_run.immediate_exit. */
+  setImmediateExit(on: boolean): void {
+    this.exit.immediateExit = on ? 1 : 0;
+  }
+
+  /** Unmaps kvm_run and closes the fd; safe to call twice. */
+  close(): void {
+    if (!this.#fd.open) return;
+    this.exit.detach();
+    this.#run?.unmap();
+    this.#run = undefined;
+    this.#fd.close();
+    this.onClose(this);
+    // The watchdog worker would keep the process alive; with no vCPU left it has nothing to watch.
+    if (--openVcpus === 0) stopWatchdog();
+  }
+
+  /** `using cpu = vm.createVcpu()` */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** A plain description for listings. */
+  describe(): Record<string, unknown> {
+    return { name: this.name, id: this.id, fd: this.#fd.raw, tid: this.tid, mmapSize: this.mmapSize };
+  }
+}
+
+let openVcpus = 0;
+const EINTR = 4;
+const EFAULT = 14;
+const EHWPOISON = 133;
+
+/** Capacity asked of KVM_GET_SUPPORTED_CPUID (E2BIG makes it grow). */
+const CPUID_MAX = 256;
+
+function encodeCpuid(entries: CpuidEntry[], capacity: number): Uint8Array<ArrayBuffer> {
+  const buf = new Uint8Array(KVM_CPUID2.size + capacity * KVM_CPUID_ENTRY2.size);
+  encode(KVM_CPUID2, { nent: entries.length }, buf);
+  entries.forEach((e, i) => encode(KVM_CPUID_ENTRY2, e, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));
+  return buf;
+}
+
+/** KVM_GET_SUPPORTED_CPUID on the system fd of `vm`'s Kvm. */
+export function supportedCpuid(vm: Vm): CpuidEntry[] {
+  for (let cap = CPUID_MAX;; cap *= 2) {
+    const buf = encodeCpuid([], cap);
+    encode(KVM_CPUID2, { nent: cap }, buf);
+    const r = libc().ioctl_buf(vm.kvm.fd, BigInt(IOCTL.KVM_GET_SUPPORTED_CPUID), buf);
+    if (r < 0) {
+      const e = errno();
+      if (e === 7 && cap < 4096) continue; // E2BIG
+      throw new KvmError({ syscall: "ioctl", op: "KVM_GET_SUPPORTED_CPUID", errno: e, args: { nent: cap } });
+    }
+    const n = decode(KVM_CPUID2, buf).nent;
+    const out: CpuidEntry[] = [];
+    for (let i = 0; i < n; i++) out.push(decode(KVM_CPUID_ENTRY2, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));
+    return out;
+  }
+}
+
+/** KVM_CREATE_VCPU on `vm` (used by {@link Vm.createVcpu}). */
+export function createVcpu(vm: Vm, id: number, onClose: (v: Vcpu) => void): Vcpu {
+  const fd = ioctlInt(vm.fd, IOCTL.KVM_CREATE_VCPU, id, { id });
+  return new Vcpu(vm, id, fd, onClose);
+}
