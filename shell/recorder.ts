@@ -100,9 +100,9 @@ export class Recorder {
     this.#write(header(path));
     if (before.length) {
       this.#write([
-        "// --- the session before `record start`, so every object used below exists ---",
+        "  // --- the session before `record start`, so every object used below exists ---",
         ...before,
-        "// --- recording ---",
+        "  // --- recording ---",
       ]);
     }
   }

@@ -239,14 +239,15 @@ export const gmemCommands: Command[] = [
   },
   {
     name: "gmem alloc",
-    summary: "fallocate(mode 0): allocates backing memory for the range",
-    usage: "gmem alloc <gmem> <offset> <length>",
+    summary: "fallocate(KEEP_SIZE): allocates backing memory for the range (--no-keep-size sends mode 0)",
+    usage: "gmem alloc <gmem> <offset> <length> [--no-keep-size]",
     example: "gmem alloc gmem0 0 2M",
     args: rangeArgs,
+    flags: [{ name: "no-keep-size", help: "fallocate mode 0 (guest_memfd wants KEEP_SIZE: see the errno)" }],
     run(ctx, a) {
       const { name, obj } = g(ctx, a);
       const off = num(a.pos[1], "offset"), len = num(a.pos[2], "length");
-      obj.allocate(off, len);
+      obj.allocate(off, len, a.flags["no-keep-size"] !== true);
       return {
         lines: [`${name}: allocated ${hex(off)}+${formatSize(len)}`],
         data: { gmem: name, offset: off, length: len },
@@ -254,7 +255,9 @@ export const gmemCommands: Command[] = [
     },
     record(a, ctx) {
       return [{
-        expr: `${ident(g(ctx, a).name)}.allocate(${big(num(a.pos[1], "offset"))}, ${big(num(a.pos[2], "length"))})`,
+        expr: `${ident(g(ctx, a).name)}.allocate(${big(num(a.pos[1], "offset"))}, ${big(num(a.pos[2], "length"))}, ${
+          bool(a.flags["no-keep-size"] !== true)
+        })`,
       }];
     },
   },

@@ -1,0 +1,240 @@
+/**
+ * Every command through the real shell, once with `-c` and once piped on stdin: the same output
+ * both ways, the expected answer from this host's kernel, and the exit code.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { kvmTest } from "../kvm_env.ts";
+import { runC, runStdin } from "./helpers.ts";
+
+interface Case {
+  name: string;
+  lines: string[];
+  /** Must appear in stdout. */
+  out?: RegExp[];
+  /** Must appear in stderr. */
+  err?: RegExp[];
+  /** Exit code (0 unless the last line fails). */
+  code?: number;
+  /** Run with --keep-going. */
+  keepGoing?: boolean;
+}
+
+const VM = "vm create";
+const G = "gmem create --size 2M --flags mmap,init-shared";
+
+const CASES: Case[] = [
+  { name: "caps", lines: ["caps"], out: [/API version\s+12/, /KVM_CAP_GUEST_MEMFD_FLAGS \(244\)/] },
+  { name: "caps name", lines: ["caps GUEST_MEMFD_FLAGS"], out: [/KVM_CAP_GUEST_MEMFD_FLAGS \(244\): system 3/] },
+  { name: "vm create", lines: [VM], out: [/^vm0: fd \d+, type default \(current\)$/m] },
+  { name: "vm create --type", lines: ["vm create --type default"], out: [/vm0: fd \d+, type default/] },
+  {
+    name: "vm create --type tdx (refused)",
+    lines: ["vm create --type tdx"],
+    err: [/KVM_CREATE_VM: EINVAL .*this host does not accept that VM type/],
+    code: 1,
+  },
+  { name: "vm list", lines: [VM, VM, "vm list"], out: [/^\* +vm1 +\d+ +default/m, /^ +vm0 +\d+ +default/m] },
+  { name: "vm close", lines: [VM, "vm close vm0", "vm list"], out: [/vm0 closed/, /no VMs/] },
+  { name: "use", lines: [VM, VM, "use vm0", "gmem create --size 4K"], out: [/current VM: vm0/, /gmem0: .* vm vm0/] },
+  {
+    name: "gmem create",
+    lines: [VM, G],
+    out: [/gmem0: fd \d+, size 0x200000 \(2 MiB\), flags mmap\|init-shared, vm vm0/],
+  },
+  {
+    name: "gmem create odd size is sent",
+    lines: [VM, "gmem create --size 1"],
+    err: [/KVM_CREATE_GUEST_MEMFD: EINVAL .*size=0x1.*non-zero multiple of the page size/],
+    code: 1,
+  },
+  {
+    name: "gmem list",
+    lines: [VM, G, "gmem list"],
+    out: [/gmem0 +vm0 +\d+ +0x200000 \(2 MiB\) +mmap\|init-shared +0 +-/],
+  },
+  {
+    name: "gmem stat",
+    lines: [VM, G, "gmem stat gmem0"],
+    out: [
+      /gmem0: fd \d+, vm vm0, size 0x200000 \(2 MiB\), flags mmap\|init-shared/,
+      /fstat: st_size 0x200000 \(2 MiB\)/,
+    ],
+  },
+  {
+    name: "gmem mmap",
+    lines: [VM, G, "gmem mmap gmem0 --offset 4K --length 8K", "gmem stat gmem0"],
+    out: [
+      /map0: 0x[0-9a-f]+ size 0x2000 \(8 KiB\) of gmem0 at offset 0x1000 \(shared rw\)/,
+      /mapping map0: .* offset 0x1000/,
+    ],
+  },
+  {
+    name: "gmem mmap --private",
+    lines: [VM, G, "gmem mmap gmem0 --private"],
+    err: [/mmap: EINVAL .*shared=false.*only MAP_SHARED/],
+    code: 1,
+  },
+  {
+    name: "gmem mmap without the mmap flag",
+    lines: [VM, "gmem create --size 2M", "gmem mmap gmem0"],
+    err: [/mmap: ENODEV .*without the mmap flag/],
+    code: 1,
+  },
+  { name: "gmem punch", lines: [VM, G, "gmem punch gmem0 0 4K"], out: [/gmem0: punched 0x0\+0x1000 \(4 KiB\)/] },
+  {
+    name: "gmem alloc",
+    lines: [VM, G, "gmem alloc gmem0 0 8K", "gmem stat gmem0"],
+    out: [/allocated 0x0\+0x2000/, /st_blocks \d+ /],
+  },
+  {
+    name: "gmem alloc --no-keep-size (refused)",
+    lines: [VM, G, "gmem alloc gmem0 0 8K --no-keep-size"],
+    err: [/fallocate: EOPNOTSUPP .*mode=0x0/],
+    code: 1,
+  },
+  { name: "gmem read", lines: [VM, G, "gmem read gmem0 16"], err: [/read: EINVAL/], code: 1 },
+  { name: "gmem write", lines: [VM, G, "gmem write gmem0 0xaa"], err: [/write: EINVAL/], code: 1 },
+  { name: "gmem pread", lines: [VM, G, "gmem pread gmem0 0 16"], err: [/pread: E[A-Z]+ \(/], code: 1 },
+  { name: "gmem pwrite", lines: [VM, G, "gmem pwrite gmem0 0 0xaa"], err: [/pwrite: ESPIPE/], code: 1 },
+  { name: "gmem truncate", lines: [VM, G, "gmem truncate gmem0 4M"], err: [/ftruncate: EINVAL/], code: 1 },
+  { name: "gmem close", lines: [VM, G, "gmem close gmem0", "gmem list"], out: [/gmem0 closed/, /no guest_memfds/] },
+  {
+    name: "slot set (gmem at 4 GiB)",
+    lines: [VM, G, "slot set 1 --gpa 4G --size 2M --gmem gmem0"],
+    out: [
+      /slot 1 on vm0: gpa 0x100000000 size 0x200000 \(2 MiB\) flags guest-memfd userspace gmem0 .* gmem gmem0\+0x0/,
+    ],
+  },
+  {
+    name: "slot set --anon",
+    lines: [VM, "slot set 0 --gpa 0 --size 1M --anon"],
+    out: [/slot 0 on vm0: gpa 0x0 size 0x100000 \(1 MiB\) flags none userspace anon/],
+  },
+  {
+    name: "slot set --userspace none --flags readonly on gmem (refused)",
+    lines: [VM, G, "slot set 1 --gpa 4G --size 2M --gmem gmem0 --userspace none --flags readonly"],
+    err: [/KVM_SET_USER_MEMORY_REGION2: EINVAL/],
+    code: 1,
+  },
+  {
+    name: "slot del",
+    lines: [VM, "slot set 0 --gpa 0 --size 1M", "slot del 0", "slot list"],
+    out: [/slot 0 deleted/, /no memslots on vm0/],
+  },
+  {
+    name: "slot list",
+    lines: [VM, G, "slot set 1 --gpa 4G --size 2M --gmem gmem0 --offset 0", "slot list"],
+    out: [/^1 +0x100000000 +0x200000 \(2 MiB\) +guest-memfd +gmem0 0x[0-9a-f]+ +gmem0\+0x0$/m],
+  },
+  {
+    name: "attr set private (ENOTTY with the reason)",
+    lines: [VM, "attr set private 4G 2M"],
+    err: [
+      /warning: KVM_CAP_MEMORY_ATTRIBUTES=0 on vm0/,
+      /KVM_SET_MEMORY_ATTRIBUTES: ENOTTY .*KVM_CAP_MEMORY_ATTRIBUTES=0 on this VM/,
+    ],
+    code: 1,
+  },
+  {
+    name: "attr show",
+    lines: [VM, "attr set shared 0 4K", "attr show"],
+    keepGoing: true,
+    code: 1,
+    err: [/ENOTTY/],
+    out: [/vm0: KVM_CAP_MEMORY_ATTRIBUTES = 0/, /0x0 +0x1000 \(4 KiB\) +shared +ENOTTY/],
+  },
+  {
+    name: "x/ and write by gmem offset",
+    lines: [
+      VM,
+      G,
+      "write gmem0:0x10 0xde 0xad hex:beef str:ok",
+      "x/8xb gmem0:0x10",
+      "x/2xw gmem0:0x10",
+      "x/1xg gmem0:0x10",
+      "x/6c gmem0:0x10",
+      "x/2dh gmem0:0x10",
+      "x/2uh gmem0:0x10",
+    ],
+    out: [
+      /wrote 6 bytes at gmem0:0x10/,
+      /gmem0:0x10: 0xde 0xad 0xbe 0xef 0x6f 0x6b 0x00 0x00/,
+      /gmem0:0x10: 0xefbeadde 0x00006b6f/,
+      /gmem0:0x10: 0x00006b6fefbeadde/,
+      /gmem0:0x10: \\xde \\xad \\xbe \\xef 'o' 'k'/,
+      /gmem0:0x10: -21026 -4162/,
+      /gmem0:0x10: 44510 61374/,
+    ],
+  },
+  {
+    name: "x/ and write by GPA",
+    lines: [
+      VM,
+      G,
+      "slot set 1 --gpa 4G --size 2M --gmem gmem0",
+      "write 0x100000000 fill:0x5a:16",
+      "x/4xb 4G",
+      "x/4xb gmem0:0",
+    ],
+    out: [/vm0 gpa 0x100000000: 0x5a 0x5a 0x5a 0x5a/, /gmem0:0x0: 0x5a 0x5a 0x5a 0x5a/],
+  },
+  {
+    name: "x/ and write through a mapping",
+    lines: [VM, G, "gmem mmap gmem0 --offset 4K --length 4K", "write map0:0 0x77", "x/1xb gmem0:4K"],
+    out: [/gmem0:0x1000: 0x77/],
+  },
+  {
+    name: "x/ of private gmem: EFAULT, would SIGBUS",
+    lines: [VM, "gmem create --size 2M --flags mmap", "x/16xb gmem0:0"],
+    err: [/EFAULT: would SIGBUS/],
+    code: 1,
+  },
+  {
+    name: "touch (SIGBUS in a child)",
+    lines: [VM, "gmem create --size 2M --flags mmap", "touch gmem0:0"],
+    out: [/gmem0:0x0 read in a child: SIGBUS/],
+  },
+  {
+    name: "touch --write of shared memory",
+    lines: [VM, G, "touch gmem0:8 --write --value 0x42", "x/1xb gmem0:8", "touch gmem0:8"],
+    out: [/write in a child: stored/, /gmem0:0x8: 0x42/, /read in a child: read 0x42/],
+  },
+  { name: "help", lines: ["help"], out: [/gmem create --size S/, /x\/<n><unit><fmt>/, /record start <file.ts>/] },
+  {
+    name: "help cmd",
+    lines: ["help gmem create"],
+    out: [/gmem create --size S \[--flags mmap,init-shared\]/, /example: gmem create --size 2M/],
+  },
+  { name: "history", lines: ["echo a", "history"], out: [/^a$/m] },
+  { name: "echo", lines: ["echo hello world"], out: [/^hello world$/m] },
+  { name: "reset", lines: [VM, G, "reset", "vm list"], out: [/every VM closed/, /no VMs/] },
+  { name: "exit", lines: ["echo before", "exit 3", "echo after"], out: [/before/], code: 3 },
+];
+
+for (const c of CASES) {
+  kvmTest(`shell: ${c.name} (-c and stdin give the same answer)`, async () => {
+    const extra = c.keepGoing ? ["--keep-going"] : [];
+    const byC = await runC(c.lines, extra);
+    const byStdin = await runStdin(c.lines, extra);
+    for (const r of [byC, byStdin]) {
+      assert.equal(r.code, c.code ?? 0, `exit code; stderr: ${r.stderr}`);
+      for (const re of c.out ?? []) assert.match(r.stdout, re);
+      for (const re of c.err ?? []) assert.match(r.stderr, re);
+      if (!c.err) assert.equal(r.stderr, "");
+    }
+    const norm = (s: string) => s.replace(/0x7f[0-9a-f]+/g, "ADDR").replace(/ino \d+/g, "ino N");
+    assert.equal(norm(byC.stdout), norm(byStdin.stdout));
+    assert.equal(norm(byC.stderr), norm(byStdin.stderr));
+  });
+}
+
+kvmTest("shell: every command of the table is covered above", async () => {
+  const r = await runC(["help --json"]);
+  const names = (JSON.parse(r.stdout).result.commands as { name: string }[]).map((c) => c.name);
+  const covered = CASES.flatMap((c) => c.lines).join("\n");
+  const missing = names.filter((n) => !["record start", "record stop", "source"].includes(n))
+    .filter((n) => !covered.includes(n === "x" ? "x/" : n));
+  assert.deepEqual(missing, []);
+});
