@@ -67,12 +67,14 @@ export {
   expectEqual,
   expectErrno,
   expectError,
+  expectExit,
   expectFault,
   expectGuestBytes,
   expectOk,
   expectSigbus,
   expectTrue,
 } from "./scenario/expect.ts";
+export type { ExitExpectation } from "./scenario/expect.ts";
 export { defer, expectKernelLog, note, skip, step, xfail } from "./scenario/steps.ts";
 export { hostHas, releaseAtLeast, requires } from "./scenario/requires.ts";
 export type { Requirement } from "./scenario/requires.ts";

@@ -12,6 +12,7 @@ import type { GuestMemfd } from "../kvm/guest_memfd.ts";
 import type { Vm } from "../kvm/vm.ts";
 import { ERRNO_NAMES, parseErrno } from "../ffi/errno.ts";
 import { hex } from "../kvm/units.ts";
+import { type ExitInfo, formatExit } from "../kvm/exit_decode.ts";
 import { currentContext } from "./registry.ts";
 import { describeError } from "./context.ts";
 
@@ -252,4 +253,84 @@ export function expectTrue(cond: boolean, name: string, detail?: string): void {
   const t = currentContext();
   if (cond) return t.pass(name);
   t.fail(name, detail ?? "does not hold");
+}
+
+/**
+ * What an exit must look like: a reason name (`"HLT"`), or the reason with fields: an IO port
+ * (and `value` written, `direction`), a MEMORY_FAULT's `private` flag, `gpa`, `size`, an MMIO `addr`.
+ */
+export type ExitExpectation =
+  | string
+  | {
+    reason: string;
+    port?: number;
+    value?: number | readonly number[];
+    direction?: "in" | "out";
+    private?: boolean;
+    gpa?: bigint;
+    size?: bigint;
+    addr?: bigint;
+    write?: boolean;
+  };
+
+function exitOf(v: unknown): ExitInfo | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  if ("exit" in v && typeof (v as { exit?: ExitInfo }).exit?.name === "string") return (v as { exit: ExitInfo }).exit;
+  if ("name" in v && "reason" in v) return v as ExitInfo;
+  return undefined;
+}
+
+/** Why `x` does not match `want`, or undefined when it does. */
+export function exitMismatch(x: ExitInfo, want: ExitExpectation): string | undefined {
+  const w = typeof want === "string" ? { reason: want } : want;
+  const wrong: string[] = [];
+  if (x.name !== w.reason.toUpperCase()) wrong.push(`reason ${x.name}`);
+  else {
+    if (w.port !== undefined && x.io?.port !== w.port) wrong.push(`port ${hex(x.io?.port ?? -1)}`);
+    if (w.direction !== undefined && x.io?.direction !== w.direction) wrong.push(`direction ${x.io?.direction}`);
+    if (w.value !== undefined) {
+      const vals = typeof w.value === "number" ? [w.value] : [...w.value];
+      if (!isDeepStrictEqual(x.io?.data ?? [], vals)) {
+        wrong.push(`data ${(x.io?.data ?? []).map((d) => hex(d)).join(",")}`);
+      }
+    }
+    if (w.private !== undefined && x.memoryFault?.private !== w.private) {
+      wrong.push(`flags ${x.memoryFault?.flagNames ?? "none"}`);
+    }
+    if (w.gpa !== undefined && x.memoryFault?.gpa !== w.gpa) wrong.push(`gpa ${hex(x.memoryFault?.gpa ?? -1n)}`);
+    if (w.size !== undefined && x.memoryFault?.size !== w.size) wrong.push(`size ${hex(x.memoryFault?.size ?? -1n)}`);
+    if (w.addr !== undefined && x.mmio?.addr !== w.addr) wrong.push(`addr ${hex(x.mmio?.addr ?? -1n)}`);
+    if (w.write !== undefined && x.mmio?.isWrite !== w.write) wrong.push(w.write ? "a read" : "a write");
+  }
+  return wrong.length ? `got ${formatExit(x)}` : undefined;
+}
+
+function describeExpectation(want: ExitExpectation): string {
+  if (typeof want === "string") return want;
+  const parts = [want.reason];
+  if (want.direction) parts.push(want.direction);
+  if (want.port !== undefined) parts.push(`port=${hex(want.port)}`);
+  if (want.value !== undefined) {
+    parts.push(`data=${(typeof want.value === "number" ? [want.value] : want.value).map((v) => hex(v)).join(",")}`);
+  }
+  if (want.private !== undefined) parts.push(want.private ? "private" : "shared");
+  if (want.gpa !== undefined) parts.push(`gpa=${hex(want.gpa)}`);
+  if (want.size !== undefined) parts.push(`size=${hex(want.size)}`);
+  if (want.addr !== undefined) parts.push(`addr=${hex(want.addr)}`);
+  return parts.join(" ");
+}
+
+/**
+ * Expects a guest exit: `fn` runs the guest (`() => runGuest(vm, {...})`, `() => vcpu.run()`…)
+ * and returns the exit or a run result holding one (`.exit`). A mismatch prints the exit the
+ * kernel actually gave. Returns what `fn` returned.
+ */
+export function expectExit<T>(want: ExitExpectation, fn: () => T, name?: string): T {
+  const claim = name ?? `guest exits with ${describeExpectation(want)}`;
+  return judged(claim, fn, (r) => {
+    if (!r.ok) return `the run failed: ${describeError(r.error)}`;
+    const x = exitOf(r.value);
+    if (!x) return `no exit in ${Deno.inspect(r.value, { depth: 1 })}`;
+    return exitMismatch(x, want);
+  });
 }
