@@ -56,6 +56,12 @@ export { ERRNO, ERRNO_NAMES, errnoName, parseErrno } from "./ffi/errno.ts";
 export { FlagSet } from "./ffi/flags.ts";
 export { PROT } from "./ffi/libc.ts";
 
+// Guests (kvm/run_guest.ts, kvm/exit_decode.ts): exported here for scenarios; the vCPU API's own exports may extend this.
+export { runGuest } from "./kvm/run_guest.ts";
+export type { GuestMemory, GuestResult, GuestSpec } from "./kvm/run_guest.ts";
+export { formatExit } from "./kvm/exit_decode.ts";
+export type { ExitInfo } from "./kvm/exit_decode.ts";
+
 // Scenarios: kernel bug reproductions with KTAP results (scenario/).
 export { scenario } from "./scenario/registry.ts";
 export type { ScenarioEntry, ScenarioOptions } from "./scenario/registry.ts";
@@ -78,6 +84,7 @@ export type { ExitExpectation } from "./scenario/expect.ts";
 export { defer, expectKernelLog, note, skip, step, xfail } from "./scenario/steps.ts";
 export { hostHas, releaseAtLeast, requires } from "./scenario/requires.ts";
 export type { Requirement } from "./scenario/requires.ts";
+export { GUEST_VERIFY_THEN_FILL } from "./scenario/guest_code.ts";
 export { FakeKernelLog, KmsgReader, parseKmsgRecord, splatKind } from "./scenario/kmsg.ts";
 export type { KernelLogSource, KmsgRecord } from "./scenario/kmsg.ts";
 export type { FileReport, ResultLine, ScenarioReport, Status, Totals } from "./scenario/result.ts";

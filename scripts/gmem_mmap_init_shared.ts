@@ -3,7 +3,8 @@
  * - KVM_CAP_GUEST_MEMFD_FLAGS enumerates exactly the flags KVM_CREATE_GUEST_MEMFD accepts;
  * - MMAP without INIT_SHARED is private: the fault-safe path reports EFAULT, a real access SIGBUS;
  * - INIT_SHARED memory is usable from the host (and a child process) and from the guest;
- * - memory attributes and MEMORY_FAULT exits where the VM type supports them (skipped otherwise).
+ * - memory attributes and MEMORY_FAULT exits where the VM type supports them (skipped otherwise;
+ *   KVM_SET_MEMORY_ATTRIBUTES must then answer ENOTTY).
  * Run: `./kvmsh scenario scripts/gmem_mmap_init_shared.ts`.
  * @module
  */
@@ -13,13 +14,16 @@ import {
   expectAccess,
   expectBytes,
   expectErrno,
+  expectExit,
   expectFault,
   expectOk,
   expectSigbus,
   expectTrue,
   GUEST_MEMFD_FLAGS,
+  GUEST_VERIFY_THEN_FILL,
   hex,
   MEMORY_ATTRIBUTES,
+  runGuest,
   scenario,
   step,
 } from "../mod.ts";
@@ -74,7 +78,7 @@ scenario("MMAP without INIT_SHARED is private: host accesses fault", async (t) =
   });
 }, { requires: [{ gmemFlags: "mmap" }] });
 
-scenario("INIT_SHARED memory is usable from the host", async (t) => {
+scenario("INIT_SHARED memory is usable from the host and the guest", async (t) => {
   const vm = t.vm();
   using g = expectOk(() => vm.createGuestMemfd(SIZE, "mmap,init-shared"), "create guest_memfd flags mmap|init-shared");
   await step("host writes and reads back", () => {
@@ -85,6 +89,17 @@ scenario("INIT_SHARED memory is usable from the host", async (t) => {
     await expectAccess(g, PAGE, "read", 0x5a, "child load reads the host's 0x5a");
     await expectAccess(g, PAGE * 2n, "write", 0xa5, "child store of 0xa5 works");
     expectBytes(() => g.readMem(PAGE * 2n, 1), [0xa5], "host reads the child's 0xa5");
+  });
+  await step("the guest reads the host's bytes and the host reads the guest's (userspace_addr = gmem mapping)", () => {
+    const gpa = 1n << 32n;
+    g.fillMem(0n, SIZE, 0xaa);
+    vm.addMemslot({ slot: 1, gpa, size: SIZE, gmem: g, userspace: "gmem" });
+    expectExit(
+      "HLT",
+      () => runGuest(vm, { asm: GUEST_VERIFY_THEN_FILL, args: [gpa, SIZE, 0xaa, 0x77], timeoutMs: 10_000 }),
+      "guest reads the host's 0xaa, writes 0x77, halts",
+    );
+    expectBytes(() => g.readMem(0n, Number(SIZE)), 0x77, "host reads the guest's 0x77");
   });
   await step("punched memory reads zero and is shared again", () => {
     g.punchHole(0n, PAGE);
@@ -109,5 +124,16 @@ scenario("memory attributes follow KVM_CAP_MEMORY_ATTRIBUTES", async (t) => {
     vm.addMemslot({ slot: 1, gpa: 1n << 32n, size: SIZE, gmem: g, userspace: "anon" });
     expectOk(() => vm.setPrivate(1n << 32n, SIZE), "mark the slot private");
     expectOk(() => vm.setShared(1n << 32n, PAGE), "mark the first page shared again");
+  });
+  await step("a guest access to a private GPA exits with MEMORY_FAULT (private)", () => {
+    if (!priv) t.skip(`KVM_CAP_MEMORY_ATTRIBUTES = ${hex(attrs)}: no private attribute, so no private faults`);
+    const gpa = 2n << 32n;
+    vm.addMemslot({ slot: 2, gpa, size: SIZE, userspace: "anon" });
+    vm.setPrivate(gpa, PAGE);
+    expectExit(
+      { reason: "MEMORY_FAULT", private: true, gpa, size: PAGE },
+      () => runGuest(vm, { asm: GUEST_VERIFY_THEN_FILL, args: [gpa, PAGE, 0, 0x100], timeoutMs: 10_000 }),
+      "guest load of a private page without guest_memfd: MEMORY_FAULT private",
+    );
   });
 }, { requires: [{ cap: "GUEST_MEMFD" }] });

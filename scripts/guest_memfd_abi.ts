@@ -12,12 +12,14 @@ import {
   expectEqual,
   expectErrno,
   expectError,
+  expectExit,
   expectFault,
   expectOk,
   expectSigbus,
   expectTrue,
   FALLOC,
   GUEST_MEMFD_FLAGS,
+  GUEST_VERIFY_THEN_FILL,
   type GuestMemfd,
   hex,
   kernelRelease,
@@ -25,8 +27,10 @@ import {
   openKvm,
   releaseAtLeast,
   type Requirement,
+  runGuest,
   scenario,
   step,
+  vendorModules,
   vmTypeName,
   xfail,
 } from "../mod.ts";
@@ -239,3 +243,49 @@ for (const type of vmTypes()) {
     }, { requires: req });
   }
 }
+
+/** True when the KVM answering is kvm_pvm (this host's software hypervisor). */
+function onKvmPvm(): boolean {
+  return vendorModules().some((m) => m.name === "kvm_pvm");
+}
+
+scenario("guest side: the guest reads what the host wrote, the host reads what the guest wrote", async (t) => {
+  const vm = t.vm();
+  const flags = vm.supportedGmemFlags();
+  await step("default VM type supports MMAP and INIT_SHARED", () => {
+    expectTrue((flags & MMAP) !== 0n, "KVM_CAP_GUEST_MEMFD_FLAGS has MMAP", `flags ${flagsText(flags)}`);
+    expectTrue((flags & INIT_SHARED) !== 0n, "KVM_CAP_GUEST_MEMFD_FLAGS has INIT_SHARED", `flags ${flagsText(flags)}`);
+  });
+  const GPA = 1n << 32n; // above 4 GiB, clear of low memory and the PCI hole, as upstream
+  const guest = (userspace: "none" | "gmem") => {
+    const v = t.vm();
+    const g = v.createGuestMemfd(PAGE, MMAP | INIT_SHARED);
+    v.addMemslot({ slot: 1, gpa: GPA, size: PAGE, gmem: g, userspace });
+    g.fillMem(0n, PAGE, 0xaa);
+    return { v, g };
+  };
+  await step("gmem-only slot (userspace_addr NULL), as upstream", () => {
+    const { v, g } = guest("none");
+    xfail(
+      "kvm_pvm: a guest reaches gmem memory only through the memslot's userspace_addr (NULL → MMIO exit)",
+      () => {
+        expectExit(
+          "HLT",
+          () => runGuest(v, { asm: GUEST_VERIFY_THEN_FILL, args: [GPA, PAGE, 0xaa, 0xff], timeoutMs: 10_000 }),
+          "guest reads 0xaa everywhere, writes 0xff, halts",
+        );
+        expectBytes(() => g.readMem(0n, Number(PAGE)), 0xff, "host reads the guest's 0xff");
+      },
+      { when: onKvmPvm() },
+    );
+  });
+  await step("slot whose userspace_addr is the gmem's own mapping", () => {
+    const { v, g } = guest("gmem");
+    expectExit(
+      "HLT",
+      () => runGuest(v, { asm: GUEST_VERIFY_THEN_FILL, args: [GPA, PAGE, 0xaa, 0xff], timeoutMs: 10_000 }),
+      "guest reads 0xaa everywhere, writes 0xff, halts",
+    );
+    expectBytes(() => g.readMem(0n, Number(PAGE)), 0xff, "host reads the guest's 0xff");
+  });
+}, { requires: [{ cap: "GUEST_MEMFD_FLAGS" }, { gmemFlags: "mmap,init-shared" }] });

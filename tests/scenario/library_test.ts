@@ -35,7 +35,7 @@ kvmTest("scenario library: runs clean, KTAP parsed by tap-parser with the expect
     assert.equal(tree.count, LIBRARY.length, "one top-level result per file");
     const scenarios = report.files.map((f: { scenarios: unknown[] }) => f.scenarios.length);
     assert.deepEqual(tree.children.map((c) => c.count), scenarios, "one result per scenario in each file");
-    assert.deepEqual(scenarios, [4, 4]);
+    assert.deepEqual(scenarios, [5, 4]);
     const leaf = leaves(tree);
     assert.equal(leaf.count, t.pass + t.fail + t.xfail + t.xpass + t.skip, "one result line per step/expectation");
     assert.equal(leaf.fail, 0);
