@@ -34,6 +34,12 @@ const SYMBOLS = {
   process_vm_writev: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
   memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
   memcpy: { parameters: ["pointer", "pointer", "usize"], result: "pointer" },
+  /** memcpy into a JS buffer (bulk reads of a mapping). */
+  memcpy_to_buf: { name: "memcpy", parameters: ["buffer", "pointer", "usize"], result: "pointer" },
+  /** memcpy from a JS buffer (bulk writes to a mapping). */
+  memcpy_from_buf: { name: "memcpy", parameters: ["pointer", "buffer", "usize"], result: "pointer" },
+  /** memcmp of mapped memory against a JS buffer (bulk verify). */
+  memcmp: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
   getpid: { parameters: [], result: "i32" },
   gettid: { parameters: [], result: "i32" },
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },

@@ -113,6 +113,7 @@ export class GuestMemfd {
       length,
       { source: this.name, offset, shared, prot: protText(prot) },
       (x) => this.#mappings.delete(x),
+      () => this.vm.attributeLog.length,
     );
     this.#mappings.add(m);
     return m;

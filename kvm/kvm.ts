@@ -55,7 +55,7 @@ export class Kvm {
 
   /** KVM_CHECK_EXTENSION on the system fd: 0 means absent; some caps answer a count or mask. */
   checkExtension(cap: number): number {
-    return ioctlInt(this.fd, IOCTL.KVM_CHECK_EXTENSION, cap, { cap: capName(cap) });
+    return ioctlInt(this.fd, IOCTL.KVM_CHECK_EXTENSION, cap, () => ({ cap: capName(cap) }));
   }
 
   /** KVM_GET_VCPU_MMAP_SIZE: the size of a vCPU's kvm_run mapping. */

@@ -2,12 +2,23 @@
  * A host mapping (mmap) and fault-safe access to it. Reads and writes go through
  * process_vm_readv/writev on our own pid: where a load would raise SIGBUS (private
  * guest_memfd memory) the kernel answers EFAULT instead, so the process never dies.
+ *
+ * Bulk paths (fill, verify, and reads/writes of {@link BULK_MIN} bytes or more) first prove the
+ * whole range accessible with madvise(MADV_POPULATE_READ/WRITE), which faults every page in and
+ * answers EFAULT — never SIGBUS — where a page cannot be accessed; only then do they touch it
+ * directly (memset, memcmp, memcpy at C speed). Where the proof fails they fall back to the
+ * syscall path, which reports the first faulting offset. Proofs are remembered per 2 MiB granule
+ * until the mapping's access epoch changes (for a guest_memfd mapping: any memory-attribute call
+ * on its VM), because that is what can make a proven page inaccessible again; punching a hole
+ * does not (an INIT_SHARED page faults back in as zeroes). A page that turns inaccessible between
+ * the proof and the access (another thread or process converting it to private at that instant)
+ * is outside this guarantee; kvmsh itself runs vCPUs and host accesses on one thread.
  * @module
  */
 
 import { IOVEC } from "../ffi/structs.ts";
 import { encode } from "../ffi/struct_codec.ts";
-import { errno, libc, MAP, MAP_FAILED, PROT } from "../ffi/libc.ts";
+import { errno, libc, MADV, MAP, MAP_FAILED, pageSize, PROT } from "../ffi/libc.ts";
 import { ClosedError, KvmError } from "./errors.ts";
 import { hex } from "./units.ts";
 
@@ -36,6 +47,23 @@ export class MemoryFaultError extends KvmError {
 
 const CHUNK = 1 << 20;
 const PID = () => libc().getpid();
+
+/** Accesses of at least this many bytes take the proven direct path (below it, one syscall is cheaper). */
+export const BULK_MIN = 64 * 1024;
+
+/** Proofs of accessibility are kept per granule of this size. */
+const GRANULE = 2n << 20n;
+const PROVEN_READ = 1;
+const PROVEN_WRITE = 2;
+
+let pageBig: bigint | undefined;
+let pattern: Uint8Array<ArrayBuffer> | undefined;
+
+/** A CHUNK-sized buffer of `value` bytes, reused while the value stays the same. */
+function patternOf(value: number): Uint8Array<ArrayBuffer> {
+  if (!pattern || pattern[0] !== value) pattern = new Uint8Array(CHUNK).fill(value);
+  return pattern;
+}
 
 /** Parses `rw`/`r`/`rwx`/`none` into PROT bits. */
 export function parseProt(text: string): number {
@@ -73,6 +101,9 @@ export function mmapRaw(
 export class Mapping {
   #ptr: Deno.PointerObject | null;
   #onUnmap?: (m: Mapping) => void;
+  #accessEpoch?: () => number;
+  #proofs?: Uint8Array;
+  #proofEpoch = 0;
   readonly iovLocal = new Uint8Array(IOVEC.size);
   readonly iovRemote = new Uint8Array(IOVEC.size);
 
@@ -81,15 +112,20 @@ export class Mapping {
    * @param size length in bytes.
    * @param info how it was made.
    * @param onUnmap called once after munmap (owners drop it from their lists).
+   * @param accessEpoch a counter that changes whenever pages of this mapping may have become
+   *   inaccessible (bulk paths re-prove after a change); absent: accessibility never changes
+   *   after a successful proof (anonymous memory).
    */
   constructor(
     ptr: Deno.PointerObject,
     readonly size: bigint,
     readonly info: MappingInfo,
     onUnmap?: (m: Mapping) => void,
+    accessEpoch?: () => number,
   ) {
     this.#ptr = ptr;
     this.#onUnmap = onUnmap;
+    this.#accessEpoch = accessEpoch;
   }
 
   /** Maps anonymous private memory (what a plain memslot uses). */
@@ -154,10 +190,66 @@ export class Mapping {
     }
   }
 
+  /**
+   * Proves `[offset, offset+length)` accessible (for writing when `write`) with
+   * madvise(MADV_POPULATE_*), which faults the pages in and answers EFAULT where an access would
+   * raise SIGBUS. Returns the direct pointer to `offset`, or null when the proof failed (the
+   * caller then takes the syscall path, which reports where the fault is).
+   */
+  #proven(offset: bigint, length: bigint, write: boolean): Deno.PointerObject | null {
+    const base = this.pointer;
+    const need = write ? PROVEN_WRITE : PROVEN_READ;
+    const epoch = this.#accessEpoch?.() ?? 0;
+    if (!this.#proofs || epoch !== this.#proofEpoch) {
+      this.#proofs = new Uint8Array(Number((this.size + GRANULE - 1n) / GRANULE));
+      this.#proofEpoch = epoch;
+    }
+    const proofs = this.#proofs;
+    const g0 = Number(offset / GRANULE);
+    const g1 = Number((offset + length - 1n) / GRANULE);
+    let known = true;
+    for (let g = g0; g <= g1; g++) {
+      if ((proofs[g] & need) === 0) {
+        known = false;
+        break;
+      }
+    }
+    if (!known) {
+      const end = BigInt(g1 + 1) * GRANULE;
+      if (this.#populate(BigInt(g0) * GRANULE, end < this.size ? end : this.size, write)) {
+        const mark = write ? PROVEN_READ | PROVEN_WRITE : PROVEN_READ;
+        for (let g = g0; g <= g1; g++) proofs[g] |= mark;
+      } else if (!this.#populate(offset, offset + length, write)) {
+        return null;
+      }
+    }
+    return Deno.UnsafePointer.offset(base, Number(offset));
+  }
+
+  /** madvise(MADV_POPULATE_READ/WRITE) over [start, end) rounded out to pages; false on any error. */
+  #populate(start: bigint, end: bigint, write: boolean): boolean {
+    pageBig ??= BigInt(pageSize());
+    const s = start - start % pageBig;
+    const e = (end + pageBig - 1n) / pageBig * pageBig;
+    const r = libc().madvise(
+      Deno.UnsafePointer.offset(this.pointer, Number(s)),
+      e - s,
+      write ? MADV.POPULATE_WRITE : MADV.POPULATE_READ,
+    );
+    return r >= 0;
+  }
+
   /** Reads `length` bytes at `offset`, fault-safe: a fault throws {@link MemoryFaultError} (EFAULT). */
   read(offset: bigint, length: number): Uint8Array<ArrayBuffer> {
     this.#range(offset, BigInt(length), "read");
     const buf = new Uint8Array(length);
+    if (length >= BULK_MIN) {
+      const p = this.#proven(offset, BigInt(length), false);
+      if (p) {
+        libc().memcpy_to_buf(buf, p, BigInt(length));
+        return buf;
+      }
+    }
     if (length) this.#vm("process_vm_readv", offset, buf, length);
     return buf;
   }
@@ -165,13 +257,28 @@ export class Mapping {
   /** Writes `bytes` at `offset`, fault-safe. */
   write(offset: bigint, bytes: Uint8Array): void {
     this.#range(offset, BigInt(bytes.length), "write");
+    if (bytes.length >= BULK_MIN) {
+      const p = this.#proven(offset, BigInt(bytes.length), true);
+      if (p) {
+        libc().memcpy_from_buf(p, bytes, BigInt(bytes.length));
+        return;
+      }
+    }
     const copy = new Uint8Array(bytes);
     if (copy.length) this.#vm("process_vm_writev", offset, copy, copy.length);
   }
 
-  /** Fills `length` bytes at `offset` with `value`, fault-safe. */
+  /** Fills `length` bytes at `offset` with `value` (its low byte), fault-safe. */
   fill(offset: bigint, length: bigint, value: number): void {
     this.#range(offset, length, "fill");
+    value &= 0xff;
+    if (length >= BULK_MIN) {
+      const p = this.#proven(offset, length, true);
+      if (p) {
+        libc().memset(p, value, length);
+        return;
+      }
+    }
     const chunk = new Uint8Array(Number(length < BigInt(CHUNK) ? length : BigInt(CHUNK))).fill(value);
     for (let done = 0n; done < length;) {
       const n = length - done < BigInt(chunk.length) ? Number(length - done) : chunk.length;
@@ -186,6 +293,11 @@ export class Mapping {
    */
   verify(offset: bigint, length: bigint, value: number): { offset: bigint; found: number } | undefined {
     this.#range(offset, length, "verify");
+    value &= 0xff;
+    if (length >= BULK_MIN) {
+      const p = this.#proven(offset, length, false);
+      if (p) return this.#verifyDirect(p, offset, length, value);
+    }
     const buf = new Uint8Array(Number(length < BigInt(CHUNK) ? length : BigInt(CHUNK)));
     for (let done = 0n; done < length;) {
       const n = length - done < BigInt(buf.length) ? Number(length - done) : buf.length;
@@ -194,6 +306,28 @@ export class Mapping {
         if (buf[i] !== value) return { offset: offset + done + BigInt(i), found: buf[i] };
       }
       done += BigInt(n);
+    }
+    return undefined;
+  }
+
+  /** verify over a proven range: memcmp against a pattern chunk, scanning only a chunk that differs. */
+  #verifyDirect(
+    p: Deno.PointerObject,
+    offset: bigint,
+    length: bigint,
+    value: number,
+  ): { offset: bigint; found: number } | undefined {
+    const ref = patternOf(value);
+    const l = libc();
+    const total = Number(length);
+    for (let done = 0; done < total; done += CHUNK) {
+      const n = Math.min(CHUNK, total - done);
+      const q = Deno.UnsafePointer.offset(p, done)!;
+      if (l.memcmp(q, ref, BigInt(n)) === 0) continue;
+      const bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(q, n));
+      for (let i = 0; i < n; i++) {
+        if (bytes[i] !== value) return { offset: offset + BigInt(done + i), found: bytes[i] };
+      }
     }
     return undefined;
   }

@@ -1,0 +1,110 @@
+/**
+ * The bulk paths of Mapping (fill, verify, large read/write) on real guest_memfd memory: they
+ * go direct (memset/memcmp/memcpy) only over ranges proven accessible, and a fault is still a
+ * MemoryFaultError (EFAULT) at the right offset, never a SIGBUS.
+ */
+
+import { deepStrictEqual as eq, ok } from "node:assert/strict";
+import { BULK_MIN } from "../../kvm/mapping.ts";
+import { Mapping, MemoryFaultError, openKvm, PROT } from "../../mod.ts";
+import { kvmTest } from "../kvm_env.ts";
+
+const MIB = 1n << 20n;
+const SIZE = 4n * MIB;
+
+function expectFault(fn: () => unknown, at: bigint, what: string): void {
+  try {
+    fn();
+  } catch (e) {
+    ok(e instanceof MemoryFaultError, `${what}: ${e}`);
+    eq(e.errnoName, "EFAULT", what);
+    eq(e.faultOffset, at, `${what}: fault offset`);
+    return;
+  }
+  throw new Error(`${what}: expected EFAULT, but the access worked`);
+}
+
+kvmTest("mapping bulk: fill/verify/read/write of INIT_SHARED gmem, mismatch found at its offset", () => {
+  using kvm = openKvm();
+  using vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  const m = g.mapping();
+  m.fill(0n, SIZE, 0x5a);
+  eq(m.verify(0n, SIZE, 0x5a), undefined);
+  m.write(3n * MIB + 12345n, new Uint8Array([7]));
+  eq(m.verify(0n, SIZE, 0x5a), { offset: 3n * MIB + 12345n, found: 7 });
+  eq(m.verify(1n, 3n * MIB, 0x5a), undefined, "range ending before the odd byte");
+  // Unaligned bulk fill inside the range, checked byte-exact around its ends.
+  m.fill(100n, 2n * MIB, 0x11);
+  eq([...m.read(98n, 4)], [0x5a, 0x5a, 0x11, 0x11]);
+  eq([...m.read(100n + 2n * MIB - 2n, 4)], [0x11, 0x11, 0x5a, 0x5a]);
+  // A large read and write take the direct path and agree with small ones.
+  const big = new Uint8Array(Number(MIB) + 3).map((_, i) => i * 7);
+  m.write(MIB + 1n, big);
+  eq(m.read(MIB + 1n, big.length), big);
+  eq(m.read(MIB + 1n + 1000n, 3), big.subarray(1000, 1003));
+  // The value is a byte: 0x1a5 fills and verifies as 0xa5.
+  m.fill(0n, BigInt(BULK_MIN), 0x1a5);
+  eq(m.verify(0n, BigInt(BULK_MIN), 0xa5), undefined);
+});
+
+kvmTest("mapping bulk: gmem without INIT_SHARED — every bulk op is EFAULT at offset 0, no SIGBUS", () => {
+  using kvm = openKvm();
+  using vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap");
+  const m = g.mapping();
+  expectFault(() => m.fill(0n, SIZE, 1), 0n, "fill");
+  expectFault(() => m.verify(0n, SIZE, 0), 0n, "verify");
+  expectFault(() => m.read(MIB, Number(MIB)), MIB, "read");
+  expectFault(() => m.write(MIB, new Uint8Array(Number(MIB))), MIB, "write");
+});
+
+kvmTest("mapping bulk: a mapping longer than the file faults at the end of the file, after the good part", () => {
+  using kvm = openKvm();
+  using vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  const m = g.mmap({ length: 2n * SIZE });
+  expectFault(() => m.fill(MIB, SIZE, 0x33), SIZE, "fill across EOF");
+  eq(m.verify(MIB, SIZE - MIB, 0x33), undefined, "the part before EOF was written");
+  expectFault(() => m.verify(MIB, 2n * SIZE - MIB, 0x33), SIZE, "verify: no mismatch before EOF, then a fault");
+  eq(m.verify(0n, 2n * SIZE, 0x33), { offset: 0n, found: 0 }, "a mismatch before EOF is reported, no fault");
+  // The proven part stays fast and correct after the failed proof next to it.
+  m.fill(0n, SIZE, 0x44);
+  eq(m.verify(0n, SIZE, 0x44), undefined);
+});
+
+kvmTest("mapping bulk: punch-hole then fill/verify again (proof kept; pages fault back in as zeroes)", () => {
+  using kvm = openKvm();
+  using vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  const m = g.mapping();
+  m.fill(0n, SIZE, 0x77);
+  g.punchHole(MIB, 2n * MIB);
+  eq(m.verify(0n, SIZE, 0x77), { offset: MIB, found: 0 });
+  eq(m.verify(MIB, 2n * MIB, 0), undefined);
+  m.fill(MIB, 2n * MIB, 0x77);
+  eq(m.verify(0n, SIZE, 0x77), undefined);
+});
+
+kvmTest("mapping bulk: a read-only mapping — fill and write are EFAULT, verify and read work", () => {
+  using kvm = openKvm();
+  using vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  g.mapping().fill(0n, SIZE, 9);
+  const ro = g.mmap({ prot: PROT.READ });
+  expectFault(() => ro.fill(0n, SIZE, 1), 0n, "fill");
+  expectFault(() => ro.write(0n, new Uint8Array(Number(MIB))), 0n, "write");
+  eq(ro.verify(0n, SIZE, 9), undefined);
+  eq(ro.read(0n, Number(MIB)).every((b) => b === 9), true);
+});
+
+kvmTest("mapping bulk: anonymous memory takes the direct path too", () => {
+  const m = Mapping.anonymous(SIZE);
+  try {
+    m.fill(0n, SIZE, 3);
+    eq(m.verify(0n, SIZE, 3), undefined);
+    eq(m.verify(0n, SIZE, 4), { offset: 0n, found: 3 });
+  } finally {
+    m.unmap();
+  }
+});
