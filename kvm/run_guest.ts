@@ -133,6 +133,7 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
     }
   }
   const vcpu = spec.vcpu ?? vm.vcpus[0] ?? vm.createVcpu();
+  vcpu.completePending();
   if (!cpuidSet.has(vcpu)) {
     vcpu.setCpuid();
     cpuidSet.add(vcpu);

@@ -79,6 +79,8 @@ export class Vcpu {
   readonly mmapSize: number;
   /** Single-step state as last set. */
   #singleStep = false;
+  /** True after KVM_RUN returned an exit whose operation the next KVM_RUN completes (IO, MMIO, …). */
+  #pending = false;
 
   /** Made by {@link Vm.createVcpu}. */
   constructor(readonly vm: Vm, readonly id: number, fd: number, private readonly onClose: (v: Vcpu) => void) {
@@ -137,8 +139,10 @@ export class Vcpu {
     if (r >= 0) {
       x.errno = 0;
       x.reason = x.rawReason;
+      this.#pending = true;
       return 0;
     }
+    this.#pending = false;
     const e = errno();
     x.errno = e;
     if (e === EINTR) {
@@ -151,6 +155,23 @@ export class Vcpu {
     }
     x.reason = -1;
     throw new KvmError({ syscall: "ioctl", op: "KVM_RUN", errno: e, args: { vcpu: this.id } });
+  }
+
+  /**
+   * Completes the operation of the last exit (an IO or MMIO access finishes only on the next
+   * KVM_RUN) by a KVM_RUN with immediate_exit set, as api.rst asks before changing vCPU state.
+   * setRegs/setSregs/setFpu call it, so a loader can reuse a vCPU that stopped mid-instruction.
+   */
+  completePending(): void {
+    if (!this.#pending) return;
+    const x = this.exit;
+    x.immediateExit = 1;
+    try {
+      this.run();
+    } finally {
+      x.immediateExit = 0;
+      this.#pending = false;
+    }
   }
 
   /** KVM_GET_REGS. */
@@ -171,6 +192,7 @@ export class Vcpu {
     for (const k of Object.keys(update)) {
       if (!(k in KVM_REGS.fields)) throw new RangeError(`unknown register '${k}' (known: ${REG_NAMES.join(", ")})`);
     }
+    this.completePending();
     ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.id });
     encode(KVM_REGS, update, this.#regs);
     ioctlBuf(this.fd, IOCTL.KVM_SET_REGS, this.#regs, { vcpu: this.id, ...update });
@@ -187,6 +209,7 @@ export class Vcpu {
 
   /** KVM_SET_SREGS of the given fields (segments field by field); the rest keep their values. */
   setSregs(update: SregsUpdate): void {
+    this.completePending();
     ioctlBuf(this.fd, IOCTL.KVM_GET_SREGS, this.#sregs, { vcpu: this.id });
     const scalars: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(update)) {
@@ -220,6 +243,7 @@ export class Vcpu {
 
   /** KVM_SET_FPU of the given fields (the rest as KVM_GET_FPU reports them). */
   setFpu(update: Encodable<typeof KVM_FPU.fields>): void {
+    this.completePending();
     const b = new Uint8Array(KVM_FPU.size);
     ioctlBuf(this.fd, IOCTL.KVM_GET_FPU, b, { vcpu: this.id });
     encode(KVM_FPU, update, b);

@@ -52,6 +52,7 @@ export class Vm {
   readonly #attributes: AttributeRecord[] = [];
   #nextGmem = 0;
   readonly #vcpus = new Map<number, Vcpu>();
+  #nextVcpu = 0;
 
   /** Made by {@link Kvm.createVm}. */
   constructor(
@@ -301,17 +302,18 @@ export class Vm {
   }
 
   /**
-   * KVM_CREATE_VCPU with `id` (default: the lowest id not in use) and its kvm_run mapping. The
-   * vCPU runs on the calling thread; the VM closes it when it closes.
+   * KVM_CREATE_VCPU with `id` (default: one more than the highest id created so far; KVM keeps a
+   * closed vCPU's id taken until the VM closes) and its kvm_run mapping. The vCPU runs on the
+   * calling thread; the VM closes it when it closes.
    */
   createVcpu(id?: number): Vcpu {
-    let n = id ?? 0;
-    if (id === undefined) while (this.#vcpus.has(n)) n++;
+    const n = id ?? this.#nextVcpu;
     const v = createVcpu(this, n, (x) => {
       this.#vcpus.delete(x.id);
       this.release(x);
     });
     this.#vcpus.set(n, v);
+    this.#nextVcpu = Math.max(this.#nextVcpu, n + 1);
     return this.adopt(v);
   }
 
