@@ -7,8 +7,8 @@
 
 /** Port the PIO loop writes to. */
 export const PIO_PORT = 0x10;
-/** Guest physical address the MMIO loop reads (segment 0x1000, offset 0): outside a 64 KiB slot at 0. */
-export const MMIO_GPA = 0x10000;
+/** Guest physical address the MMIO loop reads (0xffff:0x0010): just past a 1 MiB memslot at 0. */
+export const MMIO_GPA = 0x100000;
 /** The byte the MMIO handler returns to the guest. */
 export const MMIO_VALUE = 0x5a;
 /** Console port (debugcon). */
@@ -20,10 +20,10 @@ export const EXIT_PORT = 0xf4;
 export const PIO_LOOP = new Uint8Array([0xe6, PIO_PORT, 0xeb, 0xfc]);
 
 /**
- * `mov ax, 0x1000; mov ds, ax; l: mov al, [0]; jmp l` — one MMIO read exit per iteration at
+ * `mov ax, 0xffff; mov ds, ax; l: mov al, [0x10]; jmp l` — one MMIO read exit per iteration at
  * {@link MMIO_GPA}, the host supplying the byte.
  */
-export const MMIO_LOOP = new Uint8Array([0xb8, 0x00, 0x10, 0x8e, 0xd8, 0xa0, 0x00, 0x00, 0xeb, 0xfb]);
+export const MMIO_LOOP = new Uint8Array([0xb8, 0xff, 0xff, 0x8e, 0xd8, 0xa0, 0x10, 0x00, 0xeb, 0xfb]);
 
 /** `hlt`. */
 export const HLT = new Uint8Array([0xf4]);

@@ -12,8 +12,10 @@ import { machine, markdown } from "./report.ts";
 import type { Row, RowContext } from "./rows/row.ts";
 import { ioctlRow } from "./rows/ioctl.ts";
 import { fillRow, punchRow } from "./rows/bulk.ts";
+import { mmioRow, pioRow, setupRow } from "./rows/exits.ts";
+import { processRow } from "./rows/process.ts";
 
-const ROWS: Row[] = [ioctlRow, fillRow, punchRow];
+const ROWS: Row[] = [ioctlRow, pioRow, mmioRow, setupRow, fillRow, punchRow, processRow];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({

@@ -16,7 +16,8 @@
 #include "kvmsh_guests.h"
 
 #define F(p, type, st, field) (*(type *)((char *)(p) + KVMSH_OFF_##st##_##field))
-#define LOAD_GPA 0x1000
+#define LOAD_GPA 0x10000
+#define REAL_MEM (1ull << 20)
 
 static inline uint64_t now_ns(void) {
   struct timespec t;
@@ -93,16 +94,51 @@ static void vcpu_close(struct vcpu *v) {
   close(v->fd);
 }
 
-/* Real mode, CS base 0, IP = rip. */
-static void vcpu_real_mode(struct vcpu *v, uint64_t rip) {
+/* KVM_SET_CPUID2 with what KVM_GET_SUPPORTED_CPUID answers (queried once per process). */
+static void vcpu_cpuid(int kvm, struct vcpu *v) {
+  static unsigned char *buf;
+  static size_t len;
+  if (!buf) {
+    uint32_t cap = 256;
+    for (;;) {
+      len = KVMSH_SIZEOF_kvm_cpuid2 + (size_t)cap * KVMSH_SIZEOF_kvm_cpuid_entry2;
+      buf = calloc(1, len);
+      F(buf, uint32_t, kvm_cpuid2, nent) = cap;
+      if (ioctl(kvm, KVMSH_KVM_GET_SUPPORTED_CPUID, buf) == 0) break;
+      if (errno != E2BIG || cap >= 4096) die("KVM_GET_SUPPORTED_CPUID");
+      free(buf);
+      cap *= 2;
+    }
+  }
+  xioctl(v->fd, KVMSH_KVM_SET_CPUID2, (unsigned long)buf, "KVM_SET_CPUID2");
+}
+
+/* 16-bit real mode as kvmsh's loader sets it (kvmtool's convention): every segment 0x1000,
+ * image at GPA 0x10000 (LOAD_GPA), IP 0, SP 0x8000. */
+static void vcpu_real_mode(struct vcpu *v) {
+  static const int segs[] = {KVMSH_SREGS_CS, KVMSH_SREGS_DS, KVMSH_SREGS_ES,
+                             KVMSH_SREGS_FS, KVMSH_SREGS_GS, KVMSH_SREGS_SS};
   unsigned char s[KVMSH_SIZEOF_kvm_sregs];
   xioctl(v->fd, KVMSH_KVM_GET_SREGS, (unsigned long)s, "KVM_GET_SREGS");
-  unsigned char *cs = s + KVMSH_SREGS_CS;
-  F(cs, uint64_t, kvm_segment, base) = 0;
-  F(cs, uint16_t, kvm_segment, selector) = 0;
+  for (unsigned i = 0; i < sizeof segs / sizeof segs[0]; i++) {
+    unsigned char *g = s + segs[i];
+    F(g, uint64_t, kvm_segment, base) = LOAD_GPA;
+    F(g, uint16_t, kvm_segment, selector) = LOAD_GPA >> 4;
+    F(g, uint32_t, kvm_segment, limit) = 0xffff;
+    F(g, uint8_t, kvm_segment, type) = i == 0 ? 11 : 3;
+    F(g, uint8_t, kvm_segment, s) = 1;
+    F(g, uint8_t, kvm_segment, present) = 1;
+    F(g, uint8_t, kvm_segment, db) = 0;
+    F(g, uint8_t, kvm_segment, l) = 0;
+    F(g, uint8_t, kvm_segment, g) = 0;
+  }
+  F(s, uint64_t, kvm_sregs, cr0) = 0x60000010ull;
+  F(s, uint64_t, kvm_sregs, cr4) = 0;
+  F(s, uint64_t, kvm_sregs, efer) = 0;
   xioctl(v->fd, KVMSH_KVM_SET_SREGS, (unsigned long)s, "KVM_SET_SREGS");
   unsigned char r[KVMSH_SIZEOF_kvm_regs] = {0};
-  F(r, uint64_t, kvm_regs, rip) = rip;
+  F(r, uint64_t, kvm_regs, rip) = 0;
+  F(r, uint64_t, kvm_regs, rsp) = 0x8000;
   F(r, uint64_t, kvm_regs, rflags) = 2;
   xioctl(v->fd, KVMSH_KVM_SET_REGS, (unsigned long)r, "KVM_SET_REGS");
 }

@@ -7,11 +7,12 @@ int main(int argc, char **argv) {
   long per;
   parse_args(argc, argv, &reps, &per);
   int kvm = kvm_open(), vm = vm_create(kvm);
-  unsigned char *mem = map_anon(0x10000);
+  unsigned char *mem = map_anon(REAL_MEM);
   memcpy(mem + LOAD_GPA, GUEST_PIO_LOOP, sizeof GUEST_PIO_LOOP);
-  memslot2(vm, 0, 0, 0x10000, mem, -1);
+  memslot2(vm, 0, 0, REAL_MEM, mem, -1);
   struct vcpu v = vcpu_create(kvm, vm);
-  vcpu_real_mode(&v, LOAD_GPA);
+  vcpu_cpuid(kvm, &v);
+  vcpu_real_mode(&v);
   double s[256];
   for (int r = -1; r < reps && r < 256; r++) {
     uint64_t t0 = now_ns();

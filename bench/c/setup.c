@@ -11,7 +11,8 @@ static void cycle(int kvm) {
   memcpy(mem + LOAD_GPA, GUEST_HLT, sizeof GUEST_HLT);
   memslot2(vm, 0, 0, SIZE, mem, g);
   struct vcpu v = vcpu_create(kvm, vm);
-  vcpu_real_mode(&v, LOAD_GPA);
+  vcpu_cpuid(kvm, &v);
+  vcpu_real_mode(&v);
   uint32_t why = vcpu_run(&v);
   if (why != KVMSH_EXIT_HLT) {
     fprintf(stderr, "unexpected exit %u\n", why);

@@ -1,0 +1,88 @@
+/**
+ * Rows 2–4: the exit loop and set-up, through mod.ts's runGuest — a PIO exit round trip, an
+ * MMIO read round trip with data returned to the guest, and VM + 2 MiB gmem + memslot + vCPU
+ * created and run to HLT.
+ * @module
+ */
+
+import { openKvm, runGuest } from "../../mod.ts";
+import { HLT, MMIO_GPA, MMIO_LOOP, MMIO_VALUE, PIO_LOOP, PIO_PORT } from "../guests.ts";
+import { runBaseline, timeBatches } from "../measure.ts";
+import { type Row, sideBySide } from "./row.ts";
+
+const MIB = 1n << 20n;
+
+export const pioRow: Row = {
+  id: "2",
+  name: "PIO exit round trip (out → host → re-enter)",
+  unit: "ns",
+  target: { kind: "max", value: 1.05 },
+  async run(ctx) {
+    const reps = ctx.quick ? 3 : 7;
+    const per = ctx.quick ? 5_000 : 10_000;
+    using kvm = openKvm();
+    using vm = kvm.createVm();
+    let seen = 0;
+    const handlers = { ports: { [PIO_PORT]: () => (seen++, "continue" as const) } };
+    const k = () =>
+      timeBatches("kvmsh", reps, per, (n) => {
+        seen = 0;
+        const r = runGuest(vm, { image: PIO_LOOP, handlers, maxExits: n });
+        if (r.stop !== "max-exits" || seen !== n) throw new Error(`PIO loop stopped: ${r.stop} after ${seen}`);
+      });
+    return [await sideBySide(this, 2, () => runBaseline(ctx.bins.pio, reps, per), k)];
+  },
+};
+
+export const mmioRow: Row = {
+  id: "3",
+  name: "MMIO read exit round trip (data to guest)",
+  unit: "ns",
+  target: { kind: "max", value: 1.05 },
+  async run(ctx) {
+    const reps = ctx.quick ? 3 : 7;
+    const per = ctx.quick ? 5_000 : 10_000;
+    using kvm = openKvm();
+    using vm = kvm.createVm();
+    let seen = 0;
+    const handlers = {
+      mmio: (x: { mmioAddress: number; mmioIsWrite: boolean; mmioValue: number }) => {
+        if (x.mmioAddress !== MMIO_GPA || x.mmioIsWrite) return "stop" as const;
+        x.mmioValue = MMIO_VALUE;
+        seen++;
+        return "continue" as const;
+      },
+    };
+    const k = () =>
+      timeBatches("kvmsh", reps, per, (n) => {
+        seen = 0;
+        const r = runGuest(vm, { image: MMIO_LOOP, handlers, maxExits: n });
+        if (r.stop !== "max-exits" || seen !== n) throw new Error(`MMIO loop stopped: ${r.stop} after ${seen}`);
+      });
+    return [await sideBySide(this, 2, () => runBaseline(ctx.bins.mmio, reps, per), k)];
+  },
+};
+
+export const setupRow: Row = {
+  id: "4",
+  name: "VM + 2 MiB gmem + memslot + vCPU, run to HLT",
+  unit: "ns",
+  target: { kind: "max", value: 1.5 },
+  async run(ctx) {
+    const reps = ctx.quick ? 3 : 7;
+    const per = ctx.quick ? 10 : 30;
+    using kvm = openKvm();
+    const cycle = () => {
+      using vm = kvm.createVm();
+      const gmem = vm.createGuestMemfd(2n * MIB, "mmap,init-shared");
+      vm.addMemslot({ slot: 0, gpa: 0n, size: 2n * MIB, gmem });
+      const r = runGuest(vm, { image: HLT, mode: "real" });
+      if (r.exit.name !== "HLT") throw new Error(`expected HLT, got ${r.exit.name}`);
+    };
+    const k = () =>
+      timeBatches("kvmsh", reps, per, (n) => {
+        for (let i = 0; i < n; i++) cycle();
+      });
+    return [await sideBySide(this, 2, () => runBaseline(ctx.bins.setup, reps, per), k, "in-process")];
+  },
+};

@@ -1,0 +1,116 @@
+/**
+ * Row 7: a whole process from start to exit running a tiny real-mode guest (one byte on port
+ * 0xE9, exit code on 0xF4): kvmsh against a C program doing the same, and against QEMU with the
+ * same code as its `-bios` image — what a user would pick instead.
+ * @module
+ */
+
+import { biosImage, HELLO_EXIT } from "../guests.ts";
+import { merge, type ProcessRun, timeProcess } from "../measure.ts";
+import { type Side, summarize } from "../stats.ts";
+import { type Row, type RowContext, skipped } from "./row.ts";
+
+const EXPECT_OUT = "K";
+/** isa-debug-exit status for value 0. */
+const EXPECT_CODE = 1;
+
+function checker(who: string, stdoutMustMatch: boolean) {
+  return (r: ProcessRun) => {
+    if (r.code !== EXPECT_CODE || (stdoutMustMatch && !r.stdout.includes(EXPECT_OUT))) {
+      throw new Error(`${who}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}, stderr ${r.stderr.slice(0, 200)}`);
+    }
+  };
+}
+
+async function which(cmd: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
+    try {
+      const p = `${dir}/${cmd}`;
+      if ((await Deno.stat(p)).isFile) return p;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/** How kvmsh runs the guest: `./kvmsh -c "run …"` when the shell has `run`, else a mod.ts script. */
+async function kvmshCommand(ctx: RowContext, guest: string): Promise<{ cmd: string; args: string[]; label: string }> {
+  const viaShell = { cmd: `${ctx.root}/kvmsh`, args: ["-c", `run ${guest}`], label: "./kvmsh -c run" };
+  try {
+    const out = await new Deno.Command(viaShell.cmd, { args: viaShell.args, stdout: "piped", stderr: "piped" })
+      .output();
+    checker("kvmsh", true)({
+      code: out.code,
+      stdout: new TextDecoder().decode(out.stdout),
+      stderr: new TextDecoder().decode(out.stderr),
+    });
+    return viaShell;
+  } catch {
+    const deno = `${ctx.root}/.tools/node_modules/.bin/deno`;
+    return {
+      cmd: deno,
+      args: [
+        "run",
+        "--quiet",
+        "--no-prompt",
+        "--allow-ffi",
+        "--allow-read",
+        "--allow-write",
+        "--allow-run",
+        "--allow-env",
+        "--config",
+        `${ctx.root}/deno.json`,
+        `${ctx.root}/bench/hello_main.ts`,
+        guest,
+      ],
+      label: "Deno script via mod.ts (kvmsh run not wired)",
+    };
+  }
+}
+
+export const processRow: Row = {
+  id: "7",
+  name: "whole process: real-mode guest, start to exit",
+  unit: "ns",
+  target: { kind: "max", value: 0.5 },
+  async run(ctx) {
+    const reps = ctx.quick ? 4 : 10;
+    const guest = `${ctx.tmp}/hello.bin`;
+    const bios = `${ctx.tmp}/hello-bios.bin`;
+    await Deno.writeFile(guest, HELLO_EXIT);
+    await Deno.writeFile(bios, biosImage(HELLO_EXIT));
+    const k = await kvmshCommand(ctx, guest);
+    const qemu = await which("qemu-system-x86_64");
+    const qemuArgs = [
+      "-accel",
+      "kvm",
+      "-bios",
+      bios,
+      "-device",
+      "isa-debug-exit,iobase=0xf4,iosize=1",
+      "-display",
+      "none",
+      "-nodefaults",
+      "-chardev",
+      "stdio,id=con",
+      "-device",
+      "isa-debugcon,chardev=con,iobase=0xe9",
+      "-m",
+      "16",
+    ];
+    const cs: Side[] = [], ks: Side[] = [], qs: Side[] = [];
+    for (let round = 0; round < 2; round++) {
+      cs.push(await timeProcess("C", ctx.bins.hello, [guest], reps, checker("C", true)));
+      ks.push(await timeProcess("kvmsh", k.cmd, k.args, reps, checker("kvmsh", true)));
+      if (qemu) qs.push(await timeProcess("QEMU", qemu, qemuArgs, reps, checker("QEMU", true)));
+    }
+    const note = k.label;
+    const vsC = summarize("7a", `${this.name} vs C`, "ns", merge(ks), merge(cs), undefined, note);
+    const vsQemu = qemu
+      ? summarize("7b", `${this.name} vs QEMU`, "ns", merge(ks), merge(qs), this.target, note)
+      : skipped(
+        { ...this, id: "7b", name: `${this.name} vs QEMU` },
+        "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)",
+      );
+    return [vsC, vsQemu];
+  },
+};
