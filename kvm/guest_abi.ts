@@ -63,7 +63,7 @@ export interface ExitCode {
 }
 
 /** What a default handler decided: keep running, or stop with this reason. */
-export type AbiStop = "exit-code" | "done" | "assert" | "unhandled-io" | undefined;
+export type AbiStop = "exit-code" | "done" | "assert" | "unhandled-io" | "ucall" | undefined;
 
 const LSR_THRE_TEMT = 0x60;
 const IIR_NO_INT = 0x01;
@@ -84,6 +84,12 @@ export class GuestAbi {
   readonly conversions: Conversion[] = [];
   /** Called with each console byte as it is written (live output); optional. */
   onConsole?: (byte: number) => void;
+  /**
+   * Called with each ucall after it is recorded (before the default action): `stop` ends the run
+   * with stop reason `ucall` (e.g. at a sync point, as a selftest's host loop does); the guest
+   * resumes after the ucall on the next run.
+   */
+  onUcall?: (u: Ucall, vcpu: Vcpu) => "continue" | "stop" | void;
   /** Unhandled ports: stop the run (default) or ignore (OUT dropped, IN reads all-ones). */
   unhandledIo: "stop" | "ignore" = "stop";
 
@@ -172,6 +178,10 @@ export class GuestAbi {
     const nr = Number(u.cmd);
     const call: Ucall = { cmd: UCALL_NAMES[nr] ?? "unknown", nr, args: u.args, message, gpa };
     this.ucalls.push(call);
+    if (this.onUcall?.(call, vcpu) === "stop") {
+      if (nr === UCALL_CMD.PRINT) this.print(message);
+      return "ucall";
+    }
     if (nr === UCALL_CMD.PRINT) this.print(message);
     if (nr === UCALL_CMD.DONE) return "done";
     if (nr === UCALL_CMD.ASSERT) return "assert";

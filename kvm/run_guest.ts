@@ -60,6 +60,7 @@ export interface GuestSpec {
   handlers?: ExitHandlers;
   abi?: GuestAbi;
   onConsole?: (byte: number) => void;
+  onUcall?: GuestAbi["onUcall"];
 }
 
 /** A run's result plus what was loaded where. */
@@ -163,6 +164,7 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
     interruptible: spec.interruptible,
     maxExits: spec.maxExits,
     onConsole: spec.onConsole,
+    onUcall: spec.onUcall,
   });
   return { ...r, vcpu, load, memslot, ...(hypercallExit ? { hypercallExit } : {}) };
 }

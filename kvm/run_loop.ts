@@ -6,12 +6,11 @@
  * `cpu.setRegs({rip: 0x1000n})` (partial), `cpu.getSregs()`/`setSregs({cs: {base: 0n}})` for
  * `regs`/`sregs`. `run guest.bin …` is one call to `runGuest(vm, {image, mode, memory,
  * userspace, timeoutMs, args, handlers, onConsole})` (kvm/run_guest.ts), which loads memory and
- * registers and then calls {@link runVcpu}; `continue` is `runVcpu(cpu, {timeoutMs,
- * interruptible: true, abi})` on an already set-up vCPU, and `step` is
+ * registers and then calls {@link runVcpu}; `continue` is `runVcpu(cpu, {timeoutMs, abi})` on an already set-up vCPU, and `step` is
  * `cpu.setGuestDebug({singleStep: true})` then `runVcpu` (a DEBUG exit stops the loop; this
  * host supports it). Every result has `exit` (the last exit, decoded: print it with
  * `formatExit(result.exit)`, JSON via `exitToJSON`), `stop` (why the loop ended: `exit` for HLT,
- * SHUTDOWN, MMIO, … ; `exit-code`, `done`, `assert`, `unhandled-io`, `timeout`, `deadline`,
+ * SHUTDOWN, MMIO, … ; `exit-code`, `done`, `assert`, `unhandled-io`, `ucall`, `timeout`, `deadline`,
  * `interrupt`, `max-exits`, `handler`), `console`, `exitCode` ({value, status} as QEMU's
  * isa-debug-exit), `ucalls`, `conversions`. Ctrl-C during an `interruptible` run stops the guest
  * (stop `interrupt`); Deno will also deliver that SIGINT to your own listener once the run
@@ -65,6 +64,7 @@ export type StopReason =
   | "done"
   | "assert"
   | "unhandled-io"
+  | "ucall"
   | "handler"
   | "max-exits"
   | StopCause;
@@ -78,12 +78,14 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Absolute deadline (`performance.timeOrigin + performance.now()` ms; stop `deadline`). Default: the scenario deadline. */
   deadline?: number;
-  /** Ctrl-C stops the run (default true when a timeout or deadline is set, else false). */
+  /** Ctrl-C stops the run (default true; false leaves SIGINT alone, e.g. for a benchmark loop). */
   interruptible?: boolean;
   /** Stop after this many exits. */
   maxExits?: number;
   /** Called with each console byte (live output); sets `abi.onConsole`. */
   onConsole?: (byte: number) => void;
+  /** Called with each ucall; `stop` ends the run (stop `ucall`); sets `abi.onUcall`. */
+  onUcall?: GuestAbi["onUcall"];
 }
 
 /** What a run did. */
@@ -154,6 +156,7 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
   const h = opts.handlers ?? {};
   const abi = opts.abi ?? new GuestAbi();
   if (opts.onConsole) abi.onConsole = opts.onConsole;
+  if (opts.onUcall) abi.onUcall = opts.onUcall;
   const table: (ExitHandler | undefined)[] = [];
   for (let r = 0; r < TABLE_SIZE; r++) table.push(pick(h, r) ?? h.other);
   const ports = new Map<number, ExitHandler>(Object.entries(h.ports ?? {}).map(([p, f]) => [Number(p), f]));
@@ -165,7 +168,7 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
 
   const t0 = nowMs();
   const deadline = opts.timeoutMs !== undefined ? t0 + opts.timeoutMs : (opts.deadline ?? scenarioDeadline);
-  const interruptible = opts.interruptible ?? deadline > 0;
+  const interruptible = opts.interruptible ?? true;
   const x = vcpu.exit;
   x.immediateExit = 0;
   let armed: ArmedRun | undefined;

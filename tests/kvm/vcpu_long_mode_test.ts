@@ -1,0 +1,196 @@
+/**
+ * Long-mode guests on real KVM: the guest half of upstream guest_memfd_test.c
+ * (test_guest_memfd_guest) with each userspace_addr choice, MMIO exits, triple fault, ucalls,
+ * ELF args, inline asm, MAP_GPA_RANGE.
+ */
+
+import { deepStrictEqual as eq, ok } from "node:assert/strict";
+import { kvmTest } from "../kvm_env.ts";
+import { Kvm, type Vm } from "../../mod.ts";
+import { mainMemory, runGuest } from "../../kvm/run_guest.ts";
+import { type RunResult, runVcpu } from "../../kvm/run_loop.ts";
+import { guestPath } from "../../kvm/loaders/library.ts";
+import { formatExit } from "../../kvm/exit_decode.ts";
+import { assertHost } from "./vcpu_host_profile.ts";
+
+const GMEM_GPA = 4n << 30n; // 4 GiB, as the selftests put their test slot high
+const PAGE = 4096n;
+const NO_NEW_VALUE = 0x100;
+
+/** The guest_memfd_test guest: host fills 0xaa, guest checks every byte and writes 0xff. */
+function gmemGuest(vm: Vm, userspace: "gmem" | "none" | "anon") {
+  const gmem = vm.createGuestMemfd(2n << 20n, "mmap,init-shared");
+  const slot = vm.addMemslot({ slot: 1, gpa: GMEM_GPA, size: 2n << 20n, gmem, userspace });
+  gmem.fillMem(0n, PAGE, 0xaa);
+  const r = runGuest(vm, { elf: guestPath("verify"), args: [GMEM_GPA, PAGE, 0xaa, 0xff], timeoutMs: 5000 });
+  return { r, gmem, slot };
+}
+
+kvmTest("gmem MMAP|INIT_SHARED, userspace_addr = its mapping: guest reads 0xaa, writes 0xff, host sees 0xff", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const { r, gmem } = gmemGuest(vm, "gmem");
+  eq(r.stop, "done", formatExit(r.exit));
+  eq(r.ucalls.map((u) => u.cmd), ["done"]);
+  eq(r.ucalls[0].args[0], PAGE);
+  eq(gmem.mapping().verify(0n, PAGE, 0xff), undefined);
+  eq(gmem.readMem(PAGE, 1)[0], 0, "the byte after the page is untouched");
+  ok(r.load.pageTables!.ranges.some((x) => x.gpa === GMEM_GPA), "page tables cover the gmem slot at 4 GiB");
+});
+
+kvmTest("gmem slot with userspace_addr none: what the guest gets is a host property", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const { r, gmem } = gmemGuest(vm, "none");
+  if (r.exit.name === "MMIO") eq(r.exit.mmio?.addr, GMEM_GPA);
+  assertHost("gmem-slot-userspace-none-long-mode", r.exit.name === "MMIO" ? "MMIO" : r.stop);
+  if (r.stop !== "done") eq(gmem.mapping().verify(0n, PAGE, 0xaa), undefined, "gmem bytes unchanged");
+});
+
+kvmTest("gmem slot with separate anonymous userspace memory: which bytes the guest sees is a host property", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const { r, gmem, slot } = gmemGuest(vm, "anon");
+  let sees: string;
+  if (r.stop === "assert") {
+    // The guest found a byte that is not 0xaa: the anonymous memory (zeros) answered.
+    eq(r.ucalls.at(-1)?.args[0], GMEM_GPA);
+    eq(r.ucalls.at(-1)?.args[1], 0n);
+    eq(r.ucalls.at(-1)?.message, "byte differs from the expected value");
+    sees = "anon";
+    eq(gmem.mapping().verify(0n, PAGE, 0xaa), undefined, "gmem untouched");
+    eq(slot.backing!.verify(0n, PAGE, 0), undefined, "anon memory untouched (verify stopped before writing)");
+  } else {
+    sees = r.stop === "done" ? "gmem" : `${r.stop}:${r.exit.name}`;
+  }
+  assertHost("gmem-slot-userspace-anon-guest-sees", sees);
+});
+
+kvmTest("a guest touching an address with no memslot gets an MMIO exit naming it; a handler can answer it", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const hole = 0x8_0000_0000n + 0x123n;
+  const maps = [{ gpa: 0x8_0000_0000n, size: PAGE }];
+  const r = runGuest(vm, { elf: guestPath("touch"), args: [hole, 0], extraMaps: maps, timeoutMs: 5000 });
+  eq(r.stop, "exit");
+  eq(formatExit(r.exit), "MMIO read addr=0x800000123 len=1");
+  // Write: the data the guest stored is in the exit.
+  using vm2 = kvm.createVm();
+  const w = runGuest(vm2, { elf: guestPath("touch"), args: [hole, 1, 0x5c], extraMaps: maps, timeoutMs: 5000 });
+  eq(formatExit(w.exit), "MMIO write addr=0x800000123 len=1 data=0x5c");
+  // A scenario handler supplies the read data; the guest reports what it read.
+  using vm3 = kvm.createVm();
+  const h = runGuest(vm3, {
+    elf: guestPath("touch"),
+    args: [hole, 0],
+    extraMaps: maps,
+    timeoutMs: 5000,
+    handlers: {
+      mmio: (x) => x.mmioAddress === Number(hole) && !x.mmioIsWrite ? ((x.mmioValue = 0x77), "continue") : undefined,
+    },
+  });
+  eq(h.stop, "done");
+  eq(h.ucalls[0].args.slice(0, 2), [0x77n, hole]);
+});
+
+kvmTest("triple fault (no IDT, #UD) gives SHUTDOWN; int3 without IDT is a host property", () => {
+  using kvm = Kvm.open();
+  {
+    using vm = kvm.createVm();
+    const r = runGuest(vm, { asm: "ud2", timeoutMs: 5000 });
+    assertHost("triple-fault", r.exit.name);
+    eq(r.exit.name, "SHUTDOWN");
+  }
+  {
+    using vm = kvm.createVm();
+    const r = runGuest(vm, { asm: "int3", timeoutMs: 5000 });
+    if (r.exit.internalError) eq(r.exit.internalError.name, "EMULATION");
+    assertHost("int3-without-idt", r.exit.name);
+  }
+});
+
+kvmTest("ucall demo: print, sync(1), sync(2), done; a ucall handler can stop at sync", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const r = runGuest(vm, { elf: guestPath("ucall_demo"), timeoutMs: 5000 });
+  eq(r.stop, "done");
+  eq(r.ucalls.map((u) => `${u.cmd}:${u.args[0]}`), ["print:0", "sync:1", "sync:2", "done:0"]);
+  eq(r.console, "hello from a ucall\n");
+  // Stop at each sync, as a selftest's host loop does, then resume.
+  using vm2 = kvm.createVm();
+  const seen: string[] = [];
+  const onUcall = (u: { cmd: string; args: bigint[] }) => u.cmd === "sync" ? "stop" as const : undefined;
+  const first = runGuest(vm2, { elf: guestPath("ucall_demo"), timeoutMs: 5000, onUcall });
+  let s: RunResult = first;
+  while (s.stop === "ucall") {
+    seen.push(`${s.ucalls.at(-1)!.cmd}:${s.ucalls.at(-1)!.args[0]}`);
+    s = runVcpu(first.vcpu, { timeoutMs: 5000, onUcall });
+  }
+  eq(seen, ["sync:1", "sync:2"]);
+  eq(s.stop, "done");
+});
+
+kvmTest("fill guest: args in rdi, rsi, rdx; ELF entry; memory written where asked", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const r = runGuest(vm, { elf: guestPath("fill"), args: [0x300000, 0x2000, 0x5a], timeoutMs: 5000 });
+  eq(r.stop, "done");
+  eq(r.load.entry, 0x100000n);
+  eq(vm.readGuest(0x300000n, 0x2000).every((b) => b === 0x5a), true);
+  eq(vm.readGuest(0x302000n, 1)[0], 0);
+  const regs = r.vcpu.getRegs();
+  eq(regs.rip > 0x100000n && regs.rip < 0x101000n, true);
+});
+
+kvmTest("inline asm: all six args registers, 64-bit CS, paging on", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const r = runGuest(vm, {
+    asm:
+      "add %rsi, %rdi; add %rdx, %rdi; add %rcx, %rdi; add %r8, %rdi; add %r9, %rdi; mov %rdi, %rax; out %eax, $0xf4",
+    args: [1, 2, 3, 4, 5, 0x100],
+    timeoutMs: 5000,
+  });
+  eq(r.exitCode?.value, 0x10f);
+  const s = r.vcpu.getSregs();
+  eq([s.cs.l, s.efer & 0x400n, s.cr0 >> 31n], [1, 0x400n, 1n]);
+});
+
+kvmTest("verify guest reports the first differing byte with a ucall assert", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  mainMemory(vm, { mode: "long" });
+  vm.writeGuest(0x300000n, new Uint8Array(64).fill(0x11));
+  vm.writeGuest(0x300000n + 40n, new Uint8Array([0x12]));
+  const r = runGuest(vm, { elf: guestPath("verify"), args: [0x300000, 64, 0x11, NO_NEW_VALUE], timeoutMs: 5000 });
+  eq(r.stop, "assert");
+  eq(r.ucalls[0].args.slice(0, 2), [0x300028n, 0x12n]);
+});
+
+kvmTest("MAP_GPA_RANGE hypercall: KVM_CAP_EXIT_HYPERCALL enabled; the outcome is a host property", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const r = runGuest(vm, {
+    elf: guestPath("map_gpa"),
+    args: [0x200000, 1, 0x10],
+    hypercallExit: true,
+    timeoutMs: 1000,
+  });
+  eq(r.hypercallExit, "ok");
+  let outcome: string;
+  if (r.stop === "timeout") {
+    // No exit at all: is the vCPU stuck on the vmcall?
+    const rip = r.vcpu.getReg("rip");
+    const code = vm.readGuest(rip, 3);
+    eq([...code], [0x0f, 0x01, 0xc1], "RIP is on vmcall");
+    outcome = "no-progress";
+  } else {
+    outcome = r.conversions.length ? "HYPERCALL" : r.exit.name;
+    if (r.conversions.length) {
+      // The conversion was sent; the kernel's answer (ENOTTY on a VM without memory attributes) is recorded.
+      eq(r.conversions[0].gpa, 0x200000n);
+      eq(r.conversions[0].to, "private");
+    }
+  }
+  assertHost("map-gpa-range-hypercall", outcome);
+});

@@ -1,0 +1,14 @@
+/**
+ * Child process of vcpu_stop_test.ts: runs a `jmp $` guest with no timeout until Ctrl-C
+ * (SIGINT from the parent), then runs the VM again and prints both results as JSON.
+ */
+
+import { Kvm } from "../../mod.ts";
+import { runGuest } from "../../kvm/run_guest.ts";
+
+using kvm = Kvm.open();
+using vm = kvm.createVm();
+console.log("ready");
+const first = runGuest(vm, { asm: "1: jmp 1b" });
+const again = runGuest(vm, { asm: "mov $3, %al; out %al, $0xf4", timeoutMs: 5000 });
+console.log(JSON.stringify({ first: { stop: first.stop, exit: first.exit.name }, again: again.exitCode }));

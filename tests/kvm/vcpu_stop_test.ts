@@ -1,0 +1,98 @@
+/** Stopping guests: timeout, scenario deadline and Ctrl-C kick the vCPU; the VM runs again after. */
+
+import { deepStrictEqual as eq, ok } from "node:assert/strict";
+import { kvmTest } from "../kvm_env.ts";
+import { Kvm } from "../../mod.ts";
+import { runGuest } from "../../kvm/run_guest.ts";
+import { nowMs, runVcpu, setScenarioDeadline } from "../../kvm/run_loop.ts";
+import { watchdogRunning } from "../../kvm/kick.ts";
+
+kvmTest("jmp $ under a 1 s timeout stops with INTR (EINTR), then the same VM and vCPU run again", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const r = runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 1000 });
+  eq(r.stop, "timeout");
+  eq(r.exit.name, "INTR");
+  eq(r.exit.errno, "EINTR");
+  ok(r.elapsedMs >= 1000 && r.elapsedMs < 1500, `stopped after ${r.elapsedMs.toFixed(1)} ms`);
+  eq(r.vcpu.exit.immediateExit, 0, "immediate_exit cleared after the stop");
+  const again = runGuest(vm, { asm: "mov $9, %al; out %al, $0xf4", timeoutMs: 5000 });
+  eq(again.vcpu, r.vcpu);
+  eq(again.exitCode?.value, 9);
+  // And the interrupted vCPU can simply continue too.
+  const spin = runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 100 });
+  eq(spin.stop, "timeout");
+  eq(runVcpu(spin.vcpu, { timeoutMs: 100 }).stop, "timeout");
+});
+
+kvmTest("a guest that exits all the time (IO loop) is stopped by the timeout too", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const r = runGuest(vm, {
+    asm: "1: out %al, $0x80; jmp 1b",
+    timeoutMs: 300,
+    handlers: { ports: { 0x80: () => "continue" } },
+  });
+  eq(r.stop, "timeout");
+  ok(r.exits > 10, `${r.exits} exits`);
+  ok(r.elapsedMs < 800, `${r.elapsedMs.toFixed(1)} ms`);
+});
+
+kvmTest("the scenario deadline stops a run without its own timeout (stop: deadline)", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  setScenarioDeadline(nowMs() + 200);
+  try {
+    const r = runGuest(vm, { asm: "1: jmp 1b" });
+    eq(r.stop, "deadline");
+    eq(r.exit.name, "INTR");
+  } finally {
+    setScenarioDeadline(undefined);
+  }
+});
+
+kvmTest("Ctrl-C (SIGINT to the process) stops a guest blocked in KVM_RUN; the VM runs again", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-all", new URL("./vcpu_sigint_child.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  try {
+    while (!out.includes("ready\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    ok(out.includes("ready"), out);
+    await new Promise((r) => setTimeout(r, 500)); // the guest is spinning now
+    const t0 = performance.now();
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    const status = await child.status;
+    const err = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    eq(status.code, 0, err);
+    ok(performance.now() - t0 < 5000);
+    const res = JSON.parse(out.split("\n").find((l) => l.startsWith("{"))!);
+    eq(res.first.stop, "interrupt");
+    eq(res.first.exit, "INTR");
+    eq(res.again, { value: 3, status: 7 });
+  } finally {
+    clearTimeout(killer);
+  }
+});
+
+kvmTest("the watchdog worker stops when the last vCPU closes (it must not keep a script alive)", () => {
+  using kvm = Kvm.open();
+  const vm = kvm.createVm();
+  runGuest(vm, { asm: "hlt", timeoutMs: 1000 });
+  eq(watchdogRunning(), true);
+  vm.close();
+  eq(watchdogRunning(), false);
+});
