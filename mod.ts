@@ -56,11 +56,63 @@ export { ERRNO, ERRNO_NAMES, errnoName, parseErrno } from "./ffi/errno.ts";
 export { FlagSet } from "./ffi/flags.ts";
 export { PROT } from "./ffi/libc.ts";
 
-// Guests (kvm/run_guest.ts, kvm/exit_decode.ts): exported here for scenarios; the vCPU API's own exports may extend this.
-export { runGuest } from "./kvm/run_guest.ts";
-export type { GuestMemory, GuestResult, GuestSpec } from "./kvm/run_guest.ts";
-export { formatExit } from "./kvm/exit_decode.ts";
+// vCPUs and guests: Vcpu (vm.createVcpu), the exit loop (runVcpu), the one-call runGuest, loaders, guest ABI.
+/** A vCPU (`vm.createVcpu()`): regs, sregs, fpu, CPUID, MP state, guest debug, one KVM_RUN (`run`). */
+export { REG_NAMES, supportedCpuid, Vcpu } from "./kvm/vcpu.ts";
+export type {
+  CpuidEntry,
+  Dtable,
+  Fpu,
+  GuestDebugOptions,
+  Regs,
+  Segment,
+  SegmentName,
+  Sregs,
+  SregsUpdate,
+} from "./kvm/vcpu.ts";
+/** The current exit, decoded in place from kvm_run (`vcpu.exit`). */
+export { ExitView } from "./kvm/exit_view.ts";
+/** The current exit as a plain object / one line / JSON. */
+export { describeExit, exitToJSON, formatExit } from "./kvm/exit_decode.ts";
 export type { ExitInfo } from "./kvm/exit_decode.ts";
+/** The exit loop: runVcpu(vcpu, {handlers, timeoutMs, deadline, interruptible, abi}). */
+export { CONTINUE, nowMs, runVcpu, setScenarioDeadline, STOP } from "./kvm/run_loop.ts";
+export type {
+  ExitHandler,
+  ExitHandlers,
+  RunOptions as VcpuRunOptions,
+  RunResult as VcpuRunResult,
+  StopReason,
+  Verdict,
+} from "./kvm/run_loop.ts";
+/** Load and run a guest in one call (flat binary, ELF64 or inline asm; anon or gmem memory). */
+export { mainMemory, runGuest } from "./kvm/run_guest.ts";
+export type { GuestMemory, GuestResult, GuestSpec } from "./kvm/run_guest.ts";
+/** The guest ABI: console 0xE9, COM1, isa-debug-exit 0xF4, ucall port, MAP_GPA_RANGE. */
+export { GuestAbi, PORT, UCALL_CMD } from "./kvm/guest_abi.ts";
+export type { Conversion, ExitCode, Ucall, UcallName } from "./kvm/guest_abi.ts";
+/** Loaders: real mode (kvmtool layout), long mode (identity page tables over every memslot), ELF64. */
+export { loadRealMode, REAL_MODE_DEFAULTS } from "./kvm/loaders/real_mode.ts";
+export type { LoadInfo, RealModeOptions } from "./kvm/loaders/real_mode.ts";
+export {
+  ARG_REGS,
+  buildPageTables,
+  loadLongModeFlat,
+  LONG_MODE_LAYOUT,
+  setupLongMode,
+} from "./kvm/loaders/long_mode.ts";
+export type { GpaRange, LongModeOptions, PageTableInfo } from "./kvm/loaders/long_mode.ts";
+export { isElf, loadElf, parseElf } from "./kvm/loaders/elf.ts";
+export type { ElfImage, ElfSegment } from "./kvm/loaders/elf.ts";
+/** The guest library (scripts/guests/bin) by name. */
+export { GUEST_LIBRARY, guestPath } from "./kvm/loaders/library.ts";
+export type { GuestName } from "./kvm/loaders/library.ts";
+/** Inline assembly (GNU as/ld), cached by content hash. */
+export { asmCacheDir, assemble } from "./kvm/asm.ts";
+export type { AsmOptions } from "./kvm/asm.ts";
+/** The vCPU watchdog (timeout, deadline, Ctrl-C kick). */
+export { stopWatchdog, watchdogKicks, watchdogRunning } from "./kvm/kick.ts";
+export type { StopCause } from "./kvm/kick.ts";
 
 // Scenarios: kernel bug reproductions with KTAP results (scenario/).
 export { scenario } from "./scenario/registry.ts";
