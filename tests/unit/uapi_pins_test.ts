@@ -121,3 +121,33 @@ Deno.test("flag bits and constants match the kernel headers", async () => {
   eq([FALLOC.KEEP_SIZE, FALLOC.PUNCH_HOLE], [1, 2]); // linux/falloc.h
   eq([MADV.DONTNEED, MADV.HUGEPAGE, MADV.COLLAPSE], [4, 14, 25]); // asm-generic/mman-common.h
 });
+
+Deno.test("vCPU exit ABI: kvm_run union offsets, hypercall and memory-fault constants, ELF64 headers", async () => {
+  const U = await import("../../ffi/uapi.ts");
+  const { KVM_HC_MAP_GPA_RANGE } = await import("../../ffi/caps.ts");
+  const R = S.KVM_RUN_LAYOUT.fields;
+  // offsetof(struct kvm_run, …) from linux/kvm.h (Linux 7.2)
+  eq([R.io_direction.offset, R.io_size.offset, R.io_count.offset], [32, 33, 36]);
+  eq([R.mmio_phys_addr.offset, R.mmio_data.offset], [32, 40]);
+  eq([R.hypercall_nr.offset, R.hypercall_args.offset], [32, 40]);
+  eq([R.internal_suberror.offset, R.internal_ndata.offset], [32, 36]);
+  eq([R.system_event_type.offset, R.system_event_ndata.offset], [32, 36]);
+  eq([R.memory_fault_flags.offset, R.hardware_reason.offset], [32, 32]);
+  eq([R.debug_exception.offset, R.debug_dr6.offset, R.ex_exception.offset, R.ex_error_code.offset], [32, 48, 32, 36]);
+  eq(KVM_HC_MAP_GPA_RANGE, 12); // linux/kvm_para.h
+  eq(U.MAP_GPA_RANGE_FLAGS.bits, { "page-2m": 1n, "page-1g": 2n, encrypted: 16n }); // asm/kvm_para.h
+  eq([U.KVM_HC_ERRNO.ENOSYS, U.KVM_HC_ERRNO.EOPNOTSUPP], [1000, 95]);
+  eq(U.KVM_EXIT_HYPERCALL_LONG_MODE, 1n);
+  eq(U.MEMORY_EXIT_FLAGS.bits.private, 8n); // KVM_MEMORY_EXIT_FLAG_PRIVATE
+  // elf.h
+  eq([S.ELF64_EHDR.size, S.ELF64_PHDR.size], [64, 56]);
+  const E = S.ELF64_EHDR.fields, P = S.ELF64_PHDR.fields;
+  eq([E.e_machine.offset, E.e_entry.offset, E.e_phoff.offset, E.e_phentsize.offset, E.e_phnum.offset], [
+    18,
+    24,
+    32,
+    54,
+    56,
+  ]);
+  eq([P.p_offset.offset, P.p_paddr.offset, P.p_filesz.offset, P.p_memsz.offset], [8, 24, 32, 40]);
+});
