@@ -7,7 +7,8 @@
  */
 
 import { KVM_RUN_LAYOUT } from "../ffi/structs.ts";
-import { EXIT_REASON_NAMES, IO_DIRECTION } from "../ffi/uapi.ts";
+import { EXIT, EXIT_REASON_NAMES, IO_DIRECTION } from "../ffi/uapi.ts";
+import { ERRNO } from "../ffi/errno.ts";
 
 const F = KVM_RUN_LAYOUT.fields;
 const O_IMMEDIATE = F.immediate_exit.offset;
@@ -46,6 +47,19 @@ const O_EX_ERR = F.ex_error_code.offset;
 const MAX_DATA = F.internal_data.count;
 
 const TWO32 = 4294967296;
+
+/**
+ * What a failed KVM_RUN (-1, `errno`) means, given the exit_reason the kernel left in kvm_run:
+ * EINTR is an INTR exit (a signal or immediate_exit); EFAULT/EHWPOISON with exit_reason
+ * MEMORY_FAULT is a MEMORY_FAULT exit (KVM_CAP_MEMORY_FAULT_INFO). -1: a real error.
+ */
+export function classifyRunFailure(errno: number, rawReason: number): number {
+  if (errno === ERRNO.EINTR) return EXIT.INTR;
+  if ((errno === ERRNO.EFAULT || errno === ERRNO.EHWPOISON) && rawReason === EXIT.MEMORY_FAULT) {
+    return EXIT.MEMORY_FAULT;
+  }
+  return -1;
+}
 
 /**
  * The decoder of one vCPU's current exit. `reason` and `errno` are set by `Vcpu.run()`

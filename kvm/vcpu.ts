@@ -7,7 +7,7 @@
  */
 
 import { errno, libc, MAP, PROT } from "../ffi/libc.ts";
-import { EXIT, GUESTDBG, IOCTL, MP_STATE_NAMES } from "../ffi/uapi.ts";
+import { GUESTDBG, IOCTL, MP_STATE_NAMES } from "../ffi/uapi.ts";
 import {
   KVM_CPUID2,
   KVM_CPUID_ENTRY2,
@@ -25,7 +25,7 @@ import { decode, Decoded, Encodable, encode } from "../ffi/struct_codec.ts";
 import { KvmError } from "./errors.ts";
 import { ioctlBuf, ioctlInt, OwnedFd } from "./fd.ts";
 import { Mapping, mmapRaw } from "./mapping.ts";
-import { ExitView } from "./exit_view.ts";
+import { classifyRunFailure, ExitView } from "./exit_view.ts";
 import { stopWatchdog } from "./kick.ts";
 import type { Vm } from "./vm.ts";
 
@@ -145,15 +145,8 @@ export class Vcpu {
     this.#pending = false;
     const e = errno();
     x.errno = e;
-    if (e === EINTR) {
-      x.reason = EXIT.INTR;
-      return e;
-    }
-    if ((e === EFAULT || e === EHWPOISON) && x.rawReason === EXIT.MEMORY_FAULT) {
-      x.reason = EXIT.MEMORY_FAULT;
-      return e;
-    }
-    x.reason = -1;
+    x.reason = classifyRunFailure(e, x.rawReason);
+    if (x.reason >= 0) return e;
     throw new KvmError({ syscall: "ioctl", op: "KVM_RUN", errno: e, args: { vcpu: this.id } });
   }
 
@@ -323,9 +316,6 @@ export class Vcpu {
 }
 
 let openVcpus = 0;
-const EINTR = 4;
-const EFAULT = 14;
-const EHWPOISON = 133;
 
 /** Capacity asked of KVM_GET_SUPPORTED_CPUID (E2BIG makes it grow). */
 const CPUID_MAX = 256;

@@ -30,6 +30,12 @@ export const HOST_PROFILE: Record<string, HostProperty> = {
   "triple-fault": { kvm_pvm: "SHUTDOWN", kvm_intel: "SHUTDOWN", kvm_amd: "SHUTDOWN" },
   /** int3 with no IDT in long mode. */
   "int3-without-idt": { kvm_pvm: "INTERNAL_ERROR", kvm_intel: "SHUTDOWN", kvm_amd: "SHUTDOWN" },
+  /**
+   * Guest reads a memslot whose userspace memory is PROT_NONE: hardware KVM fails the hva fault
+   * and reports KVM_RUN -1/EFAULT with a MEMORY_FAULT exit (kvm_handle_error_pfn); kvm_pvm's
+   * shadow MMU turns the failed fault into an MMIO exit.
+   */
+  "memslot-prot-none-read": { kvm_pvm: "MMIO", kvm_intel: "MEMORY_FAULT", kvm_amd: "MEMORY_FAULT" },
   /** vmcall KVM_HC_MAP_GPA_RANGE with KVM_CAP_EXIT_HYPERCALL enabled on a default VM. */
   "map-gpa-range-hypercall": {
     kvm_pvm: "no-progress", // RIP stays on vmcall, no exit; only the watchdog stops it

@@ -6,7 +6,7 @@
 
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
-import { Kvm, type Vm } from "../../mod.ts";
+import { Kvm, Mapping, PROT, type Vm } from "../../mod.ts";
 import { mainMemory, runGuest } from "../../kvm/run_guest.ts";
 import { type RunResult, runVcpu } from "../../kvm/run_loop.ts";
 import { guestPath } from "../../kvm/loaders/library.ts";
@@ -193,4 +193,26 @@ kvmTest("MAP_GPA_RANGE hypercall: KVM_CAP_EXIT_HYPERCALL enabled; the outcome is
     }
   }
   assertHost("map-gpa-range-hypercall", outcome);
+});
+
+kvmTest("memslot over PROT_NONE memory: MEMORY_FAULT (EFAULT) on hardware KVM, a host property here", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const none = Mapping.anonymous(2n << 20n, PROT.NONE);
+  try {
+    vm.addMemslot({ slot: 1, gpa: GMEM_GPA, size: 2n << 20n, userspace: none });
+    const r = runGuest(vm, { elf: guestPath("touch"), args: [GMEM_GPA + 0x40n, 0], timeoutMs: 5000 });
+    if (r.exit.name === "MEMORY_FAULT") {
+      // Reported as an exit, not an exception: KVM_RUN failed with EFAULT and exit_reason MEMORY_FAULT.
+      eq(r.exit.errno, "EFAULT");
+      eq(r.exit.memoryFault?.private, false);
+      ok(r.exit.memoryFault!.gpa <= GMEM_GPA + 0x40n);
+    } else if (r.exit.name === "MMIO") {
+      eq(r.exit.mmio?.addr, GMEM_GPA + 0x40n);
+    }
+    assertHost("memslot-prot-none-read", r.exit.name);
+  } finally {
+    vm.close();
+    none.unmap();
+  }
 });

@@ -6,7 +6,7 @@
  */
 
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
-import { ExitView } from "../../kvm/exit_view.ts";
+import { classifyRunFailure, ExitView } from "../../kvm/exit_view.ts";
 import { describeExit, exitToJSON, formatExit } from "../../kvm/exit_decode.ts";
 import { GuestAbi, PORT } from "../../kvm/guest_abi.ts";
 import { EXIT } from "../../ffi/uapi.ts";
@@ -200,4 +200,12 @@ Deno.test("guest ABI: 0xE9 console, 16550 THR/LSR/DLAB, isa-debug-exit status, u
   const inb = io(0x60, false, 0);
   eq(abi.io(inb.x, noVcpu), true);
   eq(inb.dv.getUint8(4096), 0xff);
+});
+
+Deno.test("a failed KVM_RUN: EINTR is INTR; EFAULT/EHWPOISON with MEMORY_FAULT is an exit; the rest are errors", () => {
+  eq(classifyRunFailure(4, EXIT.IO), EXIT.INTR);
+  eq(classifyRunFailure(14, EXIT.MEMORY_FAULT), EXIT.MEMORY_FAULT);
+  eq(classifyRunFailure(133, EXIT.MEMORY_FAULT), EXIT.MEMORY_FAULT);
+  eq(classifyRunFailure(14, EXIT.MMIO), -1, "EFAULT without the exit reason is a real error");
+  eq(classifyRunFailure(22, EXIT.MEMORY_FAULT), -1);
 });
