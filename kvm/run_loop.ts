@@ -2,20 +2,26 @@
  * The exit loop: KVM_RUN, decode the exit in place, dispatch, repeat — until a handler or the
  * guest ABI says stop, or the watchdog (timeout, deadline, Ctrl-C) kicks the vCPU.
  *
- * How to use (REPL engineer): `const cpu = vm.createVcpu()` (`vcpu create`); `cpu.getRegs()`,
- * `cpu.setRegs({rip: 0x1000n})` (partial), `cpu.getSregs()`/`setSregs({cs: {base: 0n}})` for
- * `regs`/`sregs`. `run guest.bin …` is one call to `runGuest(vm, {image, mode, memory,
- * userspace, timeoutMs, args, handlers, onConsole})` (kvm/run_guest.ts), which loads memory and
- * registers and then calls {@link runVcpu}; `continue` is `runVcpu(cpu, {timeoutMs, abi})` on an already set-up vCPU, and `step` is
- * `cpu.setGuestDebug({singleStep: true})` then `runVcpu` (a DEBUG exit stops the loop; this
- * host supports it). Every result has `exit` (the last exit, decoded: print it with
- * `formatExit(result.exit)`, JSON via `exitToJSON`), `stop` (why the loop ended: `exit` for HLT,
- * SHUTDOWN, MMIO, … ; `exit-code`, `done`, `assert`, `unhandled-io`, `ucall`, `timeout`, `deadline`,
- * `interrupt`, `max-exits`, `handler`), `console`, `exitCode` ({value, status} as QEMU's
- * isa-debug-exit), `ucalls`, `conversions`. Ctrl-C during an `interruptible` run stops the guest
- * (stop `interrupt`); Deno will also deliver that SIGINT to your own listener once the run
- * returns, so ignore one SIGINT right after a run whose stop is `interrupt`. The VM and vCPU stay
- * usable after any stop.
+ * How to use (REPL engineer): `const cpu = vm.createVcpu()` is `vcpu create`; `regs` is
+ * `cpu.getRegs()` (bigints in kvm_regs order, names in REG_NAMES), `regs set r=v …` is
+ * `cpu.setRegs({rip: 0x1000n})` (partial: the rest keep their values), `sregs` is
+ * `cpu.getSregs()` (`setSregs({cs: {base: 0n}})` is partial too). `run guest.bin [--mode]
+ * [--timeout] [--memory] …` is one call: `runGuest(vm, {image | elf | asm, mode, memory:
+ * "anon" | "gmem:mmap,init-shared", userspace: "none" | "gmem" | "anon", timeoutMs, args,
+ * handlers, onConsole})` (kvm/run_guest.ts; `guestPath("fill")` names a library guest). It makes
+ * the memslot at GPA 0 if missing, the vCPU if missing, loads, then calls {@link runVcpu}.
+ * `continue` is `runVcpu(cpu, {timeoutMs})`; `step` is `cpu.setGuestDebug({singleStep: true})`
+ * then `runVcpu(cpu)` (stops at the DEBUG exit; single-step works on this host) and
+ * `cpu.setGuestDebug({})` to leave it. Every result has `exit` (the last exit decoded: show it
+ * with `formatExit(r.exit)`, JSON with `exitToJSON(r.exit)`), `stop` (why the loop ended: `exit`
+ * when an exit kvmsh does not resume from — HLT, SHUTDOWN, MMIO, INTERNAL_ERROR, DEBUG…;
+ * `exit-code`, `done`, `assert`, `unhandled-io`, `ucall`, `handler`, `max-exits`, `timeout`,
+ * `deadline`, `interrupt`), `console`, `exitCode` ({value, status} as QEMU's isa-debug-exit),
+ * `ucalls`, `conversions`, `exits`, `elapsedMs`. Runs are interruptible by default: Ctrl-C stops
+ * the guest (stop `interrupt`) through the watchdog Worker; Deno also queues that SIGINT for
+ * your own listener, which runs after the run returns — ignore one SIGINT right after a run
+ * whose stop is `interrupt`. The VM and vCPU stay usable after any stop. Long-mode page tables
+ * cover the memslots that exist when the guest is loaded.
  * @module
  */
 
