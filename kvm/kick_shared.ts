@@ -29,15 +29,14 @@ export const CTL = Object.freeze({
 });
 
 /** Why the watchdog stopped a run. */
-export const STOP_CODE = Object.freeze({ timeout: 1, deadline: 2, interrupt: 3, request: 4 });
+export const STOP_CODE = Object.freeze({ timeout: 1, deadline: 2, interrupt: 3 });
 
 /** STOP_CODE number → name. */
 export const STOP_NAMES: Readonly<Record<number, StopCause>> = Object.freeze({
   1: "timeout",
   2: "deadline",
   3: "interrupt",
-  4: "request",
 });
 
 /** What stopped a run from outside the guest. */
-export type StopCause = "timeout" | "deadline" | "interrupt" | "request";
+export type StopCause = "timeout" | "deadline" | "interrupt";
