@@ -46,7 +46,7 @@ export async function buildBaselines(cc = Deno.env.get("CC") ?? "gcc"): Promise<
       return;
     } catch { /* not built yet */ }
     const r = await new Deno.Command(cc, {
-      args: ["-O2", "-Wall", "-Wextra", "-o", `${bin}.tmp`, `${dir}/${p}.c`],
+      args: ["-O2", "-Wall", "-Wextra", "-pthread", "-o", `${bin}.tmp`, `${dir}/${p}.c`],
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -29,9 +29,12 @@ export function timeBatches(
 }
 
 /** Runs a C baseline (`bin reps per`) and reads the samples it prints. */
-export async function runBaseline(bin: string, reps: number, per: number): Promise<Side> {
-  const r = await new Deno.Command(bin, { args: [String(reps), String(per)], stdout: "piped", stderr: "piped" })
-    .output();
+export async function runBaseline(bin: string, reps: number, per: number, ...extra: string[]): Promise<Side> {
+  const r = await new Deno.Command(bin, {
+    args: [String(reps), String(per), ...extra],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   const text = new TextDecoder().decode(r.stdout);
   if (!r.success) throw new Error(`${bin} failed (${r.code}): ${new TextDecoder().decode(r.stderr)}`);
   const j = JSON.parse(text.trim().split("\n").at(-1)!) as { per: number; samples: number[] };

@@ -18,6 +18,16 @@ export const ioctlRow: Row = {
       timeBatches("kvmsh", reps, per, (n) => {
         for (let i = 0; i < n; i++) if (kvm.checkExtension(cap) !== 1) throw new Error("KVM_CAP_USER_MEMORY != 1");
       });
-    return [await sideBySide(this, 3, () => runBaseline(ctx.bins.ioctl, reps, per), k)];
+    const single = await sideBySide(this, 3, () => runBaseline(ctx.bins.ioctl, reps, per), k);
+    // Deno always runs several threads; in a multi-threaded process the kernel takes a file
+    // reference per ioctl (fdget), which a single-threaded C program skips. 1b shows that floor.
+    const threaded = await sideBySide(
+      { ...this, id: "1b", name: "trivial ioctl vs C with an idle 2nd thread", target: undefined },
+      2,
+      () => runBaseline(ctx.bins.ioctl, reps, per, "threaded"),
+      k,
+      "kernel fdget cost of any multi-threaded process",
+    );
+    return [single, threaded];
   },
 };
