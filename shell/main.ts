@@ -7,7 +7,6 @@
 
 import * as api from "../mod.ts";
 import { runCommand, runLine } from "./dispatch.ts";
-import { repl } from "./repl.ts";
 import { Session } from "./session.ts";
 import { err } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
@@ -91,7 +90,8 @@ async function main(argv: string[]): Promise<number> {
       }
       return ctx.exitCode ?? (failed ? 1 : 0);
     }
-    if (Deno.stdin.isTerminal()) return await repl(ctx);
+    // The prompt (node:readline) loads only when interactive: node: modules cost start-up time.
+    if (Deno.stdin.isTerminal()) return await (await import("./repl.ts")).repl(ctx);
     return await runStdin(ctx, keepGoing);
   } finally {
     ctx.recorder?.stop();

@@ -4,7 +4,6 @@
  * @module
  */
 
-import { styleText } from "node:util";
 import { KvmError } from "../mod.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -17,11 +16,29 @@ export function colourWanted(fd: "stdout" | "stderr" = "stdout"): boolean {
   return (fd === "stdout" ? Deno.stdout : Deno.stderr).isTerminal();
 }
 
-type Style = Parameters<typeof styleText>[0];
+// SGR on/off codes (the pairs node:util's styleText uses). Written out rather than imported:
+// loading any node: module costs ~10 ms of kvmsh start-up.
+const SGR = {
+  bold: [1, 22],
+  dim: [2, 22],
+  italic: [3, 23],
+  underline: [4, 24],
+  red: [31, 39],
+  green: [32, 39],
+  yellow: [33, 39],
+  blue: [34, 39],
+  magenta: [35, 39],
+  cyan: [36, 39],
+  gray: [90, 39],
+} as const;
+
+type Style = keyof typeof SGR;
 
 /** Applies a style when colour is wanted. */
 export function paint(style: Style, text: string, fd: "stdout" | "stderr" = "stdout"): string {
-  return colourWanted(fd) ? styleText(style, text, { validateStream: false }) : text;
+  if (!colourWanted(fd)) return text;
+  const [on, off] = SGR[style];
+  return `\x1b[${on}m${text}\x1b[${off}m`;
 }
 
 /** JSON.stringify replacer: bigints as `0x…` strings, Uint8Arrays as hex strings. */
