@@ -5,7 +5,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { sha256Hex } from "./sha256.ts";
 
 /** Options of {@link assemble}. */
 export interface AsmOptions {
@@ -37,7 +37,7 @@ function run(cmd: string, args: string[]): void {
 export function asmKey(source: string, o: AsmOptions = {}): string {
   const mode = o.mode ?? "long";
   const origin = o.origin ?? (mode === "real" ? 0n : 0x100000n);
-  return createHash("sha256").update(`${mode}\n${origin}\n${source}`).digest("hex").slice(0, 32);
+  return sha256Hex(`${mode}\n${origin}\n${source}`).slice(0, 32);
 }
 
 /**

@@ -5,7 +5,6 @@
  * @module
  */
 
-import { isDeepStrictEqual } from "node:util";
 import { KvmError } from "../kvm/errors.ts";
 import { MemoryFaultError } from "../kvm/mapping.ts";
 import type { GuestMemfd } from "../kvm/guest_memfd.ts";
@@ -15,6 +14,45 @@ import { hex } from "../kvm/units.ts";
 import { type ExitInfo, formatExit } from "../kvm/exit_decode.ts";
 import { currentContext } from "./registry.ts";
 import { describeError } from "./context.ts";
+
+/**
+ * Deep strict equality as node:util's isDeepStrictEqual for the values scenarios compare
+ * (primitives by Object.is, arrays, typed arrays, plain objects, Map, Set, Date), written out:
+ * importing node:util costs ~10 ms of every kvmsh start.
+ */
+function isDeepStrictEqual(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  if (a instanceof Date) return Object.is(a.getTime(), (b as Date).getTime());
+  if (ArrayBuffer.isView(a)) {
+    const x = a as unknown as ArrayLike<unknown>, y = b as unknown as ArrayLike<unknown>;
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return false;
+    return true;
+  }
+  if (a instanceof Map) {
+    const m = b as Map<unknown, unknown>;
+    if (a.size !== m.size) return false;
+    for (const [k, v] of a) if (!m.has(k) || !isDeepStrictEqual(v, m.get(k))) return false;
+    return true;
+  }
+  if (a instanceof Set) {
+    const t = b as Set<unknown>;
+    if (a.size !== t.size) return false;
+    for (const v of a) {
+      if (!t.has(v) && ![...t].some((w) => isDeepStrictEqual(v, w))) return false;
+    }
+    return true;
+  }
+  const ka = Object.keys(a), kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  const ob = b as Record<string, unknown>;
+  for (const k of ka) {
+    if (!Object.hasOwn(ob, k) || !isDeepStrictEqual((a as Record<string, unknown>)[k], ob[k])) return false;
+  }
+  return true;
+}
 
 /** The body of `() => expr` as a claim: `vm.createGuestMemfd(1n)`. */
 export function describeFn(fn: (...a: never[]) => unknown): string {

@@ -5,7 +5,6 @@
  * @module
  */
 
-import { pathToFileURL } from "node:url";
 import { ScenarioContext } from "./context.ts";
 import { describeError } from "./context.ts";
 import { checkRequirements } from "./requires.ts";
@@ -123,7 +122,8 @@ export async function runFile(path: string, log: KernelLogSource, hooks: RunHook
   reg.entries = [];
   reg.runnerActive = true;
   try {
-    const url = /^[a-z]+:/.test(path) ? path : pathToFileURL(pathResolve(path)).href;
+    // node:url loads here, not at start-up (any node: module costs ~10 ms of every kvmsh start).
+    const url = /^[a-z]+:/.test(path) ? path : (await import("node:url")).pathToFileURL(pathResolve(path)).href;
     await import(url);
   } catch (e) {
     hooks.onPlan?.(path, 0);
