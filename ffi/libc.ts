@@ -5,7 +5,8 @@
  * @module
  */
 
-const SYMBOLS = {
+/** What every process uses (opening KVM, ioctls, mappings, running a guest): loaded first. */
+const CORE = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   /** ioctl with an integer argument (or none). */
@@ -17,19 +18,6 @@ const SYMBOLS = {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
-  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
-  fstat: { parameters: ["i32", "buffer"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
-  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  pread: { name: "pread64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
-  pwrite: { name: "pwrite64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
-  opendir: { parameters: ["buffer"], result: "pointer" },
-  readdir64: { parameters: ["pointer"], result: "pointer" },
-  closedir: { parameters: ["pointer"], result: "i32" },
-  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
   process_vm_readv: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
   process_vm_writev: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
   memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
@@ -48,15 +36,51 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
+/**
+ * The rest, bound on first use of any of them: Deno compiles a call stub per symbol when it
+ * opens a library (~0.1 ms each), which a short `kvmsh run` process need not pay for.
+ */
+const EXTRA = {
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pread: { name: "pread64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pwrite: { name: "pwrite64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir64: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+const SYMBOLS = { ...CORE, ...EXTRA } as const satisfies Deno.ForeignLibraryInterface;
+
 /** The library kvmsh loads: glibc's soname on Linux. */
 export const LIBC_PATH = "libc.so.6";
 
-let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+let syms: Symbols | undefined;
 
-/** The loaded C library (opened on first use, once per isolate). */
-export function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
-  lib ??= Deno.dlopen(LIBC_PATH, SYMBOLS);
-  return lib.symbols;
+/** The loaded C library (opened on first use, once per isolate; the rarely used part on its first use). */
+export function libc(): Symbols {
+  if (syms) return syms;
+  const o = { ...Deno.dlopen(LIBC_PATH, CORE).symbols } as Record<string, unknown>;
+  const bindExtra = () => {
+    const extra = Deno.dlopen(LIBC_PATH, EXTRA).symbols as Record<string, unknown>;
+    for (const k of Object.keys(EXTRA)) Object.defineProperty(o, k, { value: extra[k], enumerable: true });
+  };
+  for (const k of Object.keys(EXTRA)) {
+    Object.defineProperty(o, k, {
+      configurable: true,
+      enumerable: true,
+      get: () => (bindExtra(), o[k]),
+    });
+  }
+  syms = o as Symbols;
+  return syms;
 }
 
 let errnoView: Deno.UnsafePointerView | undefined;
