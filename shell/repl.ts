@@ -40,6 +40,17 @@ export function repl(ctx: Session): Promise<number> {
   const loaded = loadHistory(path);
   ctx.history.push(...loaded);
   ctx.interactive = true;
+  // A guest run blocks this thread in KVM_RUN: leave raw mode meanwhile so Ctrl-C is a real
+  // SIGINT, which the API's kick (the watchdog) turns into a stopped guest.
+  ctx.blocking = <T>(fn: () => T): T => {
+    const raw = process.stdin.isTTY && process.stdin.isRaw;
+    if (raw) process.stdin.setRawMode(false);
+    try {
+      return fn();
+    } finally {
+      if (raw) process.stdin.setRawMode(true);
+    }
+  };
   const rl = readline.createInterface({
     input: process.stdin,
     output: process.stdout,

@@ -50,6 +50,8 @@ export class Session {
   lastError?: unknown;
   /** Set while a command can be interrupted (a running guest): Ctrl-C calls it. */
   interrupt?: () => void;
+  /** Runs a blocking call (a guest run); the prompt sets it to let Ctrl-C reach the kick as SIGINT. */
+  blocking: <T>(fn: () => T) => T = (fn) => fn();
   /** Global `--json`. */
   json = false;
   /** True on an interactive terminal. */

@@ -1,9 +1,286 @@
 /**
- * vCPU commands (wired to the vCPU API once it exists).
+ * vCPU commands: `vcpu create`, `regs [set r=v …]`, `sregs`, and `run <guest>` (the API's
+ * runGuest: load, registers, exit loop). Ctrl-C during `run` stops the guest through the API's
+ * kick and the prompt comes back.
  * @module
  */
 
-import type { Command } from "./types.ts";
+import { formatExit, hex, REG_NAMES, runGuest, type Vcpu, type Vm } from "../../mod.ts";
+import { big, ident, int, str } from "../ts_literal.ts";
+import { choice, num, small } from "../values.ts";
+import { UsageError } from "../usage_error.ts";
+import { objects, words } from "./complete_helpers.ts";
+import type { Args, Command } from "./types.ts";
+import type { Session } from "../session.ts";
+
+function vcpuOf(ctx: Session, name?: string): { name: string; obj: Vcpu } {
+  const v = ctx.vcpu(name);
+  return { name: v.name, obj: v.obj as Vcpu };
+}
+
+/** Registers vCPUs the API made on its own (runGuest creates one when the VM has none). */
+function adoptVcpus(ctx: Session, vmName: string, vm: Vm): void {
+  const known = new Set([...ctx.vcpus.values()].map((v) => v.obj));
+  for (const v of vm.vcpus) if (!known.has(v)) ctx.addVcpu(v, vmName);
+}
+
+function regArgs(a: Args): { vcpu?: string; set?: Record<string, bigint> } {
+  const pos = [...a.pos];
+  const vcpu = pos[0] && /^vcpu\d+$/.test(pos[0]) ? pos.shift() : undefined;
+  if (!pos.length) return { vcpu };
+  if (pos[0] !== "set") throw new UsageError(`regs: expected 'set r=v …', got '${pos[0]}'`);
+  if (pos.length < 2) throw new UsageError("regs set: give at least one r=v (e.g. rax=1 rip=0x1000)");
+  const set: Record<string, bigint> = {};
+  for (const kv of pos.slice(1)) {
+    const m = /^([a-z0-9]+)=(.+)$/.exec(kv);
+    if (!m) throw new UsageError(`regs set: '${kv}' is not r=v`);
+    if (!(REG_NAMES as string[]).includes(m[1])) {
+      throw new UsageError(`unknown register '${m[1]}' (known: ${REG_NAMES.join(", ")})`);
+    }
+    set[m[1]] = num(m[2], m[1]);
+  }
+  return { vcpu, set };
+}
+
+function parseTimeout(t: string | true | undefined): number | undefined {
+  if (t === undefined) return undefined;
+  if (t === true) throw new UsageError("missing value for --timeout");
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(t);
+  if (!m) throw new UsageError(`bad --timeout '${t}' (e.g. 5s, 500ms, 1m)`);
+  const v = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
+  return Math.round(v);
+}
+
+interface RunArgs {
+  guest: string;
+  asm: boolean;
+  mode?: "real" | "long";
+  timeoutMs: number;
+  memory?: string;
+  userspace?: "none" | "gmem" | "anon";
+  args: bigint[];
+  vcpu?: string;
+}
+
+function runArgs(a: Args, ctx: Session): RunArgs {
+  const r: RunArgs = {
+    guest: a.pos[0],
+    asm: a.flags.asm === true,
+    timeoutMs: parseTimeout(a.flags.timeout) ?? 5000,
+    args: [],
+  };
+  if (a.flags.mode !== undefined) r.mode = choice(String(a.flags.mode), ["real", "long"] as const, "--mode");
+  if (a.flags.memory !== undefined) {
+    const m = String(a.flags.memory);
+    if (m !== "anon" && m !== "gmem" && !m.startsWith("gmem:")) {
+      throw new UsageError(`bad --memory '${m}' (anon, gmem, or gmem:<flags> like gmem:mmap,init-shared)`);
+    }
+    r.memory = m;
+  }
+  if (a.flags.userspace !== undefined) {
+    r.userspace = choice(String(a.flags.userspace), ["none", "gmem", "anon"] as const, "--userspace");
+  }
+  if (a.flags.arg !== undefined) {
+    r.args = String(a.flags.arg).split(",").filter(Boolean).map((x) => num(x, "--arg"));
+    if (r.args.length > 6) throw new UsageError("--arg: at most 6 values (rdi rsi rdx rcx r8 r9)");
+  }
+  if (a.flags.vcpu !== undefined) r.vcpu = vcpuOf(ctx, String(a.flags.vcpu)).name;
+  return r;
+}
+
+function specLit(r: RunArgs): string {
+  const parts = [r.asm ? `asm: ${str(r.guest)}` : `image: ${str(r.guest)}`];
+  if (r.mode) parts.push(`mode: ${str(r.mode)}`);
+  parts.push(`timeoutMs: ${int(r.timeoutMs)}`);
+  if (r.memory) parts.push(`memory: ${str(r.memory)} as kvmsh.GuestMemory`);
+  if (r.userspace) parts.push(`userspace: ${str(r.userspace)}`);
+  if (r.args.length) parts.push(`args: [${r.args.map(big).join(", ")}]`);
+  if (r.vcpu) parts.push(`vcpu: ${ident(r.vcpu)}`);
+  return `{ ${parts.join(", ")} }`;
+}
+
+const VCPU_ARG = { name: "vcpu", optional: true, complete: objects("vcpu") };
 
 /** vCPU commands. */
-export const vcpuCommands: Command[] = [];
+export const vcpuCommands: Command[] = [
+  {
+    name: "vcpu create",
+    summary: "KVM_CREATE_VCPU on the current VM (and its kvm_run mapping)",
+    usage: "vcpu create [--id N]",
+    example: "vcpu create",
+    flags: [{ name: "id", value: "N", help: "vCPU id (default: next free)" }],
+    run(ctx, a) {
+      const vm = ctx.vm();
+      const id = a.flags.id === undefined ? undefined : small(a.flags.id, "--id");
+      const v = vm.obj.createVcpu(id);
+      const name = ctx.addVcpu(v, vm.name);
+      return {
+        lines: [`${name}: id ${v.id}, fd ${v.fd}, kvm_run ${hex(v.mmapSize)} bytes, vm ${vm.name}`],
+        data: { name, id: v.id, fd: v.fd, vm: vm.name },
+        bind: name,
+      };
+    },
+    record(a, ctx) {
+      const id = a.flags.id === undefined ? "" : int(small(a.flags.id, "--id"));
+      return [{ expr: `${ident(ctx.vm().name)}.createVcpu(${id})` }];
+    },
+  },
+  {
+    name: "regs",
+    summary: "KVM_GET_REGS, or KVM_SET_REGS of the given registers",
+    usage: "regs [vcpu] [set r=v …]",
+    example: "regs set rax=1 rip=0x1000",
+    args: [VCPU_ARG, {
+      name: "set r=v",
+      optional: true,
+      rest: true,
+      complete: words(["set", ...REG_NAMES.map((r) => `${r}=`)]),
+    }],
+    run(ctx, a) {
+      const r = regArgs(a);
+      const v = vcpuOf(ctx, r.vcpu);
+      if (r.set) v.obj.setRegs(r.set);
+      const regs = v.obj.getRegs() as Record<string, bigint>;
+      const names = Object.keys(regs);
+      const lines: string[] = [];
+      for (let i = 0; i < names.length; i += 4) {
+        lines.push(
+          names.slice(i, i + 4).map((n) => `${n.padStart(6)} ${`0x${regs[n].toString(16).padStart(16, "0")}`}`).join(
+            "  ",
+          ),
+        );
+      }
+      return { lines: [`${v.name}:`, ...lines], data: { vcpu: v.name, regs } };
+    },
+    record(a, ctx) {
+      const r = regArgs(a);
+      const v = ident(vcpuOf(ctx, r.vcpu).name);
+      if (!r.set) return [{ expr: `${v}.getRegs()` }];
+      const body = Object.entries(r.set).map(([k, x]) => `${k}: ${big(x)}`).join(", ");
+      return [{ expr: `${v}.setRegs({ ${body} })` }];
+    },
+  },
+  {
+    name: "sregs",
+    summary: "KVM_GET_SREGS: control registers, EFER, segments, GDT/IDT",
+    usage: "sregs [vcpu]",
+    example: "sregs vcpu0",
+    args: [VCPU_ARG],
+    run(ctx, a) {
+      const v = vcpuOf(ctx, a.pos[0]);
+      const s = v.obj.getSregs() as unknown as Record<string, unknown>;
+      const lines = [
+        `${v.name}: cr0 ${hex(s.cr0 as bigint)} cr2 ${hex(s.cr2 as bigint)} cr3 ${hex(s.cr3 as bigint)} cr4 ${
+          hex(s.cr4 as bigint)
+        } cr8 ${hex(s.cr8 as bigint)} efer ${hex(s.efer as bigint)} apic_base ${hex(s.apic_base as bigint)}`,
+      ];
+      for (const seg of ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"]) {
+        const g = s[seg] as Record<string, number | bigint> | undefined;
+        if (!g) continue;
+        lines.push(
+          `  ${seg.padEnd(3)} sel ${hex(g.selector)} base ${hex(g.base)} limit ${
+            hex(g.limit)
+          } type ${g.type} dpl ${g.dpl} l ${g.l} db ${g.db} present ${g.present}`,
+        );
+      }
+      for (const t of ["gdt", "idt"]) {
+        const d = s[t] as Record<string, number | bigint> | undefined;
+        if (d) lines.push(`  ${t} base ${hex(d.base)} limit ${hex(d.limit)}`);
+      }
+      return { lines, data: { vcpu: v.name, sregs: s } };
+    },
+    record(a, ctx) {
+      return [{ expr: `${ident(vcpuOf(ctx, a.pos[0]).name)}.getSregs()` }];
+    },
+  },
+  {
+    name: "run",
+    summary: "loads a guest (flat binary, ELF64, or --asm text) on the current VM and runs it; Ctrl-C stops it",
+    usage:
+      "run <guest.bin|guest.elf|asm text> [--asm] [--mode real|long] [--timeout 5s] [--memory anon|gmem:FLAGS] [--userspace none|gmem|anon] [--arg v,v…] [--vcpu vcpuN]",
+    example: "run scripts/guests/bin/hello16.bin --mode real",
+    args: [{ name: "guest" }],
+    flags: [
+      { name: "asm", help: "the argument is AT&T assembly text, not a file" },
+      { name: "mode", value: "M", help: "real or long", complete: words(["real", "long"]) },
+      { name: "timeout", value: "T", help: "stop after T (5s, 500ms); default 5s" },
+      {
+        name: "memory",
+        value: "MEM",
+        help: "main memory: anon or gmem:<flags>",
+        complete: words(["anon", "gmem:mmap,init-shared", "gmem:mmap", "gmem"]),
+      },
+      {
+        name: "userspace",
+        value: "U",
+        help: "gmem memory's userspace_addr: none, gmem, anon",
+        complete: words(["none", "gmem", "anon"]),
+      },
+      { name: "arg", value: "V,…", help: "guest arguments in rdi, rsi, rdx, rcx, r8, r9" },
+      { name: "vcpu", value: "VCPU", help: "vCPU to run (default: the VM's first)", complete: objects("vcpu") },
+    ],
+    run(ctx, a) {
+      const r = runArgs(a, ctx);
+      const vm = ctx.vm();
+      if (!r.asm) {
+        try {
+          Deno.statSync(r.guest);
+        } catch {
+          throw new UsageError(`run: no guest file '${r.guest}' (or give --asm "hlt")`);
+        }
+      }
+      try {
+        const res = ctx.blocking(() =>
+          runGuest(vm.obj, {
+            ...(r.asm ? { asm: r.guest } : { image: r.guest }),
+            mode: r.mode,
+            timeoutMs: r.timeoutMs,
+            memory: r.memory as never,
+            userspace: r.userspace,
+            args: r.args,
+            vcpu: r.vcpu ? vcpuOf(ctx, r.vcpu).obj : undefined,
+          })
+        );
+        adoptVcpus(ctx, vm.name, vm.obj);
+        const lines: string[] = [];
+        if (res.console) lines.push(...res.console.replace(/\n$/, "").split("\n").map((l) => `console: ${l}`));
+        lines.push(
+          `stop: ${res.stop}${res.exitCode ? ` (exit code ${hex(res.exitCode.value)})` : ""}; last exit ${
+            formatExit(res.exit)
+          }; ${res.exits} exits in ${res.elapsedMs.toFixed(1)} ms`,
+        );
+        return {
+          lines,
+          data: {
+            stop: res.stop,
+            exit: res.exit,
+            console: res.console,
+            exitCode: res.exitCode,
+            exits: res.exits,
+            elapsedMs: res.elapsedMs,
+          },
+          observed: { stop: res.stop, exit: res.exit.name, console: res.console },
+        };
+      } finally {
+        adoptVcpus(ctx, vm.name, vm.obj);
+      }
+    },
+    record(a, ctx) {
+      const r = runArgs(a, ctx);
+      return [{
+        expr: `kvmsh.runGuest(${ident(ctx.vm().name)}, ${specLit(r)})`,
+        check: (res, out, claim) => {
+          const o = out.observed as { stop: string; exit: string; console: string };
+          const checks = [
+            `kvmsh.expectEqual(${res}.exit.name, ${str(o.exit)}, ${str(`${claim}: last exit`)});`,
+            `kvmsh.expectEqual(${res}.console, ${str(o.console)}, ${str(`${claim}: console`)});`,
+          ];
+          if (o.stop !== "interrupt" && o.stop !== "timeout") {
+            checks.unshift(`kvmsh.expectEqual(${res}.stop, ${str(o.stop)}, ${str(`${claim}: stop`)});`);
+          }
+          return checks;
+        },
+      }];
+    },
+  },
+];
