@@ -74,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
     return await run(rest.slice(1));
   }
   const ctx = new Session();
+  ctx.runLine = (line) => runLine(ctx, line);
   ctx.json = json;
   try {
     if (rest.length) {

@@ -89,7 +89,8 @@ function runArgs(a: Args, ctx: Session): RunArgs {
 }
 
 function specLit(r: RunArgs): string {
-  const parts = [r.asm ? `asm: ${str(r.guest)}` : `image: ${str(r.guest)}`];
+  // A file path is recorded absolute, so the script replays from any directory.
+  const parts = [r.asm ? `asm: ${str(r.guest)}` : `image: ${str(absolute(r.guest))}`];
   if (r.mode) parts.push(`mode: ${str(r.mode)}`);
   parts.push(`timeoutMs: ${int(r.timeoutMs)}`);
   if (r.memory) parts.push(`memory: ${str(r.memory)} as kvmsh.GuestMemory`);
@@ -97,6 +98,14 @@ function specLit(r: RunArgs): string {
   if (r.args.length) parts.push(`args: [${r.args.map(big).join(", ")}]`);
   if (r.vcpu) parts.push(`vcpu: ${ident(r.vcpu)}`);
   return `{ ${parts.join(", ")} }`;
+}
+
+function absolute(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
+  }
 }
 
 const VCPU_ARG = { name: "vcpu", optional: true, complete: objects("vcpu") };

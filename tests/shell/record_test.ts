@@ -1,0 +1,175 @@
+/**
+ * Record → replay: a session through every command kind is recorded, the file replays as a
+ * scenario with the same kernel answers (each read checked byte for byte, each refusal by
+ * errno); and an injection test: quotes, backticks, `${}`, newlines and `*\/` typed at the
+ * prompt end up as data, never as code.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { kvmTest } from "../kvm_env.ts";
+import { kvmsh, ROOT } from "./helpers.ts";
+
+async function replay(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const o = await new Deno.Command(`${ROOT}deno`, {
+    args: ["run", "-A", file],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const d = new TextDecoder();
+  return { code: o.code, stdout: d.decode(o.stdout), stderr: d.decode(o.stderr) };
+}
+
+kvmTest("record → replay: every command kind, same kernel answers", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/session.ts`;
+  const session = [
+    "vm create",
+    `record start ${file}`,
+    "caps GUEST_MEMFD_FLAGS MEMORY_ATTRIBUTES",
+    "vm create",
+    "use vm0",
+    "gmem create --size 2M --flags mmap,init-shared",
+    "gmem create --size 1",
+    "gmem create --size 2M --flags mmap",
+    "write gmem0:0 fill:0xaa:8K",
+    "write gmem0:0x100 0xde 0xad str:hi",
+    "x/16xb gmem0:0xf8",
+    "gmem punch gmem0 0 4K",
+    "x/4xg gmem0:0",
+    "gmem alloc gmem0 0 8K",
+    "gmem alloc gmem0 0 8K --no-keep-size",
+    "gmem stat gmem0",
+    "gmem mmap gmem0 --offset 4K --length 4K",
+    "gmem mmap gmem1 --private",
+    "x/8xb map0:0",
+    "x/16xb gmem1:0",
+    "touch gmem1:0",
+    "touch gmem0:0x1000",
+    "gmem read gmem0 8",
+    "gmem write gmem0 1",
+    "gmem pread gmem0 0 8",
+    "gmem pwrite gmem0 0 1",
+    "gmem truncate gmem0 4M",
+    "slot set 1 --gpa 4G --size 2M --gmem gmem0",
+    "slot set 2 --gpa 8G --size 2M --gmem gmem0",
+    "slot set 3 --gpa 0 --size 1M --anon",
+    "write 0x100000000 0x11 0x22",
+    "x/2xb 4G",
+    "x/4xb 0x1234000",
+    "attr set private 4G 2M",
+    "attr set shared 4G 2M",
+    "slot del 3",
+    "vcpu create",
+    "regs set rax=0x1234 rbx=5",
+    "regs",
+    "sregs",
+    "gmem close gmem1",
+    "vm close vm1",
+    "reset",
+    "vm create",
+    "run scripts/guests/bin/hello16.bin --mode real",
+    "record stop",
+  ];
+  const live = await kvmsh(["--keep-going"], session.join("\n") + "\n");
+  assert.equal(live.code, 1, "the session has refusals");
+  assert.match(live.stdout, /recorded \d+ commands/);
+  const text = await Deno.readTextFile(file);
+  // Each kind appears as an API call.
+  for (
+    const call of [
+      "kvm.checkExtension(",
+      "kvm.createVm(",
+      "createGuestMemfd(",
+      'kvmsh.expectErrno("EINVAL", () => vm0.createGuestMemfd(0x1n, 0n))',
+      ".fillMem(",
+      ".writeMem(",
+      "kvmsh.expectBytes(",
+      ".punchHole(",
+      ".allocate(",
+      'kvmsh.expectErrno("EOPNOTSUPP"',
+      ".stat()",
+      ".mmap(",
+      'kvmsh.expectErrno("EFAULT", () => gmem1.readMem(',
+      ".touchInChild(",
+      ".read(8)",
+      ".pread(",
+      ".pwrite(",
+      ".truncate(",
+      ".addMemslot(",
+      ".writeGuest(",
+      ".readGuest(",
+      'await expectThrows("RangeError"',
+      'kvmsh.expectErrno("ENOTTY", () => vm0.setPrivate(',
+      ".setShared(",
+      ".deleteMemslot(3)",
+      ".createVcpu(",
+      ".setRegs({ rax: 0x1234n, rbx: 0x5n })",
+      ".getSregs()",
+      "gmem1.close()",
+      "vm1.close()",
+      "kvm.vms.forEach(",
+      "kvmsh.runGuest(vm2,",
+    ]
+  ) assert.ok(text.includes(call), `recording lacks ${call}\n${text}`);
+  const r = await replay(file);
+  assert.equal(r.code, 0, `replay failed:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /# Totals: pass:\d+ fail:0/);
+  assert.doesNotMatch(r.stdout, /^\s*not ok/m);
+  await Deno.remove(dir, { recursive: true });
+});
+
+kvmTest("record → replay fails when the kernel's answer differs (the checks can fail)", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/s.ts`;
+  await kvmsh([
+    "-c",
+    `vm create; gmem create --size 2M --flags mmap,init-shared; record start ${file}; write gmem0:0 0x5a; x/1xb gmem0:0; record stop`,
+  ]);
+  // Simulate another kernel: the recorded byte becomes a different one.
+  const text = (await Deno.readTextFile(file)).replace('unhex("5a")', 'unhex("5b")');
+  await Deno.writeTextFile(file, text);
+  const r = await replay(file);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stdout, /not ok \d+ gmem0\.readMem\(0x0n, 1\)/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+kvmTest("record: typed quotes, backticks, ${}, newlines and */ are data, never code", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/inj.ts`;
+  const marker = `${dir}/PWNED`;
+  const evil = [
+    `str:"); Deno.writeTextFileSync(${JSON.stringify(marker)}, "x"); ("`,
+    "str:`${Deno.writeTextFileSync(" + JSON.stringify(marker) + ", 'x')}`",
+    "str:*/ Deno.exit(7) /*",
+    "str:\\n Deno.exit(9) //",
+  ];
+  const lines = [
+    "vm create",
+    "gmem create --size 2M --flags mmap,init-shared",
+    `record start ${file}`,
+    ...evil.map((e) => `write gmem0:0 '${e.replace(/'/g, "'\\''")}'`),
+    // A newline inside a quoted word, and injection attempts in names and flags (refused: nothing recorded but a comment).
+    'write gmem0:0x80 "str:line1\\nline2 */ `x` ${y}"',
+    'gmem stat "gmem0\\"); Deno.exit(3); (\\""',
+    "slot set 1 --gpa 4G --size 2M --userspace '\"+Deno.exit(4)+\"'",
+    "x/16xb gmem0:0",
+    "record stop",
+  ];
+  const live = await kvmsh(["--keep-going"], lines.join("\n") + "\n");
+  assert.match(live.stdout, /recorded \d+ commands/);
+  const text = await Deno.readTextFile(file);
+  const r = await replay(file);
+  assert.equal(r.code, 0, `replay:\n${r.stdout}\n${r.stderr}\n${text}`);
+  await assert.rejects(() => Deno.stat(marker), "an injected call ran");
+  // The bytes written came back as the same data on replay (checked by the recorded x/).
+  assert.match(r.stdout, /ok \d+ gmem0\.readMem\(0x0n, 16\)/);
+  // Every user string sits inside a JSON string literal or a // comment.
+  for (const l of text.split("\n")) {
+    if (l.includes("Deno.exit") || l.includes("writeTextFileSync")) assert.match(l, /^\s*\/\/ kvmsh> "/, l);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
