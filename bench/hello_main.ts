@@ -1,7 +1,8 @@
 /**
- * Row 7 stand-in while `kvmsh -c "run …"` is not wired: a plain Deno script that runs a flat
- * real-mode guest through mod.ts's runGuest, prints its console and exits with its
- * isa-debug-exit status (value << 1 | 1), like `kvmsh run guest.bin` and bench/c/hello.c.
+ * Row 7 through mod.ts: a plain Deno script that runs a flat real-mode guest with runGuest,
+ * prints its console and exits with its isa-debug-exit status (value << 1 | 1), like
+ * `kvmsh run guest.bin` and bench/c/hello.c. `--no-interrupt` runs without the Ctrl-C watchdog
+ * (whose worker costs a process ~20–30 ms to create).
  * @module
  */
 
@@ -9,6 +10,6 @@ import { openKvm, runGuest } from "../mod.ts";
 
 const kvm = openKvm();
 const vm = kvm.createVm();
-const r = runGuest(vm, { image: Deno.args[0] });
+const r = runGuest(vm, { image: Deno.args[0], interruptible: !Deno.args.includes("--no-interrupt") });
 Deno.stdout.writeSync(new TextEncoder().encode(r.console));
 Deno.exit(r.exitCode?.status ?? 0);

@@ -32,6 +32,28 @@ async function which(cmd: string): Promise<string | undefined> {
   return undefined;
 }
 
+/** `deno run` of bench/hello_main.ts with kvmsh's own Deno and flags. */
+function scriptCommand(ctx: RowContext, guest: string, extra: string[] = []): { cmd: string; args: string[] } {
+  return {
+    cmd: `${ctx.root}/.tools/node_modules/.bin/deno`,
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      "--allow-env",
+      "--config",
+      `${ctx.root}/deno.json`,
+      `${ctx.root}/bench/hello_main.ts`,
+      guest,
+      ...extra,
+    ],
+  };
+}
+
 /** How kvmsh runs the guest: `./kvmsh -c "run …"` when the shell has `run`, else a mod.ts script. */
 async function kvmshCommand(ctx: RowContext, guest: string): Promise<{ cmd: string; args: string[]; label: string }> {
   const viaShell = { cmd: `${ctx.root}/kvmsh`, args: ["-c", `run ${guest}`], label: "./kvmsh -c run" };
@@ -45,25 +67,7 @@ async function kvmshCommand(ctx: RowContext, guest: string): Promise<{ cmd: stri
     });
     return viaShell;
   } catch {
-    const deno = `${ctx.root}/.tools/node_modules/.bin/deno`;
-    return {
-      cmd: deno,
-      args: [
-        "run",
-        "--quiet",
-        "--no-prompt",
-        "--allow-ffi",
-        "--allow-read",
-        "--allow-write",
-        "--allow-run",
-        "--allow-env",
-        "--config",
-        `${ctx.root}/deno.json`,
-        `${ctx.root}/bench/hello_main.ts`,
-        guest,
-      ],
-      label: "Deno script via mod.ts (kvmsh run not wired)",
-    };
+    return { ...scriptCommand(ctx, guest), label: "mod.ts script; kvmsh run not wired" };
   }
 }
 
@@ -97,10 +101,12 @@ export const processRow: Row = {
       "-m",
       "16",
     ];
-    const cs: Side[] = [], ks: Side[] = [], qs: Side[] = [];
+    const plain = scriptCommand(ctx, guest, ["--no-interrupt"]);
+    const cs: Side[] = [], ks: Side[] = [], qs: Side[] = [], ps: Side[] = [];
     for (let round = 0; round < 2; round++) {
       cs.push(await timeProcess("C", ctx.bins.hello, [guest], reps, checker("C", true)));
       ks.push(await timeProcess("kvmsh", k.cmd, k.args, reps, checker("kvmsh", true)));
+      ps.push(await timeProcess("kvmsh", plain.cmd, plain.args, reps, checker("mod.ts script", true)));
       if (qemu) qs.push(await timeProcess("QEMU", qemu, qemuArgs, reps, checker("QEMU", true)));
     }
     const note = k.label;
@@ -111,6 +117,17 @@ export const processRow: Row = {
         { ...this, id: "7b", name: `${this.name} vs QEMU` },
         "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)",
       );
-    return [vsC, vsQemu];
+    const plainRow = qemu
+      ? summarize(
+        "7c",
+        "mod.ts script, run without Ctrl-C watchdog, vs QEMU",
+        "ns",
+        merge(ps),
+        merge(qs),
+        undefined,
+        "what the watchdog worker costs",
+      )
+      : skipped({ ...this, id: "7c", name: "mod.ts script without watchdog vs QEMU" }, "QEMU not installed");
+    return [vsC, vsQemu, plainRow];
   },
 };
