@@ -15,7 +15,9 @@ export function complete(ctx: Session, line: string): [string[], string] {
   const partial = l.trailingSpace || words.length === 0 ? "" : words.pop()!;
   const sorted = (xs: string[]) => [...new Set(xs)].sort();
   try {
-    if (words.length === 0) return [sorted(commandWords().filter((w) => w.startsWith(partial))), partial];
+    if (words.length === 0) {
+      return [sorted(commandWords().filter((w) => w.startsWith(partial))).map((w) => w + " "), partial];
+    }
     const w0 = words[0];
     const subs = subCommands(w0);
     if (subs.length && words.length === 1) {
@@ -40,7 +42,7 @@ export function complete(ctx: Session, line: string): [string[], string] {
       }
       const given = new Set(rest.filter((w) => w.startsWith("--")).map((w) => w.slice(2)));
       const names = [...(cmd.flags ?? []).map((f) => f.name), "json"].filter((n) => !given.has(n));
-      return [sorted(names.map((n) => `--${n}`).filter((n) => n.startsWith(partial))), partial];
+      return [sorted(names.map((n) => `--${n}`).filter((n) => n.startsWith(partial))).map((n) => n + " "), partial];
     }
     // Count positionals so far (flag values are not positionals).
     let n = 0;
@@ -55,7 +57,9 @@ export function complete(ctx: Session, line: string): [string[], string] {
     }
     const specs = cmd.args ?? [];
     const spec = specs[n] ?? (specs[specs.length - 1]?.rest ? specs[specs.length - 1] : undefined);
-    return [sorted(spec?.complete?.(ctx, partial) ?? []), partial];
+    // A whole object name or word ends the argument; `gmem0:` and lists go on.
+    const done = (c: string) => (/[:,|=]$/.test(c) ? c : c + " ");
+    return [sorted(spec?.complete?.(ctx, partial) ?? []).map(done), partial];
   } catch {
     return [[], partial];
   }

@@ -201,6 +201,33 @@ const CASES: Case[] = [
     lines: [VM, G, "touch gmem0:8 --write --value 0x42", "x/1xb gmem0:8", "touch gmem0:8"],
     out: [/write in a child: stored/, /gmem0:0x8: 0x42/, /read in a child: read 0x42/],
   },
+  {
+    name: "vcpu create",
+    lines: [VM, "vcpu create", "vm list"],
+    out: [/vcpu0: id 0, fd \d+, kvm_run 0x[0-9a-f]+ bytes, vm vm0/, /vcpu0$/m],
+  },
+  {
+    name: "regs and regs set",
+    lines: [VM, "vcpu create", "regs set rax=0x42 rip=0x1000", "regs vcpu0"],
+    out: [/rax 0x0000000000000042/, /rip 0x0000000000001000/],
+  },
+  {
+    name: "regs set of an unknown register",
+    lines: [VM, "vcpu create", "regs set rzz=1"],
+    err: [/unknown register 'rzz'/],
+    code: 1,
+  },
+  { name: "sregs", lines: [VM, "vcpu create", "sregs"], out: [/vcpu0: cr0 0x[0-9a-f]+ .* efer 0x0/, /cs +sel 0xf000/] },
+  {
+    name: "run a real-mode guest",
+    lines: [VM, "run scripts/guests/bin/hello16.bin --mode real"],
+    out: [/console: Hello, world!/, /stop: exit; last exit HLT/],
+  },
+  {
+    name: "run --asm with a timeout",
+    lines: [VM, 'run "jmp ." --asm --timeout 200ms', "echo after"],
+    out: [/stop: timeout/, /^after$/m],
+  },
   { name: "help", lines: ["help"], out: [/gmem create --size S/, /x\/<n><unit><fmt>/, /record start <file.ts>/] },
   {
     name: "help cmd",
@@ -224,7 +251,8 @@ for (const c of CASES) {
       for (const re of c.err ?? []) assert.match(r.stderr, re);
       if (!c.err) assert.equal(r.stderr, "");
     }
-    const norm = (s: string) => s.replace(/0x7f[0-9a-f]+/g, "ADDR").replace(/ino \d+/g, "ino N");
+    const norm = (s: string) =>
+      s.replace(/0x7f[0-9a-f]+/g, "ADDR").replace(/ino \d+/g, "ino N").replace(/\d+ exits in [\d.]+ ms/g, "N exits");
     assert.equal(norm(byC.stdout), norm(byStdin.stdout));
     assert.equal(norm(byC.stderr), norm(byStdin.stderr));
   });

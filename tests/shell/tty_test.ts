@@ -1,0 +1,109 @@
+/**
+ * The prompt on a real terminal (tmux): tab completion of commands, sub-commands, flag names,
+ * flag values from the FlagSets and object names; persistent history across sessions; Ctrl-C
+ * abandons the line and stops a running guest; Ctrl-D leaves with exit code 0; colour on a TTY.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { kvmTest } from "../kvm_env.ts";
+import { KVMSH, ROOT } from "./helpers.ts";
+
+const SOCK = `kvmsh-test-${Deno.pid}`;
+
+function tmux(...args: string[]): string {
+  const o = new Deno.Command("tmux", { args: ["-L", SOCK, ...args], stdout: "piped", stderr: "piped" }).outputSync();
+  return new TextDecoder().decode(o.stdout);
+}
+
+function screen(name: string, escapes = false): string {
+  return tmux("capture-pane", "-p", ...(escapes ? ["-e"] : []), "-t", name);
+}
+
+async function waitFor(name: string, re: RegExp, ms = 15_000): Promise<string> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const s = screen(name);
+    if (re.test(s)) return s;
+    if (Date.now() > end) throw new Error(`timeout waiting for ${re}; screen:\n${s}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function keys(name: string, ...k: string[]): void {
+  tmux("send-keys", "-t", name, ...k);
+}
+
+function start(name: string, history: string): void {
+  tmux(
+    "new-session",
+    "-d",
+    "-s",
+    name,
+    "-x",
+    "160",
+    "-y",
+    "50",
+    `cd ${ROOT} && env -u NO_COLOR KVMSH_HISTORY=${history} ${KVMSH}; echo EXIT=$?; sleep 60`,
+  );
+}
+
+kvmTest("tty: completion, history, Ctrl-C, Ctrl-D at a real prompt (tmux)", async () => {
+  const dir = await Deno.makeTempDir();
+  const hist = `${dir}/history`;
+  try {
+    start("a", hist);
+    await waitFor("a", /kvmsh>\s*$/m);
+    // Colour on a terminal: the prompt is styled.
+    assert.ok(screen("a", true).includes("\u001b[36m"), "the prompt is not coloured on a TTY");
+    // Command and sub-command completion.
+    keys("a", "vm cr", "Tab");
+    await waitFor("a", /kvmsh> vm create\s*$/m);
+    keys("a", "Enter");
+    await waitFor("a", /vm0: fd \d+, type default \(current\)/);
+    // Flag name and flag value completion (from GUEST_MEMFD_FLAGS).
+    keys("a", "gmem create --si", "Tab");
+    await waitFor("a", /gmem create --size\s*$/m);
+    keys("a", "2M --flags mmap,", "Tab");
+    await waitFor("a", /--flags mmap,init-shared$/m);
+    keys("a", "Enter");
+    await waitFor("a", /gmem0: fd \d+, size 0x200000 \(2 MiB\), flags mmap\|init-shared/);
+    // Object name completion.
+    keys("a", "gmem stat gm", "Tab");
+    await waitFor("a", /gmem stat gmem0\s*$/m);
+    keys("a", "Enter");
+    await waitFor("a", /fstat: st_size/);
+    // Ctrl-C abandons a half-typed line; the prompt comes back.
+    keys("a", "gmem create --size 99", "C-c");
+    await waitFor("a", /\^C\n.*kvmsh\(vm0\)>\s*$/m);
+    keys("a", "echo after ctrl-c", "Enter");
+    await waitFor("a", /^after ctrl-c$/m);
+    // Ctrl-C stops a running guest, and the shell goes on.
+    keys("a", 'run "jmp ." --asm --timeout 60s', "Enter");
+    await new Promise((r) => setTimeout(r, 1500));
+    keys("a", "C-c");
+    await waitFor("a", /stop: interrupt; last exit INTR/);
+    keys("a", "echo still here", "Enter");
+    await waitFor("a", /^still here$/m);
+    // Ctrl-D leaves with 0.
+    keys("a", "C-d");
+    await waitFor("a", /EXIT=0/);
+    const h = await Deno.readTextFile(hist);
+    assert.match(h, /^vm create$/m);
+    assert.match(h, /^gmem create --size 2M --flags mmap,init-shared$/m);
+    assert.doesNotMatch(h, /--size 99/, "an abandoned line is not history");
+
+    // History persists: a new session recalls the last line with Up.
+    start("b", hist);
+    await waitFor("b", /kvmsh>\s*$/m);
+    keys("b", "Up");
+    await waitFor("b", /kvmsh> echo still here$/m);
+    keys("b", "C-u", "history 2", "Enter");
+    await waitFor("b", /^\s+\d+\s+history 2$/m);
+    keys("b", "exit", "Enter");
+    await waitFor("b", /EXIT=0/);
+  } finally {
+    tmux("kill-server");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
