@@ -28,6 +28,7 @@ export { hintFor, kvmOpenHint } from "./kvm/hints.ts";
 export { formatSize, hex, humanSize, parseU64 } from "./kvm/units.ts";
 export { hostReport, kernelRelease, moduleInfo, VENDOR_MODULES, vendorModules } from "./kvm/host.ts";
 export type { CapReport, HostReport, ModuleInfo } from "./kvm/host.ts";
+/** ABI names, defined once in ffi/: caps, ioctls, flags, VM types, exit reasons, errno. */
 export {
   CAP,
   CAP_NAMES,
@@ -35,26 +36,27 @@ export {
   capName,
   CAPS_UAPI_VERSION,
   describeCapValue,
-  REPORT_CAPS,
-  resolveCap,
-} from "./ffi/caps.ts";
-export {
+  ERRNO,
+  ERRNO_NAMES,
+  errnoName,
   EXIT,
   EXIT_REASON_NAMES,
   exitReasonName,
   FALLOC,
+  FlagSet,
   GUEST_MEMFD_FLAGS,
   IOCTL,
   ioctlName,
   MEMORY_ATTRIBUTES,
   MEMORY_EXIT_FLAGS,
   MEMSLOT_FLAGS,
+  parseErrno,
+  PROT,
+  REPORT_CAPS,
+  resolveCap,
   VM_TYPES,
   vmTypeName,
-} from "./ffi/uapi.ts";
-export { ERRNO, ERRNO_NAMES, errnoName, parseErrno } from "./ffi/errno.ts";
-export { FlagSet } from "./ffi/flags.ts";
-export { PROT } from "./ffi/libc.ts";
+} from "./kvm/abi.ts";
 
 // vCPUs and guests: Vcpu (vm.createVcpu), the exit loop (runVcpu), the one-call runGuest, loaders, guest ABI.
 /** A vCPU (`vm.createVcpu()`): regs, sregs, fpu, CPUID, MP state, guest debug, one KVM_RUN (`run`). */
@@ -137,8 +139,8 @@ export { defer, expectKernelLog, note, skip, step, xfail } from "./scenario/step
 export { hostHas, releaseAtLeast, requires } from "./scenario/requires.ts";
 export type { Requirement } from "./scenario/requires.ts";
 export { GUEST_VERIFY_THEN_FILL } from "./scenario/guest_code.ts";
-export { FakeKernelLog, KmsgReader, parseKmsgRecord, splatKind } from "./scenario/kmsg.ts";
-export type { KernelLogSource, KmsgRecord } from "./scenario/kmsg.ts";
+export { FakeKernelLog, KmsgReader, parseKmsgRecord, splatKind } from "./kvm/kmsg.ts";
+export type { KernelLogSource, KmsgRecord } from "./kvm/kmsg.ts";
 export type { FileReport, ResultLine, ScenarioReport, Status, Totals } from "./scenario/result.ts";
 export { hostInfo, jsonReport, runScenarioCli, runScenarioSources } from "./scenario/cli.ts";
 export type { HostInfo, RunOptions, RunResult } from "./scenario/cli.ts";

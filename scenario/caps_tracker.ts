@@ -5,7 +5,7 @@
  * @module
  */
 
-import { capName } from "../ffi/caps.ts";
+import { capName } from "../kvm/abi.ts";
 import { Kvm } from "../kvm/kvm.ts";
 import { Vm } from "../kvm/vm.ts";
 import { KvmError } from "../kvm/errors.ts";

@@ -8,7 +8,7 @@
 import { Kvm } from "../kvm/kvm.ts";
 import { describeError } from "./context.ts";
 import { kernelRelease, vendorModules } from "../kvm/host.ts";
-import { type KernelLogSource, KmsgReader } from "./kmsg.ts";
+import { type KernelLogSource, KmsgReader } from "../kvm/kmsg.ts";
 import { diag, headerLines, type HostHeader, indent, ktapName, resultLine, scenarioLines, totalsLine } from "./ktap.ts";
 import { exitCode, type FileReport, totals } from "./result.ts";
 import { runEntries, runFile, type RunHooks } from "./runner.ts";

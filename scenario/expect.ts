@@ -9,7 +9,7 @@ import { KvmError } from "../kvm/errors.ts";
 import { MemoryFaultError } from "../kvm/mapping.ts";
 import type { GuestMemfd } from "../kvm/guest_memfd.ts";
 import type { Vm } from "../kvm/vm.ts";
-import { ERRNO_NAMES, parseErrno } from "../ffi/errno.ts";
+import { ERRNO_NAMES, parseErrno } from "../kvm/abi.ts";
 import { hex } from "../kvm/units.ts";
 import { type ExitInfo, formatExit } from "../kvm/exit_decode.ts";
 import { currentContext } from "./registry.ts";

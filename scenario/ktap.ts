@@ -5,7 +5,7 @@
  * @module
  */
 
-import { formatKmsg } from "./kmsg.ts";
+import { formatKmsg } from "../kvm/kmsg.ts";
 import type { CapRead, ResultLine, ScenarioReport, Status, Totals } from "./result.ts";
 
 /** A description as KTAP allows it: no `#`, no newline. */

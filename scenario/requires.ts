@@ -4,8 +4,8 @@
  * @module
  */
 
-import { CAP, capName, resolveCap } from "../ffi/caps.ts";
-import { GUEST_MEMFD_FLAGS, VM_TYPES } from "../ffi/uapi.ts";
+import { CAP, capName, resolveCap } from "../kvm/abi.ts";
+import { GUEST_MEMFD_FLAGS, VM_TYPES } from "../kvm/abi.ts";
 import { Kvm } from "../kvm/kvm.ts";
 import { KvmError } from "../kvm/errors.ts";
 import { kernelRelease, moduleInfo, vendorModules } from "../kvm/host.ts";

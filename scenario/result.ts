@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { KmsgRecord } from "./kmsg.ts";
+import type { KmsgRecord } from "../kvm/kmsg.ts";
 
 /** A result's outcome, as kselftest counts them. */
 export type Status = "pass" | "fail" | "skip" | "xfail" | "xpass";

@@ -10,7 +10,7 @@ import { describeError } from "./context.ts";
 import { checkRequirements } from "./requires.ts";
 import { registry, type ScenarioEntry } from "./registry.ts";
 import { collectCaps, stopCollectingCaps } from "./caps_tracker.ts";
-import { type KernelLogSource, type KmsgRecord, splatKind } from "./kmsg.ts";
+import { type KernelLogSource, type KmsgRecord, splatKind } from "../kvm/kmsg.ts";
 import { combine, type FileReport, type ScenarioReport } from "./result.ts";
 import { ExpectationFailed, SkipSignal } from "./signals.ts";
 

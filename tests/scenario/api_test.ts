@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { FakeKernelLog } from "../../scenario/kmsg.ts";
+import { FakeKernelLog } from "../../kvm/kmsg.ts";
 import { runEntries } from "../../scenario/runner.ts";
 import type { ScenarioEntry } from "../../scenario/registry.ts";
 import { expectBytes, expectEqual, expectOk, expectTrue } from "../../scenario/expect.ts";

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { FakeKernelLog, formatKmsg, KmsgReader, parseKmsgRecord, splatKind } from "../../scenario/kmsg.ts";
+import { FakeKernelLog, formatKmsg, KmsgReader, parseKmsgRecord, splatKind } from "../../kvm/kmsg.ts";
 import { runEntries } from "../../scenario/runner.ts";
 import type { ScenarioEntry } from "../../scenario/registry.ts";
 import { expectTrue } from "../../scenario/expect.ts";
