@@ -15,6 +15,7 @@ export interface Machine {
   kvmModule: string;
   deno: string;
   gcc: string;
+  qemu: string;
   summary: string;
 }
 
@@ -35,8 +36,9 @@ export async function machine(): Promise<Machine> {
   const kernel = kernelRelease();
   const kvmModule = vendorModules().map((m) => m.name).join(",") || "no KVM module";
   const gcc = await firstLine("gcc", ["--version"]);
+  const qemu = await firstLine("qemu-system-x86_64", ["--version"]);
   const summary = `Linux ${kernel}, ${cpu} ×${cores}, ${kvmModule}, Deno ${Deno.version.deno}`;
-  return { kernel, cpu, cores, kvmModule, deno: Deno.version.deno, gcc, summary };
+  return { kernel, cpu, cores, kvmModule, deno: Deno.version.deno, gcc, qemu, summary };
 }
 
 /** The table as Markdown, with date and machine. */
@@ -48,7 +50,7 @@ export function markdown(rows: RowResult[], m: Machine, seconds: number): string
     `Run: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, \`deno task bench\` (${
       seconds.toFixed(0)
     } s).`,
-    `Machine: ${m.summary}; ${m.gcc}.`,
+    `Machine: ${m.summary}; ${m.gcc}; ${m.qemu || "QEMU absent"}.`,
     "",
     `| ${HEADER.join(" | ")} |`,
     `|${HEADER.map(() => " --- ").join("|")}|`,

@@ -5,10 +5,13 @@
  * @module
  */
 
-import { openKvm, runGuest } from "../../mod.ts";
+import { IOCTL, openKvm, runGuest } from "../../mod.ts";
+import { libc } from "../../ffi/libc.ts";
 import { HLT, MMIO_GPA, MMIO_LOOP, MMIO_VALUE, PIO_LOOP, PIO_PORT } from "../guests.ts";
 import { runBaseline, timeBatches } from "../measure.ts";
 import { type Row, sideBySide } from "./row.ts";
+import { summarize } from "../stats.ts";
+import { merge } from "../measure.ts";
 
 const MIB = 1n << 20n;
 
@@ -30,7 +33,30 @@ export const pioRow: Row = {
         const r = runGuest(vm, { image: PIO_LOOP, handlers, maxExits: n, interruptible: false });
         if (r.stop !== "max-exits" || seen !== n) throw new Error(`PIO loop stopped: ${r.stop} after ${seen}`);
       });
-    return [await sideBySide(this, 2, () => runBaseline(ctx.bins.pio, reps, per), k)];
+    const main = await sideBySide(this, 3, () => runBaseline(ctx.bins.pio, reps, per), k);
+    // The same exits from a bare FFI loop in this process (KVM_RUN and nothing else): what the
+    // process costs per exit, apart from kvmsh's loop.
+    const vcpu = vm.vcpus[0];
+    const l = libc();
+    const run = BigInt(IOCTL.KVM_RUN);
+    const ks: ReturnType<typeof timeBatches>[] = [];
+    const raw: ReturnType<typeof timeBatches>[] = [];
+    for (let round = 0; round < 2; round++) {
+      raw.push(timeBatches("raw FFI", reps, per, (n) => {
+        for (let i = 0; i < n; i++) if (l.ioctl(vcpu.fd, run, 0n) < 0) throw new Error("KVM_RUN failed");
+      }));
+      ks.push(k());
+    }
+    const vsRaw = summarize(
+      "2b",
+      "PIO exit: kvmsh loop vs bare FFI KVM_RUN loop (same process)",
+      "ns",
+      merge(ks),
+      merge(raw),
+      undefined,
+      "kvmsh's own per-exit cost",
+    );
+    return [main, vsRaw];
   },
 };
 
@@ -59,7 +85,7 @@ export const mmioRow: Row = {
         const r = runGuest(vm, { image: MMIO_LOOP, handlers, maxExits: n, interruptible: false });
         if (r.stop !== "max-exits" || seen !== n) throw new Error(`MMIO loop stopped: ${r.stop} after ${seen}`);
       });
-    return [await sideBySide(this, 2, () => runBaseline(ctx.bins.mmio, reps, per), k)];
+    return [await sideBySide(this, 3, () => runBaseline(ctx.bins.mmio, reps, per), k)];
   },
 };
 
