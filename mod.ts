@@ -71,19 +71,24 @@ export type {
   SegmentName,
   Sregs,
   SregsUpdate,
+  Translation,
 } from "./kvm/vcpu.ts";
 /** The current exit, decoded in place from kvm_run (`vcpu.exit`). */
 export { ExitView } from "./kvm/exit_view.ts";
 /** The current exit as a plain object / one line / JSON. */
 export { describeExit, exitToJSON, formatExit } from "./kvm/exit_decode.ts";
 export type { ExitInfo } from "./kvm/exit_decode.ts";
-/** The exit loop: runVcpu(vcpu, {handlers, timeoutMs, deadline, interruptible, abi}). */
-export { CONTINUE, nowMs, runVcpu, setScenarioDeadline, STOP } from "./kvm/run_loop.ts";
+/** The exit loop: runVcpu(vcpu, {handlers, timeoutMs, deadline, interruptible, abi}); stepVcpu single-steps; codeAt finds the next instruction. */
+export { codeAt, CONTINUE, nowMs, runVcpu, setScenarioDeadline, stepVcpu, STOP } from "./kvm/run_loop.ts";
 export type {
+  CodeAt,
   ExitHandler,
   ExitHandlers,
   RunOptions as VcpuRunOptions,
   RunResult as VcpuRunResult,
+  StepOptions,
+  StepRecord,
+  StepResult,
   StopReason,
   Verdict,
 } from "./kvm/run_loop.ts";

@@ -10,9 +10,10 @@
  * "anon" | "gmem:mmap,init-shared", userspace: "none" | "gmem" | "anon", timeoutMs, args,
  * handlers, onConsole})` (kvm/run_guest.ts; `guestPath("fill")` names a library guest). It makes
  * the memslot at GPA 0 if missing, the vCPU if missing, loads, then calls {@link runVcpu}.
- * `continue` is `runVcpu(cpu, {timeoutMs})`; `step` is `cpu.setGuestDebug({singleStep: true})`
- * then `runVcpu(cpu)` (stops at the DEBUG exit; single-step works on this host) and
- * `cpu.setGuestDebug({})` to leave it. Every result has `exit` (the last exit decoded: show it
+ * `continue` is `runVcpu(cpu, {timeoutMs})`; `step [n]` is `stepVcpu(cpu, {count: n})`
+ * (KVM_SET_GUEST_DEBUG single-step until n DEBUG exits, answering the exits in between; each
+ * step's RIP in `steps`; single-step off again after). Both go on from wherever the last run
+ * stopped; `cpu.code()` gives RIP, its linear address and GPA and the instruction bytes there. Every result has `exit` (the last exit decoded: show it
  * with `formatExit(r.exit)`, JSON with `exitToJSON(r.exit)`), `stop` (why the loop ended: `exit`
  * when an exit kvmsh does not resume from — HLT, SHUTDOWN, MMIO, INTERNAL_ERROR, DEBUG…;
  * `exit-code`, `done`, `assert`, `unhandled-io`, `ucall`, `handler`, `max-exits`, `timeout`,
@@ -31,6 +32,8 @@ import type { ExitView } from "./exit_view.ts";
 import { type Conversion, type ExitCode, GuestAbi, type Ucall } from "./guest_abi.ts";
 import { type ArmedRun, armWatchdog, type StopCause } from "./kick.ts";
 import type { Vcpu } from "./vcpu.ts";
+import { CR0, EFER } from "./loaders/long_mode.ts";
+import { hex } from "./units.ts";
 
 /** A handler's answer: keep running, stop, or `undefined` to let the default handling decide. */
 export type Verdict = "continue" | "stop" | undefined | void;
@@ -92,6 +95,8 @@ export interface RunOptions {
   onConsole?: (byte: number) => void;
   /** Called with each ucall; `stop` ends the run (stop `ucall`); sets `abi.onUcall`. */
   onUcall?: GuestAbi["onUcall"];
+  /** Sees every exit right after KVM_RUN returns, before any handler (a trace; must not keep `x`). */
+  onExit?: (x: ExitView, vcpu: Vcpu) => void;
 }
 
 /** What a run did. */
@@ -171,6 +176,7 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
   const startConv = abi.conversions.length;
   const startConsole = abi.console.length;
   const maxExits = opts.maxExits ?? Infinity;
+  const onExit = opts.onExit;
 
   const t0 = nowMs();
   const deadline = opts.timeoutMs !== undefined ? t0 + opts.timeoutMs : (opts.deadline ?? scenarioDeadline);
@@ -199,6 +205,7 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
       }
       vcpu.run();
       exits++;
+      if (onExit) onExit(x, vcpu);
       const reason = x.reason;
       let v: Verdict;
       if (reason === EXIT.IO && hasPorts) {
@@ -247,4 +254,123 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
     exits,
     elapsedMs: nowMs() - t0,
   };
+}
+
+/** Options of {@link stepVcpu}: those of {@link runVcpu} (its `handlers.debug` is the stepper's) plus a count. */
+export interface StepOptions extends RunOptions {
+  /** Instructions to single-step (default 1). */
+  count?: number;
+}
+
+/** One finished single-step: where the vCPU is now and the exits answered on the way. */
+export interface StepRecord {
+  /** RIP after the step (KVM_GET_REGS at the DEBUG exit). */
+  rip: bigint;
+  /** The DEBUG exit's pc: the linear address of the next instruction. */
+  pc: bigint;
+  /** Exits before the DEBUG exit that the loop answered and resumed from (IO, MMIO, INTR …). */
+  exits: ExitInfo[];
+}
+
+/** What {@link stepVcpu} did: a run result plus one record per finished step. */
+export interface StepResult extends RunResult {
+  steps: StepRecord[];
+  /** Exits after the last finished step (the run stopped before the next DEBUG exit: HLT, exit code, timeout …). */
+  trail: ExitInfo[];
+}
+
+/**
+ * Single-steps `vcpu` `count` instructions from where it stands: KVM_SET_GUEST_DEBUG
+ * (ENABLE|SINGLESTEP), then the exit loop until that many DEBUG exits, the guest ABI answering
+ * the exits in between (an `out 0xE9` shows as an IO exit on the way). Stops early for what
+ * stops {@link runVcpu} (stop `exit` with a non-DEBUG exit, `exit-code`, `timeout`, `interrupt`
+ * …); `stop` is `exit` with a DEBUG last exit when every step finished. Single-step is switched
+ * off again afterwards unless it was on before, so a later run or `continue` is not stepped.
+ * Not the hot path: each exit is decoded into the result.
+ */
+export function stepVcpu(vcpu: Vcpu, opts: StepOptions = {}): StepResult {
+  const count = opts.count ?? 1;
+  if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`step count must be ≥ 1, got ${count}`);
+  const steps: StepRecord[] = [];
+  let trail: ExitInfo[] = [];
+  const onExit = opts.onExit;
+  const wasOn = vcpu.singleStep;
+  if (!wasOn) vcpu.setGuestDebug({ singleStep: true });
+  let r: RunResult;
+  try {
+    r = runVcpu(vcpu, {
+      ...opts,
+      handlers: {
+        ...opts.handlers,
+        debug: (x) => {
+          steps.push({ rip: vcpu.getReg("rip"), pc: x.debugPc, exits: trail });
+          trail = [];
+          return steps.length >= count ? STOP : CONTINUE;
+        },
+      },
+      onExit: (x, v) => {
+        if (x.reason !== EXIT.DEBUG) trail.push(describeExit(x));
+        onExit?.(x, v);
+      },
+    });
+  } finally {
+    if (!wasOn && vcpu.open) vcpu.setGuestDebug({});
+  }
+  const done = r.stop === "handler" && steps.length >= count && r.exit.reason === EXIT.DEBUG;
+  return { ...r, stop: done ? "exit" : r.stop, steps, trail };
+}
+
+/** Where a vCPU's next instruction is, and its bytes when guest memory there is readable. */
+export interface CodeAt {
+  rip: bigint;
+  /** `real` (CR0.PE clear), `protected`, or `long` (EFER.LMA and CS.L). */
+  mode: "real" | "protected" | "long";
+  cs: { selector: number; base: bigint };
+  /** CS.base + IP (real and protected mode), RIP in 64-bit mode. */
+  linear: bigint;
+  /** The guest physical address: the linear address, or KVM_TRANSLATE's answer when CR0.PG is set. */
+  gpa?: bigint;
+  /** Up to the asked length, read fault-safely through the memslot's host mapping (stops at the slot's or page's end). */
+  bytes?: Uint8Array;
+  /** Why `gpa` or `bytes` is missing. */
+  note?: string;
+}
+
+/** Finds `vcpu`'s next instruction (see {@link CodeAt}); reading never faults the process. */
+export function codeAt(vcpu: Vcpu, length = 15): CodeAt {
+  const rip = vcpu.getReg("rip");
+  const s = vcpu.getSregs();
+  const paged = (s.cr0 & CR0.PG) !== 0n;
+  const mode = (s.cr0 & CR0.PE) === 0n ? "real" : (s.efer & EFER.LMA) !== 0n && s.cs.l ? "long" : "protected";
+  const linear = mode === "long" ? rip : (s.cs.base + (rip & (mode === "real" ? 0xffffn : 0xffffffffn))) & 0xffffffffn;
+  const at: CodeAt = { rip, mode, cs: { selector: s.cs.selector, base: s.cs.base }, linear };
+  let gpa = linear;
+  if (paged) {
+    try {
+      const t = vcpu.translate(linear);
+      if (!t.valid) {
+        at.note = `linear ${hex(linear)} is not mapped by the guest's page tables (KVM_TRANSLATE valid=0)`;
+        return at;
+      }
+      gpa = t.physical;
+    } catch (e) {
+      at.note = (e as Error).message;
+      return at;
+    }
+  }
+  at.gpa = gpa;
+  const slot = vcpu.vm.memslots.find((m) => m.contains(gpa));
+  if (!slot) {
+    at.note = `no memslot at GPA ${hex(gpa)}`;
+    return at;
+  }
+  let end = slot.gpa + slot.size;
+  if (paged) end = end < (gpa | 0xfffn) + 1n ? end : (gpa | 0xfffn) + 1n;
+  const n = Number(end - gpa < BigInt(length) ? end - gpa : BigInt(length));
+  try {
+    at.bytes = vcpu.vm.readGuest(gpa, n);
+  } catch (e) {
+    at.note = (e as Error).message;
+  }
+  return at;
 }

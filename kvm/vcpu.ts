@@ -20,6 +20,7 @@ import {
   KVM_SREGS,
   KVM_SREGS_DTABLES,
   KVM_SREGS_SEGMENTS,
+  KVM_TRANSLATION,
 } from "../ffi/structs.ts";
 import { decode, Decoded, Encodable, encode } from "../ffi/struct_codec.ts";
 import { KvmError } from "./errors.ts";
@@ -48,6 +49,15 @@ export type SregsUpdate =
 export type Fpu = Decoded<typeof KVM_FPU.fields>;
 /** One CPUID entry (`struct kvm_cpuid_entry2`). */
 export type CpuidEntry = Decoded<typeof KVM_CPUID_ENTRY2.fields>;
+
+/** KVM_TRANSLATE's answer for one linear address. */
+export interface Translation {
+  linear: bigint;
+  physical: bigint;
+  valid: boolean;
+  writeable: boolean;
+  usermode: boolean;
+}
 
 /** The names of general purpose registers, in `struct kvm_regs` order. */
 export const REG_NAMES = Object.keys(KVM_REGS.fields) as (keyof Regs)[];
@@ -292,6 +302,20 @@ export class Vcpu {
   /** Whether single-step was last switched on by {@link setGuestDebug}. */
   get singleStep(): boolean {
     return this.#singleStep;
+  }
+
+  /** KVM_TRANSLATE: the guest's own page tables walked by KVM for a linear address. */
+  translate(linear: bigint): Translation {
+    const b = encode(KVM_TRANSLATION, { linear_address: linear });
+    ioctlBuf(this.fd, IOCTL.KVM_TRANSLATE, b, { vcpu: this.id, linear_address: `0x${linear.toString(16)}` });
+    const t = decode(KVM_TRANSLATION, b);
+    return {
+      linear,
+      physical: t.physical_address,
+      valid: t.valid !== 0,
+      writeable: t.writeable !== 0,
+      usermode: t.usermode !== 0,
+    };
   }
 
   /** Sets or clears kvm_run.immediate_exit. */

@@ -36,6 +36,18 @@ export const HOST_PROFILE: Record<string, HostProperty> = {
    * shadow MMU turns the failed fault into an MMIO exit.
    */
   "memslot-prot-none-read": { kvm_pvm: "MMIO", kvm_intel: "MEMORY_FAULT", kvm_amd: "MEMORY_FAULT" },
+  /**
+   * Single-step (KVM_GUESTDBG_SINGLESTEP) over an `out` that exits to userspace: where the DEBUG
+   * exit comes. Hardware KVM completes the OUT with kvm_skip_emulated_instruction, which reports
+   * the step right after the OUT; kvm_pvm reports it only after the next instruction too.
+   */
+  "single-step-over-out": { kvm_pvm: "after-next", kvm_intel: "after-out", kvm_amd: "after-out" },
+  /**
+   * Single-step over `hlt` (no in-kernel irqchip): which exit the step gives. kvm_pvm reports
+   * DEBUG and the HLT exit never comes; upstream kvm_emulate_halt lets the HLT exit overwrite the
+   * step's DEBUG exit (its "squashing a GUESTDBG_SINGLESTEP-triggered KVM_EXIT_DEBUG" TODO).
+   */
+  "single-step-over-hlt": { kvm_pvm: "DEBUG", kvm_intel: "HLT", kvm_amd: "HLT" },
   /** vmcall KVM_HC_MAP_GPA_RANGE with KVM_CAP_EXIT_HYPERCALL enabled on a default VM. */
   "map-gpa-range-hypercall": {
     kvm_pvm: "no-progress", // RIP stays on vmcall, no exit; only the watchdog stops it
