@@ -84,7 +84,22 @@ export interface RowResult {
   samples?: { kvmsh: number[]; baseline: number[] };
 }
 
-/** Reduces both sides of a row to medians, ratio (kvmsh / baseline) and verdict. */
+/**
+ * The ratio of a row measured in rounds (each round: baseline, then kvmsh, close in time): the
+ * median of the per-round ratios of medians, so load that drifts between rounds (other work on
+ * the machine) cancels out. NaN when there are no complete rounds.
+ */
+export function pairedRatio(rounds: readonly { kvmsh: Side; baseline: Side }[]): number {
+  const rs = rounds
+    .filter((r) => r.kvmsh.samples.length && r.baseline.samples.length)
+    .map((r) => ratio(median(r.kvmsh.samples), median(r.baseline.samples)));
+  return rs.length ? median(rs) : NaN;
+}
+
+/**
+ * Reduces both sides of a row to medians, ratio (kvmsh / baseline) and verdict. The ratio is
+ * `paired` when given (see {@link pairedRatio}), else the ratio of the two medians.
+ */
 export function summarize(
   id: string,
   name: string,
@@ -93,10 +108,11 @@ export function summarize(
   baseline: Side | undefined,
   target: Target | undefined,
   note?: string,
+  paired?: number,
 ): RowResult {
   const k = kvmsh?.samples.length ? median(kvmsh.samples) : undefined;
   const b = baseline?.samples.length ? median(baseline.samples) : undefined;
-  const r = ratio(k, b);
+  const r = paired ?? ratio(k, b);
   const reps = kvmsh?.samples.length
     ? `${kvmsh.samples.length}×${kvmsh.per}` +
       (baseline?.samples.length ? ` / ${baseline.samples.length}×${baseline.per}` : "")

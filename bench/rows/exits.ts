@@ -10,7 +10,7 @@ import { libc } from "../../ffi/libc.ts";
 import { HLT, MMIO_GPA, MMIO_LOOP, MMIO_VALUE, PIO_LOOP, PIO_PORT } from "../guests.ts";
 import { runBaseline, timeBatches } from "../measure.ts";
 import { type Row, sideBySide } from "./row.ts";
-import { summarize } from "../stats.ts";
+import { pairedRatio, summarize } from "../stats.ts";
 import { merge } from "../measure.ts";
 
 const MIB = 1n << 20n;
@@ -21,7 +21,8 @@ export const pioRow: Row = {
   unit: "ns",
   target: { kind: "max", value: 1.05 },
   async run(ctx) {
-    const reps = ctx.quick ? 3 : 7;
+    const reps = 3;
+    const rounds = ctx.quick ? 2 : 8;
     const per = ctx.quick ? 5_000 : 10_000;
     using kvm = openKvm();
     using vm = kvm.createVm();
@@ -33,7 +34,7 @@ export const pioRow: Row = {
         const r = runGuest(vm, { image: PIO_LOOP, handlers, maxExits: n, interruptible: false });
         if (r.stop !== "max-exits" || seen !== n) throw new Error(`PIO loop stopped: ${r.stop} after ${seen}`);
       });
-    const main = await sideBySide(this, 3, () => runBaseline(ctx.bins.pio, reps, per), k);
+    const main = await sideBySide(this, rounds, () => runBaseline(ctx.bins.pio, reps, per), k);
     // The same exits from a bare FFI loop in this process (KVM_RUN and nothing else): what the
     // process costs per exit, apart from kvmsh's loop.
     const vcpu = vm.vcpus[0];
@@ -41,7 +42,7 @@ export const pioRow: Row = {
     const run = BigInt(IOCTL.KVM_RUN);
     const ks: ReturnType<typeof timeBatches>[] = [];
     const raw: ReturnType<typeof timeBatches>[] = [];
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < rounds; round++) {
       raw.push(timeBatches("raw FFI", reps, per, (n) => {
         for (let i = 0; i < n; i++) if (l.ioctl(vcpu.fd, run, 0n) < 0) throw new Error("KVM_RUN failed");
       }));
@@ -55,6 +56,7 @@ export const pioRow: Row = {
       merge(raw),
       undefined,
       "kvmsh's own per-exit cost",
+      pairedRatio(raw.map((r, i) => ({ baseline: r, kvmsh: ks[i] }))),
     );
     return [main, vsRaw];
   },
@@ -66,7 +68,8 @@ export const mmioRow: Row = {
   unit: "ns",
   target: { kind: "max", value: 1.05 },
   async run(ctx) {
-    const reps = ctx.quick ? 3 : 7;
+    const reps = 3;
+    const rounds = ctx.quick ? 2 : 8;
     const per = ctx.quick ? 5_000 : 10_000;
     using kvm = openKvm();
     using vm = kvm.createVm();
@@ -85,7 +88,7 @@ export const mmioRow: Row = {
         const r = runGuest(vm, { image: MMIO_LOOP, handlers, maxExits: n, interruptible: false });
         if (r.stop !== "max-exits" || seen !== n) throw new Error(`MMIO loop stopped: ${r.stop} after ${seen}`);
       });
-    return [await sideBySide(this, 3, () => runBaseline(ctx.bins.mmio, reps, per), k)];
+    return [await sideBySide(this, rounds, () => runBaseline(ctx.bins.mmio, reps, per), k)];
   },
 };
 
@@ -95,7 +98,7 @@ export const setupRow: Row = {
   unit: "ns",
   target: { kind: "max", value: 1.5 },
   async run(ctx) {
-    const reps = ctx.quick ? 3 : 7;
+    const reps = 3;
     const per = ctx.quick ? 10 : 30;
     using kvm = openKvm();
     const cycle = (interruptible: boolean) => {
@@ -110,7 +113,7 @@ export const setupRow: Row = {
         for (let i = 0; i < k; i++) cycle(interruptible);
       });
     const c = () => runBaseline(ctx.bins.setup, reps, per);
-    const plain = await sideBySide(this, 2, c, side(false, per), "in-process, run not interruptible");
+    const plain = await sideBySide(this, ctx.quick ? 2 : 6, c, side(false, per), "in-process, run not interruptible");
     // runGuest's default: Ctrl-C can stop the run, which needs the watchdog worker; it starts on
     // a VM's first run and stops when its last vCPU closes, so every cycle here pays its start.
     const interruptible = await sideBySide(

@@ -10,7 +10,8 @@ export const ioctlRow: Row = {
   unit: "ns",
   target: { kind: "max", value: 1.3 },
   async run(ctx) {
-    const reps = ctx.quick ? 3 : 7;
+    const reps = 3;
+    const rounds = ctx.quick ? 2 : 8;
     const per = 200_000;
     using kvm = openKvm();
     const cap = CAP.USER_MEMORY;
@@ -18,12 +19,12 @@ export const ioctlRow: Row = {
       timeBatches("kvmsh", reps, per, (n) => {
         for (let i = 0; i < n; i++) if (kvm.checkExtension(cap) !== 1) throw new Error("KVM_CAP_USER_MEMORY != 1");
       });
-    const single = await sideBySide(this, 3, () => runBaseline(ctx.bins.ioctl, reps, per), k);
+    const single = await sideBySide(this, rounds, () => runBaseline(ctx.bins.ioctl, reps, per), k);
     // Deno always runs several threads; in a multi-threaded process the kernel takes a file
     // reference per ioctl (fdget), which a single-threaded C program skips. 1b shows that floor.
     const threaded = await sideBySide(
       { ...this, id: "1b", name: "trivial ioctl vs C with an idle 2nd thread", target: undefined },
-      2,
+      rounds,
       () => runBaseline(ctx.bins.ioctl, reps, per, "threaded"),
       k,
       "kernel fdget cost of any multi-threaded process",

@@ -7,7 +7,7 @@
 
 import { biosImage, HELLO_EXIT } from "../guests.ts";
 import { merge, type ProcessRun, timeProcess } from "../measure.ts";
-import { type Side, summarize } from "../stats.ts";
+import { pairedRatio, type Side, summarize } from "../stats.ts";
 import { type Row, type RowContext, skipped } from "./row.ts";
 
 const EXPECT_OUT = "K";
@@ -92,7 +92,7 @@ export const processRow: Row = {
   unit: "ns",
   target: { kind: "max", value: 0.5 },
   async run(ctx) {
-    const reps = ctx.quick ? 4 : 10;
+    const reps = 4;
     const guest = `${ctx.tmp}/hello.bin`;
     const bios = `${ctx.tmp}/hello-bios.bin`;
     await Deno.writeFile(guest, HELLO_EXIT);
@@ -118,16 +118,17 @@ export const processRow: Row = {
     ];
     const plain = scriptCommand(ctx, guest, ["--no-interrupt"]);
     const cs: Side[] = [], ks: Side[] = [], qs: Side[] = [], ps: Side[] = [];
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < (ctx.quick ? 2 : 5); round++) {
       cs.push(await timeProcess("C", ctx.bins.hello, [guest], reps, checker("C")));
       ks.push(await timeProcess("kvmsh", k.cmd, k.args, reps, k.check));
       ps.push(await timeProcess("kvmsh", plain.cmd, plain.args, reps, checker("mod.ts script")));
       if (qemu) qs.push(await timeProcess("QEMU", qemu, qemuArgs, reps, checker("QEMU")));
     }
     const note = k.label;
-    const vsC = summarize("7a", `${this.name} vs C`, "ns", merge(ks), merge(cs), undefined, note);
+    const pair = (a: Side[], b: Side[]) => pairedRatio(b.map((x, i) => ({ baseline: x, kvmsh: a[i] })));
+    const vsC = summarize("7a", `${this.name} vs C`, "ns", merge(ks), merge(cs), undefined, note, pair(ks, cs));
     const vsQemu = qemu
-      ? summarize("7b", `${this.name} vs QEMU`, "ns", merge(ks), merge(qs), this.target, note)
+      ? summarize("7b", `${this.name} vs QEMU`, "ns", merge(ks), merge(qs), this.target, note, pair(ks, qs))
       : skipped(
         { ...this, id: "7b", name: `${this.name} vs QEMU` },
         "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)",
@@ -141,6 +142,7 @@ export const processRow: Row = {
         merge(qs),
         undefined,
         "what the watchdog worker costs",
+        pair(ps, qs),
       )
       : skipped({ ...this, id: "7c", name: "mod.ts script without watchdog vs QEMU" }, "QEMU not installed");
     return [vsC, vsQemu, plainRow];

@@ -6,7 +6,7 @@
 
 import type { Program } from "../build.ts";
 import { merge } from "../measure.ts";
-import { type RowResult, type Side, summarize, type Target, type Unit } from "../stats.ts";
+import { pairedRatio, type RowResult, type Side, summarize, type Target, type Unit } from "../stats.ts";
 
 /** What a row gets from the runner. */
 export interface RowContext {
@@ -29,7 +29,10 @@ export interface Row {
   run(ctx: RowContext): Promise<RowResult[]>;
 }
 
-/** Runs `rounds` × (C, then kvmsh) and summarizes both sides into one row. */
+/**
+ * Runs `rounds` × (C, then kvmsh) and summarizes both sides into one row; the ratio is the
+ * median of the per-round ratios (drift of the machine's load between rounds cancels).
+ */
 export async function sideBySide(
   row: Pick<Row, "id" | "name" | "unit" | "target">,
   rounds: number,
@@ -43,7 +46,8 @@ export async function sideBySide(
     cs.push(await c());
     ks.push(await kvmsh());
   }
-  return summarize(row.id, row.name, row.unit, merge(ks), merge(cs), row.target, note);
+  const paired = pairedRatio(cs.map((c, i) => ({ baseline: c, kvmsh: ks[i] })));
+  return summarize(row.id, row.name, row.unit, merge(ks), merge(cs), row.target, note, paired);
 }
 
 /** A row that could not run here, with the reason. */

@@ -5,6 +5,7 @@ import {
   formatValue,
   gbps,
   median,
+  pairedRatio,
   ratio,
   rowCells,
   summarize,
@@ -76,4 +77,34 @@ Deno.test("formatValue picks a unit; formatTable aligns columns", () => {
   strictEqual(formatValue(4.123, "GB/s"), "4.12 GB/s");
   strictEqual(formatValue(undefined, "ns"), "—");
   strictEqual(formatTable([["a", "bb"], ["ccc", "d"]]), "a    bb\n---  --\nccc  d");
+});
+
+Deno.test("pairedRatio: median of per-round ratios; drift between rounds cancels", () => {
+  const side = (label: string, samples: number[]) => ({ label, samples, per: 1 });
+  // Round 2 runs on a loaded machine (both sides 3× slower): the ratio stays 1.1.
+  const rounds = [
+    { baseline: side("C", [10, 10, 10]), kvmsh: side("kvmsh", [11, 11, 11]) },
+    { baseline: side("C", [30, 30]), kvmsh: side("kvmsh", [33, 33]) },
+    { baseline: side("C", [10]), kvmsh: side("kvmsh", [11]) },
+  ];
+  strictEqual(pairedRatio(rounds).toFixed(6), "1.100000");
+  // Medians over all samples would say 11/10 here too, but not when rounds are unbalanced:
+  const skew = [
+    { baseline: side("C", [10, 10, 10, 10]), kvmsh: side("kvmsh", [11]) },
+    { baseline: side("C", [30]), kvmsh: side("kvmsh", [33, 33, 33, 33]) },
+  ];
+  strictEqual(pairedRatio(skew).toFixed(6), "1.100000");
+  strictEqual(Number.isNaN(pairedRatio([])), true);
+  const r = summarize(
+    "2",
+    "pio",
+    "ns",
+    side("kvmsh", [11, 33]),
+    side("C", [10, 30]),
+    { kind: "max", value: 1.05 },
+    "",
+    1.1,
+  );
+  strictEqual(r.ratio, 1.1);
+  strictEqual(r.verdict, "miss");
 });
