@@ -78,7 +78,17 @@ export class Kvm {
     if (t === undefined) {
       throw new RangeError(`unknown VM type '${type}' (known: ${Object.keys(VM_TYPES).join(", ")}, or a number)`);
     }
-    const fd = ioctlInt(this.fd, IOCTL.KVM_CREATE_VM, t, { type: vmTypeName(t) });
+    // KVM_CREATE_VM answers EINTR when any signal lands while it registers its MMU notifier
+    // (mm_take_all_locks); like QEMU, ask again. Seen here under a profiler's SIGPROF.
+    let fd: number;
+    for (let tries = 0;; tries++) {
+      try {
+        fd = ioctlInt(this.fd, IOCTL.KVM_CREATE_VM, t, { type: vmTypeName(t) });
+        break;
+      } catch (e) {
+        if (!(e instanceof KvmError) || e.errnoName !== "EINTR" || tries >= 100) throw e;
+      }
+    }
     const vm = new Vm(this, fd, t, `vm${this.#nextVm++}`, (v) => this.#vms.delete(v));
     this.#vms.add(vm);
     return vm;
