@@ -41,8 +41,13 @@ export async function machine(): Promise<Machine> {
   return { kernel, cpu, cores, kvmModule, deno: Deno.version.deno, gcc, qemu, summary };
 }
 
-/** The table as Markdown, with date and machine. */
-export function markdown(rows: RowResult[], m: Machine, seconds: number): string {
+/** The 1-minute load average: other work on the machine skews timings, so the table records it. */
+export function loadAverage(): string {
+  return (readProcText("/proc/loadavg") ?? "?").split(" ")[0];
+}
+
+/** The table as Markdown, with date, machine and the load around the run. */
+export function markdown(rows: RowResult[], m: Machine, seconds: number, load = ""): string {
   const esc = (s: string) => s.replaceAll("|", "\\|");
   return [
     "# kvmsh bench results",
@@ -51,6 +56,7 @@ export function markdown(rows: RowResult[], m: Machine, seconds: number): string
       seconds.toFixed(0)
     } s).`,
     `Machine: ${m.summary}; ${m.gcc}; ${m.qemu || "QEMU absent"}.`,
+    ...(load ? [`Load average (1 min) before → after the run: ${load}.`] : []),
     "",
     `| ${HEADER.join(" | ")} |`,
     `|${HEADER.map(() => " --- ").join("|")}|`,

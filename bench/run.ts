@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { buildBaselines } from "./build.ts";
 import { formatTable, HEADER, rowCells, type RowResult } from "./stats.ts";
-import { machine, markdown } from "./report.ts";
+import { loadAverage, machine, markdown } from "./report.ts";
 import type { Row, RowContext } from "./rows/row.ts";
 import { ioctlRow } from "./rows/ioctl.ts";
 import { fillRow, punchRow } from "./rows/bulk.ts";
@@ -35,6 +35,7 @@ async function main(): Promise<number> {
   const wanted = values.rows?.split(",").map((s) => s.trim());
   const rows = [...ROWS].sort((a, b) => a.id.localeCompare(b.id)).filter((r) => !wanted || wanted.includes(r.id));
   const t0 = performance.now();
+  const loadBefore = loadAverage();
   const bins = await buildBaselines();
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const tmp = await Deno.makeTempDir({ prefix: "kvmsh-bench-" });
@@ -64,18 +65,19 @@ async function main(): Promise<number> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const host = await machine();
+  const load = `${loadBefore} → ${loadAverage()}`;
   if (values.json) {
     console.log(JSON.stringify(
-      { date: new Date().toISOString(), machine: host, seconds, rows: results },
+      { date: new Date().toISOString(), machine: host, load, seconds, rows: results },
       (_k, v) => typeof v === "number" && !Number.isFinite(v) ? null : v,
       2,
     ));
   } else {
     console.log(`kvmsh bench — ${new Date().toISOString()} — ${host.summary}`);
     console.log(formatTable([[...HEADER], ...results.map(rowCells)]));
-    console.log(`(${seconds.toFixed(1)} s)`);
+    console.log(`(${seconds.toFixed(1)} s; load average ${load})`);
   }
-  if (values.results) await Deno.writeTextFile(values.results, markdown(results, host, seconds));
+  if (values.results) await Deno.writeTextFile(values.results, markdown(results, host, seconds, load));
   return results.some((r) => r.verdict === "miss") ? 1 : 0;
 }
 
