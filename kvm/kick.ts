@@ -98,9 +98,19 @@ class Watchdog {
 }
 
 let dog: Watchdog | undefined;
+let usr1Kept = false;
 
 /** The watchdog, started on first use. */
 function watchdog(): Watchdog {
+  if (!usr1Kept) {
+    // The worker's SIGUSR1 listener goes away with the worker (stopWatchdog when the last vCPU
+    // closes). Deno hands a signal to listeners on its own thread, a little later: a kick that
+    // lands just before the worker stops then finds no listener, and Deno re-raises it with the
+    // default action, killing the process at exit. This listener outlives every worker (it does
+    // not keep the process alive).
+    Deno.addSignalListener("SIGUSR1", () => {});
+    usr1Kept = true;
+  }
   dog ??= new Watchdog();
   return dog;
 }

@@ -41,7 +41,8 @@ export function complete(ctx: Session, line: string): [string[], string] {
         return [sorted(f?.complete?.(ctx, v) ?? []).map((c) => partial.slice(0, eq + 1) + c), partial];
       }
       const given = new Set(rest.filter((w) => w.startsWith("--")).map((w) => w.slice(2)));
-      const names = [...(cmd.flags ?? []).map((f) => f.name), "json"].filter((n) => !given.has(n));
+      const again = new Set((cmd.flags ?? []).filter((f) => f.repeat).map((f) => f.name));
+      const names = [...(cmd.flags ?? []).map((f) => f.name), "json"].filter((n) => !given.has(n) || again.has(n));
       return [sorted(names.map((n) => `--${n}`).filter((n) => n.startsWith(partial))).map((n) => n + " "), partial];
     }
     // Count positionals so far (flag values are not positionals).

@@ -41,14 +41,18 @@ export function parseCommand(words: string[], globalJson = false): { cmd: Comman
         })`,
       );
     }
+    let value: string;
     if (!spec.value) {
       if (eq >= 0) throw new UsageError(`--${name} takes no value`);
       flags[name] = true;
-    } else if (eq >= 0) flags[name] = w.slice(eq + 1);
+      continue;
+    } else if (eq >= 0) value = w.slice(eq + 1);
     else {
       if (i + 1 >= rest.length) throw new UsageError(`missing value for --${name} (usage: ${cmd.usage})`);
-      flags[name] = rest[++i];
+      value = rest[++i];
     }
+    const before = flags[name];
+    flags[name] = spec.repeat && typeof before === "string" ? `${before},${value}` : value;
   }
   for (const f of cmd.flags ?? []) {
     if (f.required && flags[f.name] === undefined) throw new UsageError(`missing --${f.name} (usage: ${cmd.usage})`);

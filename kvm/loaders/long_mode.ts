@@ -24,7 +24,7 @@ export const LONG_MODE_LAYOUT = Object.freeze({
 /** Selectors of the GDT the loader writes. */
 export const SELECTOR = Object.freeze({ code: 0x08, data: 0x10, tss: 0x18 });
 
-/** x86 control register bits the loader sets (CR0.PE/PG are also read to find a vCPU's mode: Vcpu.code). */
+/** x86 control register bits the loader sets (CR0.PE/PG are also read to find a vCPU's mode: codeAt in run_loop.ts). */
 export const CR0 = { PE: 1n, MP: 2n, ET: 0x10n, NE: 0x20n, WP: 0x10000n, PG: 0x80000000n };
 const CR4 = { PAE: 0x20n, OSFXSR: 0x200n, OSXMMEXCPT: 0x400n };
 /** EFER bits (LMA: long mode active). */

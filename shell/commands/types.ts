@@ -16,6 +16,8 @@ export interface FlagSpec {
   value?: string;
   help: string;
   required?: boolean;
+  /** May be given more than once; the values arrive joined by commas (`--arg 1 --arg 2` is `1,2`). */
+  repeat?: boolean;
   complete?: Completer;
 }
 

@@ -1,28 +1,20 @@
 /**
- * vCPU commands: `vcpu create`, `regs [set r=v …]`, `sregs`, and `run <guest>` (the API's
- * runGuest: load, registers, exit loop). Ctrl-C during `run` stops the guest through the API's
- * kick and the prompt comes back.
+ * vCPU commands: `vcpu create`, `regs [set r=v …]`, `sregs`, `run <guest>` (the API's
+ * runGuest: load, registers, exit loop), and `step`/`continue` (debug_step.ts), which go on from
+ * where `run` stopped. Ctrl-C during `run` stops the guest through the API's kick and the prompt
+ * comes back.
  * @module
  */
 
-import { formatExit, hex, REG_NAMES, runGuest, type Vcpu, type Vm } from "../../mod.ts";
+import { formatExit, hex, REG_NAMES, runGuest } from "../../mod.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
 import { choice, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
 import { objects, words } from "./complete_helpers.ts";
+import { debugCommands } from "./debug_step.ts";
+import { adoptVcpus, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import type { Args, Command } from "./types.ts";
 import type { Session } from "../session.ts";
-
-function vcpuOf(ctx: Session, name?: string): { name: string; obj: Vcpu } {
-  const v = ctx.vcpu(name);
-  return { name: v.name, obj: v.obj as Vcpu };
-}
-
-/** Registers vCPUs the API made on its own (runGuest creates one when the VM has none). */
-function adoptVcpus(ctx: Session, vmName: string, vm: Vm): void {
-  const known = new Set([...ctx.vcpus.values()].map((v) => v.obj));
-  for (const v of vm.vcpus) if (!known.has(v)) ctx.addVcpu(v, vmName);
-}
 
 function regArgs(a: Args): { vcpu?: string; set?: Record<string, bigint> } {
   const pos = [...a.pos];
@@ -42,15 +34,6 @@ function regArgs(a: Args): { vcpu?: string; set?: Record<string, bigint> } {
   return { vcpu, set };
 }
 
-function parseTimeout(t: string | true | undefined): number | undefined {
-  if (t === undefined) return undefined;
-  if (t === true) throw new UsageError("missing value for --timeout");
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(t);
-  if (!m) throw new UsageError(`bad --timeout '${t}' (e.g. 5s, 500ms, 1m)`);
-  const v = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
-  return Math.round(v);
-}
-
 interface RunArgs {
   guest: string;
   asm: boolean;
@@ -60,6 +43,8 @@ interface RunArgs {
   userspace?: "none" | "gmem" | "anon";
   args: bigint[];
   vcpu?: string;
+  /** How the recorded script names the vCPU given with --vcpu. */
+  vcpuRef?: string;
 }
 
 function runArgs(a: Args, ctx: Session): RunArgs {
@@ -81,10 +66,14 @@ function runArgs(a: Args, ctx: Session): RunArgs {
     r.userspace = choice(String(a.flags.userspace), ["none", "gmem", "anon"] as const, "--userspace");
   }
   if (a.flags.arg !== undefined) {
+    // Repeated flags arrive joined by commas (parse.ts), so `--arg 1 --arg 2` is `--arg 1,2`.
     r.args = String(a.flags.arg).split(",").filter(Boolean).map((x) => num(x, "--arg"));
     if (r.args.length > 6) throw new UsageError("--arg: at most 6 values (rdi rsi rdx rcx r8 r9)");
   }
-  if (a.flags.vcpu !== undefined) r.vcpu = vcpuOf(ctx, String(a.flags.vcpu)).name;
+  if (a.flags.vcpu !== undefined) {
+    r.vcpu = vcpuOf(ctx, String(a.flags.vcpu)).name;
+    r.vcpuRef = vcpuRef(ctx, r.vcpu);
+  }
   return r;
 }
 
@@ -96,7 +85,7 @@ function specLit(r: RunArgs): string {
   if (r.memory) parts.push(`memory: ${str(r.memory)} as kvmsh.GuestMemory`);
   if (r.userspace) parts.push(`userspace: ${str(r.userspace)}`);
   if (r.args.length) parts.push(`args: [${r.args.map(big).join(", ")}]`);
-  if (r.vcpu) parts.push(`vcpu: ${ident(r.vcpu)}`);
+  if (r.vcpuRef) parts.push(`vcpu: ${r.vcpuRef}`);
   return `{ ${parts.join(", ")} }`;
 }
 
@@ -163,7 +152,7 @@ export const vcpuCommands: Command[] = [
     },
     record(a, ctx) {
       const r = regArgs(a);
-      const v = ident(vcpuOf(ctx, r.vcpu).name);
+      const v = vcpuRef(ctx, r.vcpu);
       if (!r.set) return [{ expr: `${v}.getRegs()` }];
       const body = Object.entries(r.set).map(([k, x]) => `${k}: ${big(x)}`).join(", ");
       return [{ expr: `${v}.setRegs({ ${body} })` }];
@@ -199,14 +188,14 @@ export const vcpuCommands: Command[] = [
       return { lines, data: { vcpu: v.name, sregs: s } };
     },
     record(a, ctx) {
-      return [{ expr: `${ident(vcpuOf(ctx, a.pos[0]).name)}.getSregs()` }];
+      return [{ expr: `${vcpuRef(ctx, a.pos[0])}.getSregs()` }];
     },
   },
   {
     name: "run",
     summary: "loads a guest (flat binary, ELF64, or --asm text) on the current VM and runs it; Ctrl-C stops it",
     usage:
-      "run <guest.bin|guest.elf|asm text> [--asm] [--mode real|long] [--timeout 5s] [--memory anon|gmem:FLAGS] [--userspace none|gmem|anon] [--arg v,v…] [--vcpu vcpuN]",
+      "run <guest.bin|guest.elf|asm text> [--asm] [--mode real|long] [--timeout 5s] [--memory anon|gmem:FLAGS] [--userspace none|gmem|anon] [--arg V]… [--vcpu vcpuN]",
     example: "run scripts/guests/bin/hello16.bin --mode real",
     args: [{ name: "guest" }],
     flags: [
@@ -225,7 +214,13 @@ export const vcpuCommands: Command[] = [
         help: "gmem memory's userspace_addr: none, gmem, anon",
         complete: words(["none", "gmem", "anon"]),
       },
-      { name: "arg", value: "V,…", help: "guest arguments in rdi, rsi, rdx, rcx, r8, r9" },
+      {
+        name: "arg",
+        value: "V",
+        repeat: true,
+        help:
+          "guest arguments in rdi, rsi, rdx, rcx, r8, r9: repeat it (--arg 1 --arg 0x2000) or give a list (--arg 1,0x2000)",
+      },
       { name: "vcpu", value: "VCPU", help: "vCPU to run (default: the VM's first)", complete: objects("vcpu") },
     ],
     run(ctx, a) {
@@ -292,4 +287,5 @@ export const vcpuCommands: Command[] = [
       }];
     },
   },
+  ...debugCommands,
 ];

@@ -228,6 +228,15 @@ const CASES: Case[] = [
     lines: [VM, 'run "jmp ." --asm --timeout 200ms', "echo after"],
     out: [/stop: timeout/, /^after$/m],
   },
+  {
+    name: "step and continue after run",
+    lines: [VM, 'run "hlt; nop; 1: jmp 1b" --asm --mode real', "step", "continue --timeout 200ms"],
+    out: [
+      /^vcpu0: step 1: rip 0x2 \(pc 0x10002\)$/m,
+      /^rip 0x2 \(real mode, cs:ip 0x1000:0x2, linear 0x10002, gpa 0x10002\): eb fe/m,
+      /stop: timeout; last exit INTR/,
+    ],
+  },
   { name: "help", lines: ["help"], out: [/gmem create --size S/, /x\/<n><unit><fmt>/, /record start <file.ts>/] },
   {
     name: "help cmd",
@@ -252,7 +261,10 @@ for (const c of CASES) {
       if (!c.err) assert.equal(r.stderr, "");
     }
     const norm = (s: string) =>
-      s.replace(/0x7f[0-9a-f]+/g, "ADDR").replace(/ino \d+/g, "ino N").replace(/\d+ exits in [\d.]+ ms/g, "N exits");
+      s.replace(/0x7[0-9a-f]{11}\b/g, "ADDR").replace(/ino \d+/g, "ino N").replace(
+        /\d+ exits in [\d.]+ ms/g,
+        "N exits",
+      );
     assert.equal(norm(byC.stdout), norm(byStdin.stdout));
     assert.equal(norm(byC.stderr), norm(byStdin.stderr));
   });

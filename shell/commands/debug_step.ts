@@ -1,0 +1,222 @@
+/**
+ * `step [n]` and `continue`: go on from wherever the vCPU stopped (a `run` that hit HLT, its
+ * timeout, Ctrl-C, an exit code …). `step` is the API's stepVcpu (KVM_SET_GUEST_DEBUG
+ * ENABLE|SINGLESTEP, run to the DEBUG exit, the guest ABI answering the exits on the way) and
+ * shows the new RIP, the exits and the instruction bytes at RIP (codeAt: CS.base+IP in real mode,
+ * KVM_TRANSLATE under paging, read fault-safely). `continue` is runVcpu with single-step off.
+ * Both stop on Ctrl-C through the API's kick.
+ * @module
+ */
+
+import {
+  type CodeAt,
+  codeAt,
+  type ExitInfo,
+  formatExit,
+  hex,
+  runVcpu,
+  stepVcpu,
+  type Vcpu,
+  type VcpuRunResult,
+} from "../../mod.ts";
+import { big, int, str } from "../ts_literal.ts";
+import { small } from "../values.ts";
+import { UsageError } from "../usage_error.ts";
+import { objects } from "./complete_helpers.ts";
+import { parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
+import type { Args, Command, Outcome, Recorded } from "./types.ts";
+import type { Session } from "../session.ts";
+
+const DEFAULT_TIMEOUT_MS = 5000;
+/** Steps beyond this are refused (one KVM_RUN round trip each; Ctrl-C or --timeout stop long ones anyway). */
+const MAX_STEPS = 100_000_000;
+
+const VCPU_FLAG = {
+  name: "vcpu",
+  value: "VCPU",
+  help: "the vCPU (default: the current VM's last)",
+  complete: objects("vcpu"),
+};
+const TIMEOUT_FLAG = { name: "timeout", value: "T", help: "stop after T (5s, 500ms); default 5s" };
+
+interface StepArgs {
+  count: number;
+  timeoutMs: number;
+  vcpu?: string;
+}
+
+function stepArgs(a: Args): StepArgs {
+  const count = a.pos[0] === undefined ? 1 : small(a.pos[0], "step count", MAX_STEPS);
+  if (count < 1) throw new UsageError("step count must be at least 1");
+  return {
+    count,
+    timeoutMs: parseTimeout(a.flags.timeout) ?? DEFAULT_TIMEOUT_MS,
+    vcpu: a.flags.vcpu === undefined ? undefined : String(a.flags.vcpu),
+  };
+}
+
+/** What a stop line says: why, the exit code if any, the last exit decoded, the count and time. */
+function stopLine(r: VcpuRunResult): string {
+  return `stop: ${r.stop}${r.exitCode ? ` (exit code ${hex(r.exitCode.value)})` : ""}; last exit ${
+    formatExit(r.exit)
+  }; ${r.exits} exits in ${r.elapsedMs.toFixed(1)} ms`;
+}
+
+function consoleLines(text: string): string[] {
+  return text ? text.replace(/\n$/, "").split("\n").map((l) => `console: ${l}`) : [];
+}
+
+function exitsText(exits: ExitInfo[]): string {
+  return exits.length ? ` after ${exits.map(formatExit).join(", ")}` : "";
+}
+
+/** `rip 0x4 (real mode, cs:ip 0x1000:0x4, linear 0x10004, gpa 0x10004): 90 b0 41 …` */
+function codeLine(c: CodeAt): string {
+  const where = c.mode === "real"
+    ? `real mode, cs:ip ${hex(c.cs.selector)}:${hex(c.rip)}, linear ${hex(c.linear)}`
+    : `${c.mode} mode, linear ${hex(c.linear)}`;
+  const gpa = c.gpa === undefined ? "" : `, gpa ${hex(c.gpa)}`;
+  const bytes = c.bytes
+    ? [...c.bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ")
+    : `bytes not readable (${c.note})`;
+  return `rip ${hex(c.rip)} (${where}${gpa}): ${bytes}`;
+}
+
+/** Replay checks shared by step and continue: stop (unless a timeout/Ctrl-C ended it), last exit, console. */
+function runChecks(res: string, o: Observed, claim: string): string[] {
+  const timed = o.stop === "interrupt" || o.stop === "timeout";
+  const checks = [`kvmsh.expectEqual(${res}.exit.name, ${str(o.exit)}, ${str(`${claim}: last exit`)});`];
+  if (!timed) {
+    checks.unshift(`kvmsh.expectEqual(${res}.stop, ${str(o.stop)}, ${str(`${claim}: stop`)});`);
+    checks.push(`kvmsh.expectEqual(${res}.console, ${str(o.console)}, ${str(`${claim}: console`)});`);
+    if (o.rips) {
+      checks.push(
+        `kvmsh.expectEqual(${res}.steps.map((s) => s.rip), [${o.rips.map(big).join(", ")}], ${
+          str(`${claim}: RIP after each step`)
+        });`,
+      );
+    }
+  }
+  return checks;
+}
+
+interface Observed {
+  stop: string;
+  exit: string;
+  console: string;
+  rips?: bigint[];
+}
+
+/** Warns (before sending) when the VM has no memslot: the guest has nothing to run from. */
+function warnNoMemory(ctx: Session, cpu: Vcpu, vmName: string): void {
+  if (cpu.vm.memslots.length === 0) {
+    ctx.pendingWarnings.push(
+      `warning: ${vmName} has no memslot, so the guest has nothing to run from (\`run <guest>\` loads one); sending KVM_RUN anyway`,
+    );
+  }
+}
+
+/** Clears single-step when a scenario or earlier command left it on: continue runs freely. */
+function clearStep(cpu: Vcpu): void {
+  if (cpu.singleStep) cpu.setGuestDebug({});
+}
+
+/** `step` and `continue`. */
+export const debugCommands: Command[] = [
+  {
+    name: "step",
+    summary: "single-steps n instructions (KVM_SET_GUEST_DEBUG) from where the vCPU stopped; shows RIP and its bytes",
+    usage: "step [n] [--vcpu vcpuN] [--timeout 5s]",
+    example: "step 3",
+    args: [{ name: "n", optional: true }],
+    flags: [VCPU_FLAG, TIMEOUT_FLAG],
+    run(ctx: Session, a: Args): Outcome {
+      const s = stepArgs(a);
+      const v = vcpuOf(ctx, s.vcpu);
+      warnNoMemory(ctx, v.obj, v.vm);
+      const res = ctx.blocking(() => stepVcpu(v.obj, { count: s.count, timeoutMs: s.timeoutMs }));
+      const at = codeAt(v.obj);
+      const lines = res.steps.map((st, i) =>
+        `${v.name}: step ${i + 1}: rip ${hex(st.rip)} (pc ${hex(st.pc)})${exitsText(st.exits)}`
+      );
+      if (res.steps.length < s.count) {
+        lines.push(
+          `${v.name}: ${res.steps.length} of ${s.count} steps done${
+            res.trail.length ? `; then ${res.trail.map(formatExit).join(", ")}` : ""
+          }`,
+        );
+      }
+      lines.push(...consoleLines(res.console), stopLine(res), codeLine(at));
+      return {
+        lines,
+        data: {
+          vcpu: v.name,
+          count: s.count,
+          steps: res.steps,
+          trail: res.trail,
+          stop: res.stop,
+          exit: res.exit,
+          console: res.console,
+          exitCode: res.exitCode,
+          exits: res.exits,
+          elapsedMs: res.elapsedMs,
+          code: at,
+        },
+        observed: {
+          stop: res.stop,
+          exit: res.exit.name,
+          console: res.console,
+          rips: res.steps.map((x) => x.rip),
+        } satisfies Observed,
+      };
+    },
+    record(a: Args, ctx: Session): Recorded[] {
+      const s = stepArgs(a);
+      return [{
+        expr: `kvmsh.stepVcpu(${vcpuRef(ctx, s.vcpu)}, { count: ${int(s.count)}, timeoutMs: ${int(s.timeoutMs)} })`,
+        check: (res, out, claim) => runChecks(res, out.observed as Observed, claim),
+      }];
+    },
+  },
+  {
+    name: "continue",
+    summary: "resumes the vCPU from where it stopped (single-step off) until the next stop; Ctrl-C stops it",
+    usage: "continue [--timeout 5s] [--vcpu vcpuN]",
+    example: "continue --timeout 1s",
+    flags: [TIMEOUT_FLAG, VCPU_FLAG],
+    run(ctx: Session, a: Args): Outcome {
+      const timeoutMs = parseTimeout(a.flags.timeout) ?? DEFAULT_TIMEOUT_MS;
+      const v = vcpuOf(ctx, a.flags.vcpu === undefined ? undefined : String(a.flags.vcpu));
+      warnNoMemory(ctx, v.obj, v.vm);
+      clearStep(v.obj);
+      const res = ctx.blocking(() => runVcpu(v.obj, { timeoutMs }));
+      const rip = v.obj.getReg("rip");
+      return {
+        lines: [...consoleLines(res.console), stopLine(res), `${v.name}: rip ${hex(rip)}`],
+        data: {
+          vcpu: v.name,
+          stop: res.stop,
+          exit: res.exit,
+          console: res.console,
+          exitCode: res.exitCode,
+          exits: res.exits,
+          elapsedMs: res.elapsedMs,
+          rip,
+        },
+        observed: { stop: res.stop, exit: res.exit.name, console: res.console } satisfies Observed,
+      };
+    },
+    record(a: Args, ctx: Session): Recorded[] {
+      const timeoutMs = parseTimeout(a.flags.timeout) ?? DEFAULT_TIMEOUT_MS;
+      const name = a.flags.vcpu === undefined ? undefined : String(a.flags.vcpu);
+      const ref = vcpuRef(ctx, name);
+      const recs: Recorded[] = [];
+      if (vcpuOf(ctx, name).obj.singleStep) recs.push({ expr: `${ref}.setGuestDebug({})` });
+      recs.push({
+        expr: `kvmsh.runVcpu(${ref}, { timeoutMs: ${int(timeoutMs)} })`,
+        check: (res, out, claim) => runChecks(res, out.observed as Observed, claim),
+      });
+      return recs;
+    },
+  },
+];
