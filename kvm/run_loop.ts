@@ -203,6 +203,16 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
         stop = opts.timeoutMs !== undefined ? "timeout" : "deadline";
         break;
       }
+      if (armed !== undefined && (exits & 63) === 63) {
+        // A kick can be lost when the loop is outside KVM_RUN (single-stepping spends most of its
+        // time here): its signal lands in userspace, and a stray EINTR just before may clear its
+        // immediate_exit. The watchdog's stop code stays set, so look at it now and then.
+        const why = armed.stopped();
+        if (why) {
+          stop = why;
+          break;
+        }
+      }
       vcpu.run();
       exits++;
       if (onExit) onExit(x, vcpu);
@@ -260,6 +270,8 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
 export interface StepOptions extends RunOptions {
   /** Instructions to single-step (default 1). */
   count?: number;
+  /** Keep only the records of the last this many steps (default: all), for long step runs. */
+  keepSteps?: number;
 }
 
 /** One finished single-step: where the vCPU is now and the exits answered on the way. */
@@ -274,7 +286,10 @@ export interface StepRecord {
 
 /** What {@link stepVcpu} did: a run result plus one record per finished step. */
 export interface StepResult extends RunResult {
+  /** One record per finished step (the last `keepSteps` of them). */
   steps: StepRecord[];
+  /** Steps finished (more than `steps.length` when records were dropped). */
+  stepped: number;
   /** Exits after the last finished step (the run stopped before the next DEBUG exit: HLT, exit code, timeout …). */
   trail: ExitInfo[];
 }
@@ -291,7 +306,10 @@ export interface StepResult extends RunResult {
 export function stepVcpu(vcpu: Vcpu, opts: StepOptions = {}): StepResult {
   const count = opts.count ?? 1;
   if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`step count must be ≥ 1, got ${count}`);
-  const steps: StepRecord[] = [];
+  const keep = opts.keepSteps ?? Infinity;
+  if (!(keep >= 1)) throw new RangeError(`keepSteps must be ≥ 1, got ${keep}`);
+  let steps: StepRecord[] = [];
+  let stepped = 0;
   let trail: ExitInfo[] = [];
   const onExit = opts.onExit;
   const wasOn = vcpu.singleStep;
@@ -304,8 +322,9 @@ export function stepVcpu(vcpu: Vcpu, opts: StepOptions = {}): StepResult {
         ...opts.handlers,
         debug: (x) => {
           steps.push({ rip: vcpu.getReg("rip"), pc: x.debugPc, exits: trail });
+          if (steps.length >= 2 * keep) steps = steps.slice(-keep);
           trail = [];
-          return steps.length >= count ? STOP : CONTINUE;
+          return ++stepped >= count ? STOP : CONTINUE;
         },
       },
       onExit: (x, v) => {
@@ -316,8 +335,9 @@ export function stepVcpu(vcpu: Vcpu, opts: StepOptions = {}): StepResult {
   } finally {
     if (!wasOn && vcpu.open) vcpu.setGuestDebug({});
   }
-  const done = r.stop === "handler" && steps.length >= count && r.exit.reason === EXIT.DEBUG;
-  return { ...r, stop: done ? "exit" : r.stop, steps, trail };
+  const done = r.stop === "handler" && stepped >= count && r.exit.reason === EXIT.DEBUG;
+  if (steps.length > keep) steps = steps.slice(-keep);
+  return { ...r, stop: done ? "exit" : r.stop, steps, stepped, trail };
 }
 
 /** Where a vCPU's next instruction is, and its bytes when guest memory there is readable. */

@@ -28,6 +28,10 @@ import type { Args, Command, Outcome, Recorded } from "./types.ts";
 import type { Session } from "../session.ts";
 
 const DEFAULT_TIMEOUT_MS = 5000;
+/** Step records kept for the output (the last ones); a long step run shows its first and last lines. */
+const KEEP_STEPS = 1000;
+/** Step lines printed in full; beyond, the first and last half of these. */
+const SHOW_STEPS = 16;
 /** Steps beyond this are refused (one KVM_RUN round trip each; Ctrl-C or --timeout stop long ones anyway). */
 const MAX_STEPS = 100_000_000;
 
@@ -53,6 +57,11 @@ function stepArgs(a: Args): StepArgs {
     timeoutMs: parseTimeout(a.flags.timeout) ?? DEFAULT_TIMEOUT_MS,
     vcpu: a.flags.vcpu === undefined ? undefined : String(a.flags.vcpu),
   };
+}
+
+/** The API call's options: a long step run keeps the last KEEP_STEPS records only. */
+function stepOptions(s: StepArgs): { count: number; timeoutMs: number; keepSteps?: number } {
+  return { count: s.count, timeoutMs: s.timeoutMs, ...(s.count > KEEP_STEPS ? { keepSteps: KEEP_STEPS } : {}) };
 }
 
 /** What a stop line says: why, the exit code if any, the last exit decoded, the count and time. */
@@ -134,14 +143,26 @@ export const debugCommands: Command[] = [
       const s = stepArgs(a);
       const v = vcpuOf(ctx, s.vcpu);
       warnNoMemory(ctx, v.obj, v.vm);
-      const res = ctx.blocking(() => stepVcpu(v.obj, { count: s.count, timeoutMs: s.timeoutMs }));
+      const res = ctx.blocking(() => stepVcpu(v.obj, stepOptions(s)));
       const at = codeAt(v.obj);
-      const lines = res.steps.map((st, i) =>
-        `${v.name}: step ${i + 1}: rip ${hex(st.rip)} (pc ${hex(st.pc)})${exitsText(st.exits)}`
-      );
-      if (res.steps.length < s.count) {
+      const first = res.stepped - res.steps.length + 1;
+      const line = (i: number) => {
+        const st = res.steps[i];
+        return `${v.name}: step ${first + i}: rip ${hex(st.rip)} (pc ${hex(st.pc)})${exitsText(st.exits)}`;
+      };
+      const n = res.steps.length;
+      const lines: string[] = [];
+      if (res.stepped <= SHOW_STEPS) { for (let i = 0; i < n; i++) lines.push(line(i)); }
+      else {
+        // The first steps are kept only when nothing was dropped; the last SHOW_STEPS/2 always.
+        const head = first === 1 ? SHOW_STEPS / 2 : 0;
+        for (let i = 0; i < head; i++) lines.push(line(i));
+        lines.push(`${v.name}: … ${res.stepped - head - SHOW_STEPS / 2} more steps …`);
+        for (let i = n - SHOW_STEPS / 2; i < n; i++) lines.push(line(i));
+      }
+      if (res.stepped < s.count) {
         lines.push(
-          `${v.name}: ${res.steps.length} of ${s.count} steps done${
+          `${v.name}: ${res.stepped} of ${s.count} steps done${
             res.trail.length ? `; then ${res.trail.map(formatExit).join(", ")}` : ""
           }`,
         );
@@ -152,6 +173,7 @@ export const debugCommands: Command[] = [
         data: {
           vcpu: v.name,
           count: s.count,
+          stepped: res.stepped,
           steps: res.steps,
           trail: res.trail,
           stop: res.stop,
@@ -172,8 +194,12 @@ export const debugCommands: Command[] = [
     },
     record(a: Args, ctx: Session): Recorded[] {
       const s = stepArgs(a);
+      const o = stepOptions(s);
+      const keep = o.keepSteps === undefined ? "" : `, keepSteps: ${int(o.keepSteps)}`;
       return [{
-        expr: `kvmsh.stepVcpu(${vcpuRef(ctx, s.vcpu)}, { count: ${int(s.count)}, timeoutMs: ${int(s.timeoutMs)} })`,
+        expr: `kvmsh.stepVcpu(${vcpuRef(ctx, s.vcpu)}, { count: ${int(s.count)}, timeoutMs: ${
+          int(s.timeoutMs)
+        }${keep} })`,
         check: (res, out, claim) => runChecks(res, out.observed as Observed, claim),
       }];
     },

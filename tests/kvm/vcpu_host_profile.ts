@@ -39,7 +39,8 @@ export const HOST_PROFILE: Record<string, HostProperty> = {
   /**
    * Single-step (KVM_GUESTDBG_SINGLESTEP) over an `out` that exits to userspace: where the DEBUG
    * exit comes. Hardware KVM completes the OUT with kvm_skip_emulated_instruction, which reports
-   * the step right after the OUT; kvm_pvm reports it only after the next instruction too.
+   * the step right after the OUT; kvm_pvm reports it only after the next instruction that does
+   * not exit to userspace (so one step covers a run of OUTs and the instruction after them).
    */
   "single-step-over-out": { kvm_pvm: "after-next", kvm_intel: "after-out", kvm_amd: "after-out" },
   /**

@@ -113,7 +113,11 @@ kvmTest("step: bad count refused before anything is sent; a huge count stops at 
   eq(s.stop, "timeout");
   ok(s.steps.length > 10, `${s.steps.length} steps in 200 ms`);
   ok(s.steps.every((x) => x.rip === 0x100001n));
+  eq(s.stepped, s.steps.length);
   eq(r.vcpu.singleStep, false);
+  const kept = stepVcpu(r.vcpu, { count: 100, keepSteps: 10 });
+  eq([kept.stop, kept.stepped, kept.steps.length, kept.exits], ["exit", 100, 10, 100]);
+  throws(() => stepVcpu(r.vcpu, { keepSteps: 0 }), RangeError);
 });
 
 kvmTest("codeAt: RIP outside every memslot names the GPA; paging off in real mode", () => {
