@@ -53,6 +53,7 @@ const EXTRA = {
   opendir: { parameters: ["buffer"], result: "pointer" },
   readdir64: { parameters: ["pointer"], result: "pointer" },
   closedir: { parameters: ["pointer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -64,3 +64,11 @@ export function openFds(): number[] {
   // opendir's own fd is the highest-numbered new one; it is listed but already closed.
   return fds.filter((fd) => readProcText(`/proc/self/fdinfo/${fd}`) !== undefined);
 }
+
+/** readlink(2): where a symlink points (`socket:[1234]` for an fd of /proc/<pid>/fd); undefined when it cannot be read. */
+export function readLink(path: string): string | undefined {
+  const buf = new Uint8Array(4096);
+  const n = Number(libc().readlink(cstr(path), buf, BigInt(buf.length)));
+  if (n < 0) return undefined;
+  return new TextDecoder().decode(buf.subarray(0, n));
+}

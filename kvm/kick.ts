@@ -2,7 +2,7 @@
  * Stopping a running guest: the vCPU kick. KVM_RUN is a synchronous FFI call, so while a guest
  * runs the main thread's event loop is frozen. A watchdog Worker (its own thread and event
  * loop) holds the deadline and, during interruptible runs, a SIGINT listener; to stop the run
- * it sets kvm_run.immediate_exit and tgkill()s the vCPU thread with SIGUSR1 (a listener is
+ * it sets kvm_run.immediate_exit and tgkill()s the vCPU thread with KICK_SIGNAL, SIGUSR2 (a listener is
  * installed so the signal only interrupts). KVM_RUN then returns EINTR / KVM_EXIT_INTR.
  *
  * Ctrl-C reaches a vCPU blocked in FFI this way: the kernel delivers the process-directed
@@ -15,7 +15,7 @@
  * @module
  */
 
-import { CTL, STOP_CODE, STOP_NAMES, type StopCause } from "./kick_shared.ts";
+import { CTL, KICK_SIGNAL, STOP_CODE, STOP_NAMES, type StopCause } from "./kick_shared.ts";
 
 export type { StopCause } from "./kick_shared.ts";
 
@@ -98,18 +98,18 @@ class Watchdog {
 }
 
 let dog: Watchdog | undefined;
-let usr1Kept = false;
+let kickListenerKept = false;
 
 /** The watchdog, started on first use. */
 function watchdog(): Watchdog {
-  if (!usr1Kept) {
-    // The worker's SIGUSR1 listener goes away with the worker (stopWatchdog when the last vCPU
+  if (!kickListenerKept) {
+    // The worker's kick-signal listener goes away with the worker (stopWatchdog when the last vCPU
     // closes). Deno hands a signal to listeners on its own thread, a little later: a kick that
     // lands just before the worker stops then finds no listener, and Deno re-raises it with the
     // default action, killing the process at exit. This listener outlives every worker (it does
     // not keep the process alive).
-    Deno.addSignalListener("SIGUSR1", () => {});
-    usr1Kept = true;
+    Deno.addSignalListener(KICK_SIGNAL, () => {});
+    kickListenerKept = true;
   }
   dog ??= new Watchdog();
   return dog;

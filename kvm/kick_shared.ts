@@ -40,3 +40,13 @@ export const STOP_NAMES: Readonly<Record<number, StopCause>> = Object.freeze({
 
 /** What stopped a run from outside the guest. */
 export type StopCause = "timeout" | "deadline" | "interrupt";
+
+/**
+ * The signal that kicks a vCPU thread out of KVM_RUN (a listener is kept installed so it only
+ * interrupts). Not SIGUSR1, QEMU's choice: Deno, like Node, starts its V8 inspector on
+ * 127.0.0.1:9229 when a process gets SIGUSR1, listener or not — an open debugger in a process
+ * that holds /dev/kvm. SIGUSR2 does nothing of the kind (tests/kvm/vcpu_kick_signal_test.ts).
+ */
+export const KICK_SIGNAL: Deno.Signal = "SIGUSR2";
+/** Its number on x86-64 Linux (what tgkill takes). */
+export const KICK_SIGNO = 12;

@@ -2,15 +2,15 @@
  * The watchdog Worker (see kick.ts). It sleeps on a SharedArrayBuffer doorbell; while a run is
  * armed it waits for the deadline and, while the run is interruptible, listens for SIGINT. To
  * stop the guest it kicks the vCPU as QEMU does: kvm_run.immediate_exit = 1, then
- * tgkill(pid, vcpu_tid, SIGUSR1) so a blocking KVM_RUN returns EINTR.
+ * tgkill(pid, vcpu_tid, KICK_SIGNAL) so a blocking KVM_RUN returns EINTR (SIGUSR2; see kick_shared.ts for
+ * why not SIGUSR1).
  * @module
  */
 
 import { libc } from "../ffi/libc.ts";
 import { KVM_RUN_LAYOUT } from "../ffi/structs.ts";
-import { CTL, STOP_CODE } from "./kick_shared.ts";
+import { CTL, KICK_SIGNAL, KICK_SIGNO, STOP_CODE } from "./kick_shared.ts";
 
-const SIGUSR1 = 10;
 const O_IMMEDIATE = KVM_RUN_LAYOUT.fields.immediate_exit.offset;
 
 let ctl: Int32Array;
@@ -31,7 +31,7 @@ function kick(gen: number, code: number): boolean {
     const p = Deno.UnsafePointer.create(addr);
     if (p) new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, 8))[O_IMMEDIATE] = 1;
     const l = libc();
-    l.tgkill(l.getpid(), Atomics.load(ctl, CTL.TID), SIGUSR1);
+    l.tgkill(l.getpid(), Atomics.load(ctl, CTL.TID), KICK_SIGNO);
     Atomics.add(ctl, CTL.KICKS, 1);
   } finally {
     Atomics.store(ctl, CTL.STATE, gen);
@@ -75,7 +75,7 @@ async function loop(): Promise<void> {
   ctl = new Int32Array(e.data.sab, 0, CTL.INTS);
   deadline = new Float64Array(e.data.sab, CTL.INTS * 4, 1);
   // A kick that lands while the main thread is outside KVM_RUN must not kill the process.
-  Deno.addSignalListener("SIGUSR1", noop);
+  Deno.addSignalListener(KICK_SIGNAL, noop);
   Atomics.store(ctl, CTL.READY, 1);
   Atomics.notify(ctl, CTL.READY);
   loop();
