@@ -95,3 +95,22 @@ export class ClosedError extends Error {
     this.name = "ClosedError";
   }
 }
+
+/**
+ * Refused: closing or unmapping something a live memslot still uses (a guest_memfd bound to the
+ * slot, or host memory that is its userspace_addr). The slot would go on pointing at memory a
+ * later mmap may reuse. Delete the slot first (or close the VM, which ends its slots first).
+ */
+export class InUseError extends Error {
+  /** The VM whose slots hold it. */
+  readonly vm: string;
+  /** The ids of the slots that hold it. */
+  readonly slots: number[];
+  constructor(what: string, vm: string, slots: readonly number[]) {
+    const list = slots.length === 1 ? `slot ${slots[0]}` : `slots ${slots.join(", ")}`;
+    super(`${what} backs ${list} of ${vm}; delete the slot${slots.length === 1 ? "" : "s"} first`);
+    this.name = "InUseError";
+    this.vm = vm;
+    this.slots = [...slots];
+  }
+}

@@ -8,7 +8,7 @@ import { errno, libc, MAP, PROT } from "../ffi/libc.ts";
 import { FALLOC, GUEST_MEMFD_FLAGS } from "../ffi/uapi.ts";
 import { STAT } from "../ffi/structs.ts";
 import { decode } from "../ffi/struct_codec.ts";
-import { KvmError } from "./errors.ts";
+import { InUseError, KvmError } from "./errors.ts";
 import { OwnedFd } from "./fd.ts";
 import { Mapping, mmapRaw, protText } from "./mapping.ts";
 import { hex } from "./units.ts";
@@ -231,9 +231,18 @@ export class GuestMemfd {
     return touchInChild(this.fd, mapOffset, mapLength, offset - mapOffset, mode, value, opts.length ?? 1n);
   }
 
-  /** Unmaps every mapping and closes the fd; safe to call twice. */
+  /**
+   * Unmaps every mapping and closes the fd; safe to call twice. Refused ({@link InUseError})
+   * while a live memslot binds this file or points its userspace_addr into one of its mappings:
+   * delete the slot first (closing the VM ends its slots, then closes its guest_memfds).
+   */
   close(): void {
     if (!this.#fd.open) return;
+    if (this.vm.open) {
+      const bound = this.vm.memslots.filter((s) => s.gmem === this).map((s) => s.id);
+      if (bound.length) throw new InUseError(this.name, this.vm.name, bound);
+    }
+    for (const m of this.#mappings) m.assertUnpinned(this.name);
     for (const m of [...this.#mappings]) m.unmap();
     this.#fd.close();
     this.onClose(this);

@@ -19,7 +19,7 @@
 import { IOVEC } from "../ffi/structs.ts";
 import { encode } from "../ffi/struct_codec.ts";
 import { errno, libc, MADV, MAP, MAP_FAILED, pageSize, PROT } from "../ffi/libc.ts";
-import { ClosedError, KvmError } from "./errors.ts";
+import { ClosedError, InUseError, KvmError } from "./errors.ts";
 import { hex } from "./units.ts";
 
 /** How a mapping was made (shown by `list`/`stat`). */
@@ -104,6 +104,8 @@ export class Mapping {
   #accessEpoch?: () => number;
   #proofs?: Uint8Array;
   #proofEpoch = 0;
+  /** Live memslots whose userspace_addr points into this mapping: key → [vm name, slot id]. */
+  readonly #pins = new Map<object, [string, number]>();
   readonly iovLocal = new Uint8Array(IOVEC.size);
   readonly iovRemote = new Uint8Array(IOVEC.size);
 
@@ -353,9 +355,37 @@ export class Mapping {
     return new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p!, length));
   }
 
-  /** munmap; later calls do nothing. */
+  /**
+   * Marks this mapping as the host memory of live slot `slot` of `vm` (until {@link unpin} with
+   * the same key): {@link unmap} refuses meanwhile, since the slot would go on pointing at
+   * memory a later mmap may reuse.
+   */
+  pin(key: object, vm: string, slot: number): void {
+    this.#pins.set(key, [vm, slot]);
+  }
+
+  /** Ends a {@link pin}. */
+  unpin(key: object): void {
+    this.#pins.delete(key);
+  }
+
+  /** The live slots this mapping backs, as `[vm name, slot id]`. */
+  get pins(): [string, number][] {
+    return [...this.#pins.values()].map(([v, s]) => [v, s]);
+  }
+
+  /** Throws {@link InUseError} when a live memslot uses this mapping; `what` names it in the message. */
+  assertUnpinned(what = `${this.info.source} mapping at ${this.mapped ? hex(this.address) : "(unmapped)"}`): void {
+    const [first] = this.#pins.values();
+    if (!first) return;
+    const slots = [...this.#pins.values()].filter(([v]) => v === first[0]).map(([, s]) => s).sort((a, b) => a - b);
+    throw new InUseError(what, first[0], slots);
+  }
+
+  /** munmap; later calls do nothing. Refused ({@link InUseError}) while a live memslot uses the mapping. */
   unmap(): void {
     if (!this.#ptr) return;
+    this.assertUnpinned();
     const r = libc().munmap(this.#ptr, this.size);
     if (r < 0) throw new KvmError({ syscall: "munmap", errno: errno(), args: { source: this.info.source } });
     this.#ptr = null;

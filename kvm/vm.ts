@@ -48,6 +48,8 @@ export class Vm {
   readonly #fd: OwnedFd;
   readonly #gmems = new Set<GuestMemfd>();
   readonly #slots = new Map<number, Memslot>();
+  /** The mappings each live slot's userspace_addr points into (pinned: they refuse to unmap). */
+  readonly #slotPins = new Map<Memslot, Mapping[]>();
   readonly #children = new Set<VmChild>();
   readonly #attributes: AttributeRecord[] = [];
   #nextGmem = 0;
@@ -160,6 +162,9 @@ export class Vm {
   /**
    * Creates or changes memslot `spec.slot` through KVM_SET_USER_MEMORY_REGION2 and tracks it.
    * Memory it allocates (userspace `anon`) is released when the slot is deleted or the VM closes.
+   * While the slot lives, the guest_memfd it binds refuses to close and the mapping its
+   * userspace_addr points into refuses to unmap ({@link InUseError}). When the kernel refuses the
+   * slot, memory this call mapped for it (anonymous memory, the gmem's mapping) is unmapped again.
    */
   addMemslot(spec: MemslotSpec): Memslot {
     let flags = typeof spec.flags === "string" ? MEMSLOT_FLAGS.parse(spec.flags) : spec.flags ?? 0n;
@@ -169,13 +174,16 @@ export class Vm {
     let backing: Mapping | undefined;
     let backingOffset = 0n;
     let owns = false;
+    let mappedHere = false;
     let uaddr = 0n;
     if (choice === "anon") {
       backing = Mapping.anonymous(spec.size);
       owns = true;
     } else if (choice === "gmem") {
       if (!spec.gmem) throw new RangeError("userspace 'gmem' needs a guest_memfd");
+      const had = new Set(spec.gmem.mappings);
       backing = spec.gmem.mapping();
+      mappedHere = !had.has(backing);
       backingOffset = gmemOffset;
     } else if (choice instanceof Mapping) {
       backing = choice;
@@ -195,15 +203,38 @@ export class Vm {
     try {
       this.setUserMemoryRegion2(region);
     } catch (e) {
-      if (owns) backing?.unmap();
+      if (owns || mappedHere) backing?.unmap();
       throw e;
     }
     const old = this.#slots.get(spec.slot);
+    if (old) this.#forget(old);
     if (old?.ownsBacking && old.backing !== backing) old.backing?.unmap();
     const slot = new Memslot(region, spec.gmem, backing, backingOffset, owns);
-    if (spec.size === 0n) this.#slots.delete(spec.slot);
-    else this.#slots.set(spec.slot, slot);
+    if (spec.size === 0n) {
+      if (owns) backing?.unmap();
+      return slot;
+    }
+    this.#slots.set(spec.slot, slot);
+    const pins = backing ? [backing] : this.#mappingsAt(uaddr, spec.size);
+    for (const m of pins) m.pin(slot, this.name, slot.id);
+    this.#slotPins.set(slot, pins);
     return slot;
+  }
+
+  /** The known mappings (gmem mappings, other slots' memory) that hold `[addr, addr+size)` entirely. */
+  #mappingsAt(addr: bigint, size: bigint): Mapping[] {
+    if (addr === 0n || size <= 0n) return [];
+    const known = new Set<Mapping>();
+    for (const g of this.#gmems) for (const m of g.mappings) known.add(m);
+    for (const s of this.#slots.values()) if (s.backing) known.add(s.backing);
+    return [...known].filter((m) => m.mapped && addr >= m.address && addr + size <= m.address + m.size);
+  }
+
+  /** Drops a slot from the books: its pins end. */
+  #forget(s: Memslot): void {
+    for (const m of this.#slotPins.get(s) ?? []) m.unpin(s);
+    this.#slotPins.delete(s);
+    this.#slots.delete(s.id);
   }
 
   /** Deletes memslot `id` (memory_size 0) and releases memory the slot allocated. */
@@ -218,7 +249,7 @@ export class Vm {
       guestMemfdOffset: s?.region.guestMemfdOffset ?? 0n,
       guestMemfd: s?.region.guestMemfd ?? 0,
     });
-    this.#slots.delete(id);
+    if (s) this.#forget(s);
     if (s?.ownsBacking) s.backing?.unmap();
   }
 
@@ -339,8 +370,11 @@ export class Vm {
     for (const c of [...this.#children]) c.close();
     this.#children.clear();
     this.#fd.close();
-    for (const s of this.#slots.values()) if (s.ownsBacking) s.backing?.unmap();
-    this.#slots.clear();
+    // The slots died with the VM fd: their memory and guest_memfds may go now.
+    for (const s of [...this.#slots.values()]) {
+      this.#forget(s);
+      if (s.ownsBacking) s.backing?.unmap();
+    }
     for (const g of [...this.#gmems]) g.close();
     this.onClose(this);
   }

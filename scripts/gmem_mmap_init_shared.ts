@@ -100,6 +100,7 @@ scenario("INIT_SHARED memory is usable from the host and the guest", async (t) =
       "guest reads the host's 0xaa, writes 0x77, halts",
     );
     expectBytes(() => g.readMem(0n, Number(SIZE)), 0x77, "host reads the guest's 0x77");
+    vm.deleteMemslot(1); // before `using g` closes the gmem: a live slot's gmem refuses to close
   });
   await step("punched memory reads zero and is shared again", () => {
     g.punchHole(0n, PAGE);
@@ -124,6 +125,7 @@ scenario("memory attributes follow KVM_CAP_MEMORY_ATTRIBUTES", async (t) => {
     vm.addMemslot({ slot: 1, gpa: 1n << 32n, size: SIZE, gmem: g, userspace: "anon" });
     expectOk(() => vm.setPrivate(1n << 32n, SIZE), "mark the slot private");
     expectOk(() => vm.setShared(1n << 32n, PAGE), "mark the first page shared again");
+    vm.deleteMemslot(1); // before `using g` closes the gmem: a live slot's gmem refuses to close
   });
   await step("a guest access to a private GPA exits with MEMORY_FAULT (private)", () => {
     if (!priv) t.skip(`KVM_CAP_MEMORY_ATTRIBUTES = ${hex(attrs)}: no private attribute, so no private faults`);

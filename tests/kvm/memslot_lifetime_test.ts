@@ -1,0 +1,132 @@
+/**
+ * Lifetimes of what backs a live memslot: a guest_memfd bound to a slot (or whose mapping is a
+ * slot's userspace_addr) and a Mapping that is a slot's userspace_addr cannot be closed/unmapped
+ * while the slot lives (else the slot points at host memory a later mmap reuses, and the guest
+ * writes into it); deleting the slot first works, and closing the VM closes everything. A refused
+ * addMemslot leaves no mapping behind.
+ */
+
+import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
+import { InUseError, Kvm, KvmError, Mapping } from "../../mod.ts";
+import { runGuest } from "../../kvm/run_guest.ts";
+import { fdSnapshot, kvmTest } from "../kvm_env.ts";
+
+const G4 = 1n << 32n;
+const SIZE = 2n << 20n;
+
+kvmTest(
+  "gmem backing a live slot (userspace gmem): close refuses, naming gmem, slot and VM; the guest's byte lands in it",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+    vm.addMemslot({ slot: 1, gpa: G4, gmem: g, size: SIZE, userspace: "gmem" });
+    const m = g.mapping();
+    const addr = m.address;
+    throws(() => g.close(), (e: unknown) => {
+      if (!(e instanceof InUseError)) return false;
+      eq(e.message, `${g.name} backs slot 1 of ${vm.name}; delete the slot first`);
+      eq(e.slots, [1]);
+      eq(e.vm, vm.name);
+      return true;
+    });
+    ok(g.open && m.mapped, "a refused close leaves the gmem and its mapping alive");
+    // What used to go wrong: a new gmem mapped where the old one was, and the guest wrote into it.
+    const g2 = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+    const m2 = g2.mapping();
+    ok(m2.address !== addr, "the slot's memory is still mapped, so a new mapping lands elsewhere");
+    const r = runGuest(vm, { asm: "mov $0x100000000, %rax; movb $0x99, (%rax); hlt", timeoutMs: 5000 });
+    eq(r.exit.name, "HLT");
+    eq([...g.readMem(0n, 1)], [0x99], "the guest's store went to the slot's gmem");
+    eq(m2.verify(0n, SIZE, 0), undefined, "the new gmem is untouched");
+    throws(() => m.unmap(), InUseError, "unmapping the gmem's mapping is refused too");
+    vm.deleteMemslot(1);
+    g.close();
+    eq([g.open, m.mapped], [false, false]);
+  },
+);
+
+kvmTest("gmem bound to a live slot with userspace_addr none: close refuses until the slot is deleted", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  vm.addMemslot({ slot: 3, gpa: G4, gmem: g, size: SIZE, userspace: "none" });
+  throws(() => g.close(), /gmem0 backs slot 3 of vm0; delete the slot first/);
+  ok(g.open);
+  vm.deleteMemslot(3);
+  g.close();
+  ok(!g.open);
+});
+
+kvmTest(
+  "a Mapping that is a live slot's userspace_addr: unmap refuses (typed, names slot and VM) until the slot goes",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const m = Mapping.anonymous(SIZE);
+    try {
+      vm.addMemslot({ slot: 2, gpa: G4, size: SIZE, userspace: m });
+      throws(() => m.unmap(), (e: unknown) => {
+        if (!(e instanceof InUseError)) return false;
+        ok(e.message.includes(`backs slot 2 of ${vm.name}; delete the slot first`), e.message);
+        return true;
+      });
+      ok(m.mapped);
+      // Moving the slot (same memory, new GPA) keeps the pin; deleting it ends it.
+      vm.addMemslot({ slot: 2, gpa: 2n * G4, size: SIZE, userspace: m });
+      throws(() => m.unmap(), InUseError);
+      eq(m.pins, [[vm.name, 2]]);
+      vm.deleteMemslot(2);
+      eq(m.pins, []);
+      m.unmap();
+      ok(!m.mapped);
+    } finally {
+      if (m.mapped) vm.close();
+      if (m.mapped) m.unmap();
+    }
+  },
+);
+
+kvmTest("Vm.close() closes gmems and slot memory still bound to live slots, leaking no fd or mapping", () => {
+  const before = fdSnapshot();
+  const kvm = Kvm.open();
+  const vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  const g2 = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  vm.addMemslot({ slot: 1, gpa: G4, gmem: g, size: SIZE, userspace: "gmem" });
+  vm.addMemslot({ slot: 2, gpa: G4 + SIZE, gmem: g2, size: SIZE, userspace: "none" });
+  const anon = vm.addMemslot({ slot: 0, gpa: 0n, size: SIZE });
+  const gm = g.mapping();
+  vm.close();
+  eq([g.open, g2.open, gm.mapped, anon.backing?.mapped], [false, false, false, false]);
+  kvm.close();
+  eq(fdSnapshot(), before);
+});
+
+kvmTest("a refused addMemslot unmaps the gmem mapping it created (and keeps one that existed)", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  // Misaligned GPA: the kernel says EINVAL.
+  throws(() => vm.addMemslot({ slot: 1, gpa: G4 + 1n, gmem: g, size: SIZE, userspace: "gmem" }), KvmError);
+  eq(g.mappings.length, 0, "the mapping made for the refused slot is gone");
+  const m = g.mapping();
+  throws(() => vm.addMemslot({ slot: 1, gpa: G4 + 1n, gmem: g, size: SIZE, userspace: "gmem" }), KvmError);
+  eq(g.mappings, [m], "a mapping that existed before the call stays");
+  ok(m.mapped);
+  m.unmap();
+  g.close();
+});
+
+kvmTest("a raw userspace_addr inside a gmem's mapping pins that mapping too", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const g = vm.createGuestMemfd(SIZE, "mmap,init-shared");
+  const m = g.mapping();
+  vm.addMemslot({ slot: 4, gpa: G4, size: SIZE / 2n, userspace: m.address + SIZE / 2n });
+  throws(() => g.close(), /gmem0 backs slot 4 of vm0; delete the slot first/);
+  throws(() => m.unmap(), /backs slot 4 of vm0/);
+  vm.deleteMemslot(4);
+  g.close();
+  eq([g.open, m.mapped], [false, false]);
+});
