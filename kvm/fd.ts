@@ -28,13 +28,14 @@ export function argBig(arg: number | bigint): bigint {
 
 /**
  * ioctl with an integer argument; throws KvmError on failure. `args` (what the error shows) may
- * be a function, called only on failure, so a hot caller allocates nothing per call.
+ * be a function of `arg`, called only on failure: a hot caller passes one defined once and so
+ * allocates nothing per call.
  */
 export function ioctlInt(
   fd: number,
   req: number,
   arg: number | bigint = 0,
-  args?: CallArgs | (() => CallArgs),
+  args?: CallArgs | ((arg: number | bigint) => CallArgs),
 ): number {
   const r = libc().ioctl(fd, reqBig(req), argBig(arg));
   if (r < 0) {
@@ -43,7 +44,7 @@ export function ioctlInt(
       syscall: "ioctl",
       op: ioctlName(req),
       errno: e,
-      args: typeof args === "function" ? args() : args ?? { arg },
+      args: typeof args === "function" ? args(arg) : args ?? { arg },
     });
   }
   return r;

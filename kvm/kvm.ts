@@ -12,6 +12,9 @@ import { kvmOpenHint } from "./hints.ts";
 import { ioctlInt, OwnedFd } from "./fd.ts";
 import { Vm } from "./vm.ts";
 
+/** What a failed KVM_CHECK_EXTENSION shows (built only on failure). */
+const capArgs = (cap: number | bigint) => ({ cap: capName(Number(cap)) });
+
 /** Where KVM lives. */
 export const KVM_DEVICE = "/dev/kvm";
 
@@ -55,7 +58,7 @@ export class Kvm {
 
   /** KVM_CHECK_EXTENSION on the system fd: 0 means absent; some caps answer a count or mask. */
   checkExtension(cap: number): number {
-    return ioctlInt(this.fd, IOCTL.KVM_CHECK_EXTENSION, cap, () => ({ cap: capName(cap) }));
+    return ioctlInt(this.fd, IOCTL.KVM_CHECK_EXTENSION, cap, capArgs);
   }
 
   /** KVM_GET_VCPU_MMAP_SIZE: the size of a vCPU's kvm_run mapping. */
