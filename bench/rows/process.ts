@@ -144,7 +144,10 @@ export const processRow: Row = {
         "what the watchdog worker costs",
         pair(ps, qs),
       )
-      : skipped({ ...this, id: "7c", name: "mod.ts script without watchdog vs QEMU" }, "QEMU not installed");
+      : skipped(
+        { ...this, id: "7c", name: "mod.ts script without watchdog vs QEMU", target: undefined },
+        "QEMU not installed",
+      );
     return [vsC, vsQemu, plainRow];
   },
 };
