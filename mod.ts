@@ -23,7 +23,7 @@ export { Memslot } from "./kvm/memslot.ts";
 export type { MemoryRegion2, MemslotSpec, UserspaceChoice } from "./kvm/memslot.ts";
 export { Mapping, MemoryFaultError, parseProt } from "./kvm/mapping.ts";
 export type { MappingInfo } from "./kvm/mapping.ts";
-export { ClosedError, InUseError, isErrno, KvmError } from "./kvm/errors.ts";
+export { ClosedError, InUseError, isErrno, KvmError, MainMemoryError } from "./kvm/errors.ts";
 export { hintFor, kvmOpenHint } from "./kvm/hints.ts";
 export { formatSize, hex, humanSize, parseU64 } from "./kvm/units.ts";
 export { hostReport, kernelRelease, moduleInfo, VENDOR_MODULES, vendorModules } from "./kvm/host.ts";

@@ -114,3 +114,20 @@ export class InUseError extends Error {
     this.slots = [...slots];
   }
 }
+
+/**
+ * runGuest cannot lay out its main memory (GPA 0 up) because a memslot it did not make is in the
+ * way (same slot id, or an overlapping GPA range). Delete that slot or run in a new VM.
+ */
+export class MainMemoryError extends Error {
+  /** The VM. */
+  readonly vm: string;
+  /** The slot in the way. */
+  readonly slot: number;
+  constructor(message: string, vm: string, slot: number) {
+    super(message);
+    this.name = "MainMemoryError";
+    this.vm = vm;
+    this.slot = slot;
+  }
+}

@@ -13,6 +13,9 @@ import { isElf, loadElf } from "./loaders/elf.ts";
 import { type GpaRange, loadLongModeFlat, LONG_MODE_LAYOUT, type PageTableInfo } from "./loaders/long_mode.ts";
 import { type LoadInfo, loadRealMode } from "./loaders/real_mode.ts";
 import type { Memslot } from "./memslot.ts";
+import type { GuestMemfd } from "./guest_memfd.ts";
+import { MainMemoryError } from "./errors.ts";
+import { formatSize, hex } from "./units.ts";
 import { type ExitHandlers, type RunResult, runVcpu } from "./run_loop.ts";
 import type { Vcpu } from "./vcpu.ts";
 import type { Vm } from "./vm.ts";
@@ -36,7 +39,10 @@ export interface GuestSpec {
   userspace?: "none" | "gmem" | "anon";
   /** Size of the main memslot (default 1 MiB real mode, 4 MiB long mode). */
   memorySize?: bigint;
-  /** Slot id of the main memslot (default 0); it sits at GPA 0. Reused when it already exists. */
+  /**
+   * Slot id of the main memslot at GPA 0 (default: the one runGuest made before on this VM, else 0,
+   * else the lowest free id). See {@link mainMemory} for when memory is reused or replaced.
+   */
   slot?: number;
   /** Real mode: segment (default 0x1000) and offset (default 0) of the image; `sp` default 0x8000. */
   segment?: number;
@@ -72,6 +78,7 @@ export interface GuestResult extends RunResult {
   hypercallExit?: string;
 }
 
+const KIB = 1n << 10n;
 const MIB = 1n << 20n;
 const cpuidSet = new WeakSet<Vcpu>();
 
@@ -79,29 +86,118 @@ function bytesOf(x: Uint8Array | string): Uint8Array {
   return typeof x === "string" ? Deno.readFileSync(x) : x;
 }
 
-/** Creates (or reuses) the main memslot at GPA 0 as `spec.memory` says. */
+/** The main memory runGuest made on a VM, and what it was made as. */
+interface OwnMain {
+  slot: Memslot;
+  /** `anon` or `gmem:<flag bits>:<userspace>`. */
+  kind: string;
+  /** The guest_memfd runGuest made for it, closed when the slot is replaced. */
+  gmem?: GuestMemfd;
+}
+
+const ownMain = new WeakMap<Vm, OwnMain>();
+
+/** Smallest main memory a mode runs in (a layout squeezed below a user's slot may not go lower). */
+const MIN_SIZE = { real: 256n * KIB, long: 2n * MIB } as const;
+
+/** What `spec.memory`/`spec.userspace` ask for, normalised (`anon`, `gmem:<bits>:<userspace>`). */
+function memoryKind(
+  spec: Pick<GuestSpec, "memory" | "userspace">,
+): { kind: string; flags?: bigint; userspace?: string } {
+  const mem = spec.memory ?? "anon";
+  if (mem === "anon") return { kind: "anon" };
+  if (!mem.startsWith("gmem")) {
+    throw new RangeError(`memory '${mem}': use anon or gmem:<flags> (gmem:mmap,init-shared)`);
+  }
+  const flags = GUEST_MEMFD_FLAGS.parse(mem.includes(":") ? mem.slice(mem.indexOf(":") + 1) : "mmap,init-shared");
+  const userspace = spec.userspace ?? ((flags & GUEST_MEMFD_FLAGS.bits.mmap) !== 0n ? "gmem" : "none");
+  return { kind: `gmem:${flags}:${userspace}`, flags, userspace };
+}
+
+function inTheWay(vm: Vm, s: Memslot, what: string, why: string): MainMemoryError {
+  return new MainMemoryError(
+    `runGuest's main memory (${what}) ${why} slot ${s.id} of ${vm.name} (GPA ${hex(s.gpa)}+${hex(s.size)}), which ` +
+      `runGuest did not make: delete it (\`slot del ${s.id}\`, vm.deleteMemslot(${s.id})) or run in a new VM`,
+    vm.name,
+    s.id,
+  );
+}
+
+/**
+ * The main memslot at GPA 0, as `spec.memory` says. runGuest keeps track of the slot it made on
+ * each VM: a later run reuses it when it fits (`memory` unset or the same, `memorySize` unset and
+ * it is big enough for the mode, or the same), else deletes it (and the guest_memfd it made for
+ * it) and makes the new one. A slot the user made is used as it is when it holds GPA 0 and no
+ * particular memory is asked for; otherwise it is never reused or touched: runGuest picks a free
+ * slot id and, without an explicit `memorySize`, a size that ends below the user's slots — or
+ * throws {@link MainMemoryError} naming the slot in the way.
+ */
 export function mainMemory(
   vm: Vm,
   spec: Pick<GuestSpec, "memory" | "userspace" | "memorySize" | "slot" | "mode">,
 ): Memslot {
-  const id = spec.slot ?? 0;
-  const existing = vm.memslot(id) ?? vm.memslots.find((s) => s.contains(0n));
-  if (existing) return existing;
-  const size = spec.memorySize ?? (spec.mode === "real" ? MIB : 4n * MIB);
-  const mem = spec.memory ?? "anon";
-  if (mem === "anon") return vm.addMemslot({ slot: id, gpa: 0n, size });
-  if (!mem.startsWith("gmem")) {
-    throw new RangeError(`memory '${mem}': use anon or gmem:<flags> (gmem:mmap,init-shared)`);
+  const mode = spec.mode === "real" ? "real" : "long";
+  const want = memoryKind(spec);
+  let mine = ownMain.get(vm);
+  if (mine && vm.memslot(mine.slot.id) !== mine.slot) {
+    // The user deleted or replaced it: it is theirs to manage now.
+    ownMain.delete(vm);
+    mine = undefined;
   }
-  const flags = mem.includes(":") ? mem.slice(mem.indexOf(":") + 1) : "mmap,init-shared";
-  const gmem = vm.createGuestMemfd(size, GUEST_MEMFD_FLAGS.parse(flags));
-  return vm.addMemslot({
-    slot: id,
-    gpa: 0n,
-    size,
-    gmem,
-    userspace: spec.userspace ?? (gmem.mmapable ? "gmem" : "none"),
-  });
+  const minSize = MIN_SIZE[mode];
+  if (mine) {
+    const s = mine.slot;
+    const kindOk = spec.memory === undefined || mine.kind === want.kind;
+    const sizeOk = spec.memorySize === undefined ? s.size >= minSize : s.size === spec.memorySize;
+    if (kindOk && sizeOk && (spec.slot === undefined || spec.slot === s.id)) return s;
+  }
+  const others = vm.memslots.filter((s) => s !== mine?.slot);
+  const atZero = others.find((s) => s.contains(0n));
+  if (atZero && spec.memory === undefined && spec.memorySize === undefined && (spec.slot ?? atZero.id) === atZero.id) {
+    return atZero; // the user's own memory at GPA 0
+  }
+  const what = `${spec.memory ?? "anon"} at GPA 0`;
+  // Slot id: the one asked for, else runGuest's previous one, else 0, else the lowest free id.
+  const taken = new Set(others.map((s) => s.id));
+  let id = spec.slot ?? mine?.slot.id ?? 0;
+  if (spec.slot !== undefined && taken.has(id)) throw inTheWay(vm, vm.memslot(id)!, what, "needs the id of");
+  while (taken.has(id)) id++;
+  // Size: as asked, else the mode's default, shrunk to end below a user's slot where that leaves enough.
+  let size = spec.memorySize ?? (mode === "real" ? MIB : 4n * MIB);
+  if (atZero) throw inTheWay(vm, atZero, `${what}, ${formatSize(size)}`, "overlaps");
+  const below = others.filter((s) => s.gpa < size).sort((a, b) => (a.gpa < b.gpa ? -1 : 1))[0];
+  if (below) {
+    const gap = below.gpa & ~(KIB * 4n - 1n);
+    if (spec.memorySize !== undefined || gap < minSize) {
+      throw inTheWay(vm, below, `${what}, ${formatSize(size)}`, "overlaps");
+    }
+    size = gap;
+  }
+  if (mine) {
+    vm.deleteMemslot(mine.slot.id);
+    mine.gmem?.close();
+    ownMain.delete(vm);
+  }
+  if (want.flags === undefined) {
+    const slot = vm.addMemslot({ slot: id, gpa: 0n, size });
+    ownMain.set(vm, { slot, kind: want.kind });
+    return slot;
+  }
+  const gmem = vm.createGuestMemfd(size, want.flags);
+  try {
+    const slot = vm.addMemslot({
+      slot: id,
+      gpa: 0n,
+      size,
+      gmem,
+      userspace: want.userspace as "none" | "gmem" | "anon",
+    });
+    ownMain.set(vm, { slot, kind: want.kind, gmem });
+    return slot;
+  } catch (e) {
+    gmem.close();
+    throw e;
+  }
 }
 
 /** Loads a guest and runs it; see {@link GuestSpec} and run_loop.ts. */

@@ -1,0 +1,123 @@
+/**
+ * runGuest's main memory across runs on one VM: it tracks the slot it made itself and replaces
+ * it when a later run needs other memory (mode, size, anon/gmem); a slot the user made is never
+ * reused by id or overwritten — runGuest takes a free id and a layout clear of it, or throws a
+ * MainMemoryError naming the slot and what to do.
+ */
+
+import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
+import { Kvm, MainMemoryError } from "../../mod.ts";
+import { mainMemory, runGuest } from "../../kvm/run_guest.ts";
+import { kvmTest } from "../kvm_env.ts";
+
+const G4 = 1n << 32n;
+const MIB = 1n << 20n;
+const REAL_EXIT_7 = "mov $7, %al; out %al, $0xf4";
+const LONG_EXIT_9 = "mov $9, %al; out %al, $0xf4";
+
+kvmTest("runGuest: a real-mode run then a long-mode run on one VM (the 1 MiB slot is replaced by 4 MiB)", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const a = runGuest(vm, { asm: REAL_EXIT_7, mode: "real", timeoutMs: 5000 });
+  eq(a.exitCode?.value, 7);
+  eq([a.memslot.id, a.memslot.size], [0, MIB]);
+  const b = runGuest(vm, { asm: LONG_EXIT_9, timeoutMs: 5000 });
+  eq(b.exitCode?.value, 9);
+  eq([b.memslot.id, b.memslot.gpa, b.memslot.size], [0, 0n, 4n * MIB]);
+  eq(vm.memslots.map((s) => s.id), [0]);
+  ok(!a.memslot.backing?.mapped, "the replaced slot's memory is released");
+  // Back to real mode: the 4 MiB slot serves it as it is.
+  const c = runGuest(vm, { asm: REAL_EXIT_7, mode: "real", timeoutMs: 5000 });
+  eq(c.exitCode?.value, 7);
+  eq(c.memslot, b.memslot);
+});
+
+kvmTest(
+  "runGuest: memory gmem:mmap,init-shared after an anonymous run gets a gmem slot (and anon after gmem frees it)",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const a = runGuest(vm, { asm: LONG_EXIT_9, timeoutMs: 5000 });
+    eq(a.memslot.gmem, undefined);
+    const b = runGuest(vm, {
+      asm: "movb $0x5c, 0x200000; mov $9, %al; out %al, $0xf4",
+      memory: "gmem:mmap,init-shared",
+      timeoutMs: 5000,
+    });
+    eq(b.exitCode?.value, 9);
+    ok(b.memslot.gmem, "the main slot binds a guest_memfd");
+    eq(b.memslot.gmem.flagNames, "mmap|init-shared");
+    eq([...b.memslot.gmem.readMem(0x200000n, 1)], [0x5c], "the guest ran on the gmem");
+    eq(vm.memslots.length, 1);
+    const g = b.memslot.gmem;
+    const c = runGuest(vm, { asm: LONG_EXIT_9, memory: "anon", timeoutMs: 5000 });
+    eq(c.memslot.gmem, undefined);
+    ok(!g.open, "the gmem runGuest made for the replaced slot is closed");
+    eq(vm.gmems, []);
+  },
+);
+
+kvmTest(
+  "runGuest: with the user's slot 0 at 4 GiB, a real-mode run takes a free slot id at GPA 0 and leaves slot 0 alone",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const user = vm.addMemslot({ slot: 0, gpa: G4, size: 2n * MIB });
+    const r = runGuest(vm, { asm: REAL_EXIT_7, mode: "real", timeoutMs: 5000 });
+    eq(r.exitCode?.value, 7);
+    ok(r.memslot.id !== 0);
+    eq(r.memslot.gpa, 0n);
+    eq(vm.memslot(0), user);
+    // And long mode after it: runGuest replaces its own slot, not the user's.
+    const l = runGuest(vm, { asm: "mov $0x100000000, %rbx; movb $1, (%rbx); mov $9, %al; out %al, $0xf4", timeoutMs: 5000 });
+    eq(l.exitCode?.value, 9);
+    eq(vm.memslot(0), user);
+    eq([...vm.readGuest(G4, 1)], [1], "the guest reached the user's slot at 4 GiB");
+  },
+);
+
+kvmTest("runGuest: a user slot in the way (overlap, or the slot id asked for) is a MainMemoryError naming it", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  vm.addMemslot({ slot: 5, gpa: 2n * MIB, size: 2n * MIB });
+  throws(() => runGuest(vm, { asm: LONG_EXIT_9, memory: "gmem:mmap,init-shared", memorySize: 4n * MIB }), (e) => {
+    if (!(e instanceof MainMemoryError)) return false;
+    eq([e.slot, e.vm], [5, vm.name]);
+    ok(e.message.includes("slot 5 of vm0"), e.message);
+    ok(e.message.includes("slot del 5"), e.message);
+    ok(e.message.includes("new VM"), e.message);
+    return true;
+  });
+  eq(vm.memslots.map((s) => s.id), [5], "nothing was added");
+  eq(vm.gmems, [], "no gmem left behind");
+  // Without an explicit size, the layout fits below the user's slot (2 MiB at GPA 0).
+  const r = runGuest(vm, { asm: LONG_EXIT_9, timeoutMs: 5000 });
+  eq(r.exitCode?.value, 9);
+  eq([r.memslot.gpa, r.memslot.size], [0n, 2n * MIB]);
+  throws(() => runGuest(vm, { asm: LONG_EXIT_9, slot: 5 }), /slot 5 of vm0/);
+});
+
+kvmTest("runGuest: the user's own memory at GPA 0 is used as main memory unless other memory is asked for", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const user = vm.addMemslot({ slot: 3, gpa: 0n, size: 4n * MIB });
+  const r = runGuest(vm, { asm: LONG_EXIT_9, timeoutMs: 5000 });
+  eq(r.exitCode?.value, 9);
+  eq(r.memslot, user);
+  throws(() => runGuest(vm, { asm: LONG_EXIT_9, memory: "gmem:mmap,init-shared" }), (e) => {
+    if (!(e instanceof MainMemoryError)) return false;
+    ok(e.message.includes("slot del 3"), e.message);
+    return true;
+  });
+  eq(vm.memslot(3), user);
+});
+
+kvmTest("mainMemory made by hand is runGuest's own: a later run reuses it", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const m = mainMemory(vm, { mode: "long" });
+  vm.writeGuest(0x300000n, new Uint8Array([0xab]));
+  const r = runGuest(vm, { asm: "movzbl 0x300000, %eax; out %al, $0xf4", timeoutMs: 5000 });
+  eq(r.memslot, m);
+  eq(r.exitCode?.value, 0xab);
+});
