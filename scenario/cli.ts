@@ -1,17 +1,30 @@
 /**
  * `kvmsh scenario <file.ts>…` / `deno task scenario <files>`: imports each file, runs its
  * scenarios, prints KTAP v1 as results come, exits with kselftest's codes (0 pass, 1 fail,
- * 4 all skipped; 125 for skip with `--bisect`). `--json` / `--json=file` writes a report.
+ * 4 all skipped; 125 for skip with `--bisect`), 2 for a scenario file that cannot be loaded (a user
+ * error, never "bad" to `git bisect run`), 130 after Ctrl-C. `--timeout <s>` sets each scenario's
+ * deadline; `--json` / `--json=file` writes a report.
  * @module
  */
 
 import { Kvm } from "../kvm/kvm.ts";
-import { describeError } from "./context.ts";
+import { describeError, kvmDevicePath } from "./context.ts";
 import { kernelRelease, vendorModules } from "../kvm/host.ts";
 import { type KernelLogSource, KmsgReader } from "../kvm/kmsg.ts";
-import { diag, headerLines, type HostHeader, indent, ktapName, resultLine, scenarioLines, totalsLine } from "./ktap.ts";
-import { exitCode, type FileReport, totals } from "./result.ts";
-import { runEntries, runFile, type RunHooks } from "./runner.ts";
+import {
+  diag,
+  headerLines,
+  type HostHeader,
+  indent,
+  ktapName,
+  resultLine,
+  scenarioTrailer,
+  subtestHead,
+  totalsLine,
+} from "./ktap.ts";
+import { exitCode, type FileReport, INTERRUPTED, totals } from "./result.ts";
+import { NOT_RUN_INTERRUPTED, runEntries, runFile, type RunHooks } from "./runner.ts";
+import { watchInterrupt } from "./interrupt.ts";
 import { type ScenarioEntry, setAutoRunner } from "./registry.ts";
 
 /** The host as the header and the JSON report show it. */
@@ -25,7 +38,7 @@ export interface HostInfo {
 export function hostInfo(): HostInfo {
   let apiVersion: number | string;
   try {
-    using kvm = Kvm.open();
+    using kvm = Kvm.open(kvmDevicePath());
     apiVersion = kvm.apiVersion();
   } catch (e) {
     apiVersion = `unavailable (${describeError(e)})`;
@@ -41,14 +54,18 @@ function header(h: HostInfo): HostHeader {
   return { kernel: h.kernel, vendor, apiVersion: h.apiVersion };
 }
 
-/** Options of {@link runScenarioFiles}. */
+/** Options of {@link runScenarioSources}. */
 export interface RunOptions {
-  /** Where KTAP lines go (default: stdout). */
+  /** Where KTAP lines go (default: stdout). Each line is written as soon as it is known. */
   write?: (text: string) => void;
   /** The kernel log (default: /dev/kmsg). */
   log?: KernelLogSource;
   /** Map skip to 125 (`git bisect run`). */
   bisect?: boolean;
+  /** Every scenario's deadline unless it names its own (default 60 s). */
+  timeoutMs?: number;
+  /** Watch for Ctrl-C (default true): the running step is reported interrupted and the run exits 130. */
+  interruptible?: boolean;
 }
 
 /** A whole run's outcome. */
@@ -56,6 +73,8 @@ export interface RunResult {
   host: HostInfo;
   files: FileReport[];
   exitCode: number;
+  /** Ctrl-C cut the run short. */
+  interrupted: boolean;
 }
 
 const enc = new TextEncoder();
@@ -70,56 +89,102 @@ function writeStderr(text: string): void {
 
 /**
  * Runs `sources`: file paths (imported) or, for a file executed directly, its registered entries.
- * Prints KTAP as it goes.
+ * Prints KTAP as it goes: every note and result line the moment it is known, so a run that hangs
+ * or is killed shows how far it got.
  */
 export async function runScenarioSources(
   sources: readonly (string | { file: string; entries: ScenarioEntry[] })[],
   opts: RunOptions = {},
 ): Promise<RunResult> {
   const write = opts.write ?? writeStdout;
-  const emit = (lines: string[]) => write(lines.map((l) => l + "\n").join(""));
+  const emit = (lines: string[]) => {
+    if (lines.length) write(lines.map((l) => l + "\n").join(""));
+  };
   const ownLog = opts.log === undefined;
   const log = opts.log ?? new KmsgReader();
+  const interrupt = opts.interruptible === false ? undefined : watchInterrupt();
   const host = hostInfo();
   const nested = sources.length > 1;
   const depth = nested ? 1 : 0;
   emit(["KTAP version 1", ...headerLines(header(host))]);
   if (log.unavailable) emit([`# kernel log: ${log.unavailable}`]);
   if (nested) emit([`1..${sources.length}`]);
+  // A scenario's subtest opens with its first note or result (one skipped up front has none).
+  let pendingHead: string | undefined;
+  const sub = (lines: string[]) => {
+    if (pendingHead !== undefined) {
+      emit(indent(subtestHead(pendingHead), depth + 1));
+      pendingHead = undefined;
+    }
+    emit(indent(lines, depth + 1));
+  };
   const hooks: RunHooks = {
     onPlan(file, count) {
       const head = nested ? ["KTAP version 1", `# Subtest: ${ktapName(file)}`] : [`# file: ${file}`];
       emit(indent([...head, ...(count ? [`1..${count}`] : [])], depth));
     },
+    onScenarioStart(_file, _i, name) {
+      pendingHead = name;
+    },
+    onNote(text) {
+      sub(diag(text));
+    },
+    onLine(l, n) {
+      sub([resultLine(n, l.name, l.status, l.reason)]);
+    },
     onScenario(_file, i, r) {
-      emit(indent([...indent(scenarioLines(r), 1), resultLine(i + 1, r.name, r.status, r.reason)], depth));
+      const opened = pendingHead === undefined && r.lines.length > 0;
+      pendingHead = undefined;
+      emit(indent(scenarioTrailer(r), opened ? depth + 1 : depth));
+      emit(indent([resultLine(i + 1, r.name, r.status, r.reason)], depth));
     },
   };
   const files: FileReport[] = [];
   try {
     for (const [i, src] of sources.entries()) {
-      const f = typeof src === "string"
-        ? await runFile(src, log, hooks)
-        : await runEntries(src.file, src.entries, log, hooks);
-      files.push(f);
-      if (f.scenarios.length === 0) {
-        emit(indent([`1..0 # ${f.status === "skip" ? "SKIP " : ""}${f.reason ?? ""}`], depth));
+      const name = typeof src === "string" ? src : src.file;
+      let f: FileReport;
+      if (interrupt && interrupt.count() > 0) {
+        f = { file: name, status: "skip", reason: NOT_RUN_INTERRUPTED, scenarios: [] };
+      } else {
+        const ro = { log, hooks, timeoutMs: opts.timeoutMs, interrupt };
+        f = typeof src === "string" ? await runFile(src, ro) : await runEntries(src.file, src.entries, ro);
+        if (f.scenarios.length === 0) {
+          emit(indent([`1..0 # ${f.status === "skip" ? "SKIP " : ""}${f.reason ?? ""}`], depth));
+          if (f.broken) writeStderr(`kvmsh scenario: ${f.file}: ${f.reason}\n`);
+        }
       }
+      files.push(f);
       if (nested) emit([resultLine(i + 1, f.file, f.status, f.reason)]);
       else if (f.scenarios.length === 0) emit(diag(`error: ${f.reason}`));
     }
   } finally {
     if (ownLog) log.close();
+    interrupt?.close();
   }
   const t = totals(files);
+  const interrupted = (interrupt?.count() ?? 0) > 0;
+  if (interrupted) emit(["# interrupted (SIGINT, Ctrl-C): the run stopped early; exit 130"]);
   emit([totalsLine(t)]);
-  return { host, files, exitCode: exitCode(t, opts.bisect) };
+  const code = interrupted ? INTERRUPTED : exitCode(t, opts.bisect);
+  return { host, files, exitCode: code, interrupted };
 }
 
-const USAGE = `usage: kvmsh scenario [--bisect] [--json[=file]] <file.ts>…
-  Runs scenario files (Deno TypeScript importing mod.ts) and prints KTAP v1.
-  Exit codes (kselftest): 0 pass, 1 fail, 4 all skipped; --bisect maps skip to 125 for git bisect run.
-  --json writes a machine-readable report to stdout (KTAP then goes to stderr); --json=FILE to a file.`;
+const USAGE = `usage: kvmsh scenario [--bisect] [--timeout <s>] [--json[=file]] <file.ts>…
+  Runs scenario files (Deno TypeScript importing mod.ts) and prints KTAP v1 as results come.
+  Exit codes (kselftest): 0 pass, 1 fail, 4 all skipped (e.g. no /dev/kvm); --bisect maps skip to 125
+  for git bisect run. 2: a scenario file could not be loaded (or bad usage); 130: interrupted (Ctrl-C).
+  --timeout <s>: each scenario's deadline (default 60; a scenario's own timeoutMs wins); a guest run
+  still going then is stopped and its step fails "deadline exceeded".
+  --json writes a machine-readable report to stdout (KTAP then goes to stderr); --json=FILE to a file.
+  $KVMSH_DEVICE: the KVM device scenarios open (default /dev/kvm).`;
+
+/** `--timeout` seconds → ms; undefined when not a positive number. */
+function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined || !/^\d+(\.\d+)?$|^\.\d+$/.test(text)) return undefined;
+  const ms = Math.round(Number(text) * 1000);
+  return ms > 0 ? ms : undefined;
+}
 
 function jsonReplacer(_k: string, v: unknown): unknown {
   return typeof v === "bigint" ? `0x${v.toString(16)}` : v;
@@ -144,9 +209,18 @@ export function jsonReport(r: RunResult): Record<string, unknown> {
 export async function runScenarioCli(args: string[]): Promise<number> {
   let bisect = false;
   let json: string | undefined;
+  let timeoutMs: number | undefined;
   const files: string[] = [];
-  for (const a of args) {
-    if (a === "--bisect") bisect = true;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--timeout" || a.startsWith("--timeout=")) {
+      const v = a === "--timeout" ? args[++i] : a.slice(10);
+      timeoutMs = parseTimeout(v);
+      if (timeoutMs === undefined) {
+        writeStderr(`kvmsh scenario: --timeout needs a number of seconds > 0, got '${v ?? ""}'\n${USAGE}\n`);
+        return 2;
+      }
+    } else if (a === "--bisect") bisect = true;
     else if (a === "--json") json = "-";
     else if (a.startsWith("--json=")) json = a.slice(7) || "-";
     else if (a === "-h" || a === "--help") {
@@ -161,7 +235,7 @@ export async function runScenarioCli(args: string[]): Promise<number> {
     writeStderr(`kvmsh scenario: no scenario file given\n${USAGE}\n`);
     return 2;
   }
-  const r = await runScenarioSources(files, { bisect, write: json === "-" ? writeStderr : writeStdout });
+  const r = await runScenarioSources(files, { bisect, timeoutMs, write: json === "-" ? writeStderr : writeStdout });
   if (json !== undefined) {
     const text = JSON.stringify(jsonReport(r), jsonReplacer, 2) + "\n";
     if (json === "-") writeStdout(text);
@@ -172,7 +246,10 @@ export async function runScenarioCli(args: string[]): Promise<number> {
 
 // A scenario file executed directly (`deno run … file.ts`) runs its own scenarios.
 setAutoRunner(async (entries) => {
-  const bisect = Deno.args.includes("--bisect");
-  const r = await runScenarioSources([{ file: Deno.mainModule, entries }], { bisect });
+  const args = Deno.args;
+  const bisect = args.includes("--bisect");
+  const at = args.findIndex((a) => a === "--timeout" || a.startsWith("--timeout="));
+  const timeoutMs = at < 0 ? undefined : parseTimeout(args[at] === "--timeout" ? args[at + 1] : args[at].slice(10));
+  const r = await runScenarioSources([{ file: Deno.mainModule, entries }], { bisect, timeoutMs });
   return r.exitCode;
 });

@@ -1,15 +1,21 @@
 /**
  * One running scenario: its result lines, steps, cleanup, expected failures (known host
  * divergences), the kernel log patterns it expects, and a lazily opened `/dev/kvm`.
- * Expectations (expect.ts) and requirements (requires.ts) record into it.
+ * Expectations (expect.ts) and requirements (requires.ts) record into it; every line and note is
+ * handed to the runner's hooks as soon as it is known (streamed KTAP).
+ *
+ * The body has a deadline and can be interrupted (Ctrl-C): the first line recorded (or step ended)
+ * after either is reported as `deadline exceeded …` (a failure) or `interrupted` instead, and a
+ * {@link ScenarioStopped} unwinds the rest of the body to the runner, which runs the cleanup.
  * @module
  */
 
-import { Kvm } from "../kvm/kvm.ts";
+import { Kvm, KVM_DEVICE } from "../kvm/kvm.ts";
 import type { Vm } from "../kvm/vm.ts";
 import { KvmError } from "../kvm/errors.ts";
+import { nowMs } from "../kvm/run_loop.ts";
 import type { ResultLine, Status } from "./result.ts";
-import { ExpectationFailed, SkipSignal } from "./signals.ts";
+import { ExpectationFailed, ScenarioStopped, SkipSignal, type StopCause } from "./signals.ts";
 
 /** A known host divergence in force: failures become XFAIL, passes XPASS. */
 export interface XfailMark {
@@ -27,6 +33,66 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
 }
 
+/** A rejected promise that does not count as unhandled when the caller forgets to await it. */
+function rejected(e: unknown): Promise<never> {
+  const p = Promise.reject(e);
+  p.catch(() => {});
+  return p;
+}
+
+/**
+ * The KVM device scenarios open: `$KVMSH_DEVICE` when set (a test points it at a missing path to
+ * see a host without KVM), else `/dev/kvm`.
+ */
+export function kvmDevicePath(): string {
+  try {
+    return Deno.env.get("KVMSH_DEVICE") || KVM_DEVICE;
+  } catch {
+    return KVM_DEVICE; // no --allow-env
+  }
+}
+
+/** errnos of open(2) on the KVM device that mean "this host has no usable KVM" (not a kernel bug). */
+const NO_KVM_ERRNOS = new Set(["ENOENT", "ENXIO", "ENODEV", "EACCES", "EPERM"]);
+
+/**
+ * Why `e` means the host has no usable KVM (open of the KVM device failed: missing, no driver, no
+ * permission), or undefined for any other error. Such a scenario skips with this reason.
+ */
+export function kvmUnavailable(e: unknown): string | undefined {
+  if (!(e instanceof KvmError) || e.syscall !== "open" || !NO_KVM_ERRNOS.has(e.errnoName)) return undefined;
+  const path = String((e.args as { path?: unknown } | undefined)?.path ?? "");
+  if (path !== KVM_DEVICE && path !== kvmDevicePath()) return undefined;
+  return `KVM unavailable: ${e.message}`;
+}
+
+/** Hooks that stream a scenario's output as it happens. */
+export interface ContextHooks {
+  /** A `#` diagnostic, as soon as it is noted. */
+  note?(text: string): void;
+  /** A result line, as soon as it is recorded (`n` counts from 1). */
+  line?(line: ResultLine, n: number): void;
+}
+
+/** How a scenario is run: hooks, deadline, interruption. */
+export interface ContextOptions {
+  hooks?: ContextHooks;
+  /** Absolute deadline of the body (`nowMs()` clock); 0 or absent for none. */
+  deadline?: number;
+  /** The budget the deadline came from, for the reason text. */
+  budgetMs?: number;
+  /** True once the user pressed Ctrl-C; read synchronously (the runner's flag is set by another thread). */
+  interrupted?: () => boolean;
+}
+
+/** `60 s`, `1.5 s`, `200 ms`. */
+export function formatBudget(ms: number): string {
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(3)} s` : `${ms} ms`;
+}
+
+/** The running part of a scenario: its body, then its cleanup (and kernel-log verdict), then done. */
+type Phase = "body" | "cleanup" | "done";
+
 /** The state of one scenario while it runs. */
 export class ScenarioContext {
   readonly lines: ResultLine[] = [];
@@ -37,13 +103,28 @@ export class ScenarioContext {
   #pendingDiag: string[] = [];
   #kvm?: Kvm;
   #step?: string;
+  #phase: Phase = "body";
+  #stopped?: ScenarioStopped;
+  readonly #opts: ContextOptions;
 
-  constructor(readonly name: string) {}
+  constructor(readonly name: string, opts: ContextOptions = {}) {
+    this.#opts = opts;
+  }
 
-  /** `/dev/kvm`, opened on first use and closed when the scenario ends. */
+  /**
+   * The KVM device ({@link kvmDevicePath}), opened on first use and closed when the scenario ends.
+   * A host without usable KVM (missing device, no driver, no permission) skips with the reason.
+   */
   get kvm(): Kvm {
     if (!this.#kvm?.open) {
-      const k = Kvm.open();
+      let k: Kvm;
+      try {
+        k = Kvm.open(kvmDevicePath());
+      } catch (e) {
+        const why = kvmUnavailable(e);
+        if (why) throw new SkipSignal(why);
+        throw e;
+      }
       this.#kvm = k;
       this.defer(() => k.close(), "close /dev/kvm");
     }
@@ -60,16 +141,85 @@ export class ScenarioContext {
     return this.#step;
   }
 
-  /** Adds a `#` diagnostic printed before the next result line. */
+  /** Adds a `#` diagnostic (printed at once; kept with the next result line in the report). */
   note(text: string): void {
+    if (this.#phase === "done") return;
     this.#pendingDiag.push(text);
+    this.#opts.hooks?.note?.(text);
+  }
+
+  /** Why the body must stop now (deadline passed, Ctrl-C), if it must. */
+  stopCause(): StopCause | undefined {
+    if (this.#phase !== "body") return undefined;
+    if (this.#opts.interrupted?.()) return "interrupt";
+    const d = this.#opts.deadline ?? 0;
+    if (d > 0 && nowMs() >= d) return "deadline";
+    return undefined;
+  }
+
+  /** The stop that ended the body, if one did. */
+  get stopped(): ScenarioStopped | undefined {
+    return this.#stopped;
+  }
+
+  /** Records `name` as the line the stop ended (a failure for the deadline, interrupted for Ctrl-C). */
+  #recordStop(cause: StopCause, name: string, detail?: string): ScenarioStopped {
+    const why = cause === "deadline"
+      ? `deadline exceeded (scenario budget ${formatBudget(this.#opts.budgetMs ?? 0)}; the run was stopped)`
+      : "interrupted (SIGINT, Ctrl-C)";
+    const reason = detail ? `${why}; ${detail}` : why;
+    this.#push({ name, status: cause === "deadline" ? "fail" : "interrupted", reason, diag: this.#takeDiag() });
+    this.#stopped = new ScenarioStopped(cause, reason);
+    return this.#stopped;
+  }
+
+  #takeDiag(): string[] {
+    const d = this.#pendingDiag;
+    this.#pendingDiag = [];
+    return d;
+  }
+
+  #push(line: ResultLine): void {
+    this.lines.push(line);
+    this.#opts.hooks?.line?.(line, this.lines.length);
+  }
+
+  /**
+   * Ends the body from outside (its deadline passed or Ctrl-C came while it waited on something):
+   * records the step it was in as stopped. Later records from the abandoned body are not reported.
+   */
+  abandon(cause: StopCause): void {
+    if (this.#phase !== "body") return;
+    if (!this.#stopped) this.#recordStop(cause, this.#step ?? "scenario body", "the body was still waiting");
+    this.#phase = "cleanup";
+  }
+
+  /** Checks for a stop after the body returned (a run the watchdog stopped, then nothing recorded). */
+  endBody(): void {
+    if (this.#phase !== "body") return;
+    const cause = this.stopCause();
+    if (cause && !this.#stopped) this.#recordStop(cause, this.#step ?? "scenario body");
+    this.#phase = "cleanup";
+  }
+
+  /** Nothing more is reported: lines recorded after this (an abandoned body waking up) are dropped. */
+  finish(): void {
+    this.#phase = "done";
   }
 
   /**
    * Records one result. Inside an {@link xfail} block a failure becomes XFAIL (with the reason
-   * and the kernel's actual answer) and a pass becomes XPASS.
+   * and the kernel's actual answer) and a pass becomes XPASS. Once the deadline has passed or
+   * Ctrl-C came, the line is recorded as stopped instead and {@link ScenarioStopped} is thrown.
    */
   record(name: string, status: Status, reason?: string): ResultLine {
+    if (this.#phase === "body") {
+      if (this.#stopped) throw this.#stopped;
+      const cause = this.stopCause();
+      if (cause) throw this.#recordStop(cause, name, status === "pass" ? undefined : reason);
+    } else if (this.#phase === "done") {
+      throw new ScenarioStopped(this.#stopped?.why ?? "deadline", `scenario '${this.name}' already ended`);
+    }
     const mark = this.#xfail.at(-1);
     let s = status;
     let r = reason;
@@ -80,9 +230,8 @@ export class ScenarioContext {
       s = "xpass";
       r = `${mark.reason}; but it held on this host`;
     }
-    const line: ResultLine = { name, status: s, reason: r, diag: this.#pendingDiag };
-    this.#pendingDiag = [];
-    this.lines.push(line);
+    const line: ResultLine = { name, status: s, reason: r, diag: this.#takeDiag() };
+    this.#push(line);
     return line;
   }
 
@@ -110,31 +259,39 @@ export class ScenarioContext {
   /**
    * A named step. Its expectations print one line each; a step with none prints one line for
    * itself. An unexpected exception fails the step with the error (errno and message); a skip
-   * prints `# SKIP reason`. Sync steps complete synchronously.
+   * prints `# SKIP reason`. Sync steps complete synchronously. A step that ends after the
+   * deadline (or Ctrl-C) is reported as stopped and its promise rejects with
+   * {@link ScenarioStopped}, which ends the scenario body.
    */
   step(name: string, fn: (t: ScenarioContext) => unknown): Promise<void> {
+    if (this.#phase === "body" && this.#stopped) return rejected(this.#stopped);
     const before = this.lines.length;
     const outer = this.#step;
     this.#step = name;
     this.note(`step: ${name}`);
-    const done = () => {
+    const settle = (threw: boolean, e?: unknown): Promise<void> => {
       this.#step = outer;
-      if (this.lines.length === before) this.record(name, "pass");
+      try {
+        if (!threw) {
+          const cause = this.stopCause();
+          if (cause && !this.#stopped) throw this.#recordStop(cause, name);
+          if (this.lines.length === before) this.record(name, "pass");
+        } else if (e instanceof ScenarioStopped) throw e;
+        else if (e instanceof SkipSignal) this.record(name, "skip", e.reason);
+        else if (!(e instanceof ExpectationFailed)) this.record(name, "fail", describeError(e));
+      } catch (err) {
+        return rejected(err);
+      }
+      return Promise.resolve();
     };
-    const failed = (e: unknown) => {
-      this.#step = outer;
-      if (e instanceof ExpectationFailed) return;
-      if (e instanceof SkipSignal) this.record(name, "skip", e.reason);
-      else this.record(name, "fail", describeError(e));
-    };
+    let r: unknown;
     try {
-      const r = fn(this);
-      if (isThenable(r)) return Promise.resolve(r).then(done, failed);
-      done();
+      r = fn(this);
     } catch (e) {
-      failed(e);
+      return settle(true, e);
     }
-    return Promise.resolve();
+    if (isThenable(r)) return Promise.resolve(r).then(() => settle(false), (e) => settle(true, e));
+    return settle(false);
   }
 
   /**
@@ -164,8 +321,9 @@ export class ScenarioContext {
     this.expectedLog.push({ re, name });
   }
 
-  /** Runs every deferred cleanup (last first); returns the failures as result lines. */
+  /** Runs every deferred cleanup (last first); records the failures as result lines. Ends the body. */
   async runCleanup(): Promise<void> {
+    this.endBody();
     while (this.#defers.length) {
       const d = this.#defers.pop()!;
       try {

@@ -1,7 +1,14 @@
 /**
  * KTAP v1 output (Documentation/dev-tools/ktap.rst) in kselftest's dialect: `KTAP version 1`,
- * `1..N`, `ok N name`, `not ok N name # reason`, `ok N name # SKIP reason`, `ok N name # XFAIL reason`;
- * nested tests indented two spaces, starting with their own version and plan lines.
+ * `1..N`, `ok N name`, `not ok N name # reason`, `ok N name # SKIP reason`, `ok N name # XFAIL reason`,
+ * `not ok N name # ERROR interrupted …`; nested tests indented two spaces, starting with their own
+ * version line (and `# Subtest: name`, which kunit's parser uses to find a subtest's end).
+ *
+ * Results are printed as they become known. A scenario's number of result lines is known only when
+ * it ends, and KTAP puts a plan only right after the version line ("Plan lines follow version
+ * lines") but lets it be omitted "where the number of tests is not known in advance": a scenario's
+ * subtest therefore has no plan line. Files and scenarios are counted before they run, so their
+ * levels have plans.
  * @module
  */
 
@@ -21,7 +28,7 @@ function ktapReason(s: string): string {
 /** `ok 3 name # SKIP reason` and friends. */
 export function resultLine(n: number, name: string, status: Status, reason?: string): string {
   const r = reason ? ktapReason(reason) : "";
-  const base = `${status === "fail" ? "not ok" : "ok"} ${n} ${ktapName(name)}`;
+  const base = `${status === "fail" || status === "interrupted" ? "not ok" : "ok"} ${n} ${ktapName(name)}`;
   switch (status) {
     case "pass":
       return r ? `${base} # ${r}` : base;
@@ -33,6 +40,8 @@ export function resultLine(n: number, name: string, status: Status, reason?: str
       return `${base} # XFAIL${r ? ` ${r}` : ""}`;
     case "xpass":
       return `${base} # XPASS${r ? ` ${r}` : ""}`;
+    case "interrupted":
+      return `${base} # ERROR ${r || "interrupted"}`;
   }
 }
 
@@ -47,27 +56,40 @@ export function indent(lines: string[], depth: number): string[] {
   return lines.map((l) => pad + l);
 }
 
-function capsLine(caps: readonly CapRead[]): string[] {
+/** `# caps read: GUEST_MEMFD=1 …` (nothing when none were read). */
+export function capsLine(caps: readonly CapRead[]): string[] {
   if (caps.length === 0) return [];
   return [`# caps read: ${caps.map((c) => `${c.cap}${c.scope === "vm" ? "(vm)" : ""}=${c.value}`).join(" ")}`];
 }
 
-/** The lines of one scenario as a subtest: version, plan, diagnostics, one result per line. */
-export function scenarioLines(s: ScenarioReport): string[] {
-  const out = ["KTAP version 1", `# Subtest: ${ktapName(s.name)}`, ...capsLine(s.caps)];
-  if (s.lines.length === 0) {
-    out.push(`1..0${s.status === "skip" && s.reason ? ` # SKIP ${ktapReason(s.reason)}` : ""}`);
-  } else {
-    out.push(`1..${s.lines.length}`);
-  }
-  s.lines.forEach((l: ResultLine, i) => {
-    out.push(...l.diag.flatMap(diag));
-    out.push(resultLine(i + 1, l.name, l.status, l.reason));
-  });
+/** A subtest's opening lines: `KTAP version 1`, `# Subtest: name` (no plan: see the module doc). */
+export function subtestHead(name: string): string[] {
+  return ["KTAP version 1", `# Subtest: ${ktapName(name)}`];
+}
+
+/** The closing diagnostics of a scenario: the caps it read and the kernel log records printed during it. */
+export function scenarioTrailer(s: Pick<ScenarioReport, "caps" | "kmsg">): string[] {
+  const out = capsLine(s.caps);
   if (s.kmsg.length) {
     out.push(`# kernel log: ${s.kmsg.length} record(s) during the scenario`);
     for (const r of s.kmsg) out.push(...diag(`kmsg: ${formatKmsg(r)}`));
   }
+  return out;
+}
+
+/**
+ * The lines of a finished scenario as one subtest (what the streaming runner printed, in one
+ * piece): head, each result with its diagnostics, trailer. A scenario without results (skipped
+ * before its first) has none: its parent line says why.
+ */
+export function scenarioLines(s: ScenarioReport): string[] {
+  if (s.lines.length === 0) return [];
+  const out = subtestHead(s.name);
+  s.lines.forEach((l: ResultLine, i) => {
+    out.push(...l.diag.flatMap(diag));
+    out.push(resultLine(i + 1, l.name, l.status, l.reason));
+  });
+  out.push(...scenarioTrailer(s));
   return out;
 }
 
@@ -85,5 +107,7 @@ export function headerLines(h: HostHeader): string[] {
 
 /** kselftest's closing line. */
 export function totalsLine(t: Totals): string {
-  return `# Totals: pass:${t.pass} fail:${t.fail} xfail:${t.xfail} xpass:${t.xpass} skip:${t.skip} error:${t.error}`;
+  return `# Totals: pass:${t.pass} fail:${t.fail} xfail:${t.xfail} xpass:${t.xpass} skip:${t.skip} error:${
+    t.error + t.interrupted
+  }${t.interrupted ? ` (interrupted:${t.interrupted})` : ""}`;
 }

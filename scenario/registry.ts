@@ -12,6 +12,11 @@ import type { ScenarioContext } from "./context.ts";
 export interface ScenarioOptions {
   /** Requirements checked before the body: any the host lacks skips the whole scenario with the reason. */
   requires?: Requirement[];
+  /**
+   * The scenario's deadline in ms (default: the runner's `--timeout`, 60 s). A guest run without
+   * its own timeout is stopped when it passes, and the step it was in fails `deadline exceeded`.
+   */
+  timeoutMs?: number;
 }
 
 /** A registered scenario. */

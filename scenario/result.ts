@@ -6,8 +6,11 @@
 
 import type { KmsgRecord } from "../kvm/kmsg.ts";
 
-/** A result's outcome, as kselftest counts them. */
-export type Status = "pass" | "fail" | "skip" | "xfail" | "xpass";
+/**
+ * A result's outcome, as kselftest counts them, plus `interrupted`: the user stopped the run (Ctrl-C)
+ * while it ran — neither a pass nor a failure of the kernel.
+ */
+export type Status = "pass" | "fail" | "skip" | "xfail" | "xpass" | "interrupted";
 
 /** One KTAP result line. */
 export interface ResultLine {
@@ -45,6 +48,8 @@ export interface FileReport {
   status: Status;
   reason?: string;
   scenarios: ScenarioReport[];
+  /** The file could not be imported or registered no scenario: a user error, not a kernel verdict. */
+  broken?: boolean;
 }
 
 /** Counts of a run, as kselftest's `# Totals:` line. */
@@ -54,7 +59,10 @@ export interface Totals {
   xfail: number;
   xpass: number;
   skip: number;
+  /** Scenario files that could not be loaded (syntax error, failed import, no scenario). */
   error: number;
+  /** Results cut short by Ctrl-C. */
+  interrupted: number;
 }
 
 /** kselftest exit codes. */
@@ -63,13 +71,19 @@ export const KSFT = Object.freeze({ PASS: 0, FAIL: 1, XFAIL: 2, XPASS: 3, SKIP: 
 /** The exit code `git bisect run` reads as "cannot test this commit". */
 export const BISECT_SKIP = 125;
 
+/** A broken scenario file or bad command line: the user's error, which `git bisect run` must not read as "bad" (1). */
+export const USAGE_ERROR = 2;
+
+/** The run was stopped by Ctrl-C (128 + SIGINT, as a shell reports it; `git bisect run` aborts on it). */
+export const INTERRUPTED = 130;
+
 /** Counts every leaf result (step/expectation line) of the files; a file that could not load is an error. */
 export function totals(files: readonly FileReport[]): Totals {
-  const t: Totals = { pass: 0, fail: 0, xfail: 0, xpass: 0, skip: 0, error: 0 };
+  const t: Totals = { pass: 0, fail: 0, xfail: 0, xpass: 0, skip: 0, error: 0, interrupted: 0 };
   for (const f of files) {
     if (f.scenarios.length === 0) {
-      if (f.status === "skip") t.skip++;
-      else if (f.status === "fail") t.error++;
+      if (f.broken) t.error++;
+      else t[f.status]++;
       continue;
     }
     for (const s of f.scenarios) {
@@ -81,17 +95,22 @@ export function totals(files: readonly FileReport[]): Totals {
 }
 
 /**
- * The kselftest exit code: 1 when anything failed (an XPASS counts: the marker is stale), 4 when
- * nothing passed and something skipped, else 0. `bisect` maps skip to 125 for `git bisect run`.
+ * The exit code: 130 when Ctrl-C cut the run short, 2 when a scenario file could not be loaded (the
+ * user's error, whatever else ran), else kselftest's: 1 when anything failed (an XPASS counts: the
+ * marker is stale), 4 when nothing passed and something skipped, else 0. `bisect` maps skip to 125
+ * for `git bisect run`; 2 and 130 are not bisect verdicts (1–127 but 125 reads "bad"; 130 aborts).
  */
 export function exitCode(t: Totals, bisect = false): number {
-  if (t.fail + t.error + t.xpass > 0) return KSFT.FAIL;
+  if (t.interrupted > 0) return INTERRUPTED;
+  if (t.error > 0) return USAGE_ERROR;
+  if (t.fail + t.xpass > 0) return KSFT.FAIL;
   if (t.pass + t.xfail === 0) return bisect ? BISECT_SKIP : KSFT.SKIP;
   return KSFT.PASS;
 }
 
-/** The verdict of a group from its members: fail wins, then xpass; all skipped is skip. */
+/** The verdict of a group from its members: interrupted wins, then fail, then xpass; all skipped is skip. */
 export function combine(statuses: readonly Status[]): Status {
+  if (statuses.includes("interrupted")) return "interrupted";
   if (statuses.includes("fail")) return "fail";
   if (statuses.includes("xpass")) return "xpass";
   if (statuses.length > 0 && statuses.every((s) => s === "skip")) return "skip";

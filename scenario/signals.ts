@@ -19,3 +19,18 @@ export class ExpectationFailed extends Error {
     this.name = "ExpectationFailed";
   }
 }
+
+/** Why a scenario was stopped from outside its own logic: its deadline passed, or the user pressed Ctrl-C. */
+export type StopCause = "deadline" | "interrupt";
+
+/**
+ * Thrown once a scenario's deadline has passed or the run was interrupted: the line that noticed it
+ * was recorded (`deadline exceeded` / interrupted); everything after it unwinds to the runner,
+ * which runs the cleanup.
+ */
+export class ScenarioStopped extends Error {
+  constructor(readonly why: StopCause, readonly reason: string) {
+    super(reason);
+    this.name = "ScenarioStopped";
+  }
+}

@@ -1,6 +1,8 @@
 /**
- * The runner's exit codes (kselftest): pass 0, fail 1, all skipped 4, skip with --bisect 125,
- * a file without scenarios 1. Each runs the real runner process on a fixture.
+ * The runner's exit codes (kselftest): pass 0, fail 1, all skipped 4, skip with --bisect 125; a
+ * host without usable KVM skips (4 / 125); a broken scenario file (syntax error, failed import, no
+ * scenario) is the user's error: 2, also under --bisect (1 would tell `git bisect run` "bad").
+ * Each runs the real runner process on a fixture.
  */
 
 import assert from "node:assert/strict";
@@ -34,11 +36,68 @@ kvmTest("scenario runner: all skipped → exit 4 (KSFT_SKIP); --bisect → 125",
   assert.equal(b.code, 125, b.stdout + b.stderr);
 });
 
-kvmTest("scenario runner: pass + skip → 0; a file registering nothing → 1", async () => {
+kvmTest("scenario runner: pass + skip → 0", async () => {
   assert.equal((await runRunner([`${F}/pass.ts`, `${F}/skip.ts`])).code, 0);
-  const e = await runRunner([`${F}/empty.ts`]);
-  assert.equal(e.code, 1);
-  assert.match(e.stdout, /no scenario\(\) registered/);
+});
+
+Deno.test("scenario runner: a broken scenario file exits 2 with the error (also with --bisect)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const broken = `${dir}/broken.ts`;
+    await Deno.writeTextFile(broken, 'import { scenario } from "./nowhere.ts";\nscenario("x", () => {\n');
+    for (const args of [[broken], ["--bisect", broken], [`${F}/pass.ts`, broken]]) {
+      const r = await runRunner(args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /cannot load: .*(SyntaxError|Expected|Unexpected|error)/i);
+      assert.match(r.stderr, new RegExp(`kvmsh scenario: ${broken}: cannot load: `));
+    }
+    const e = await runRunner(["--bisect", `${F}/empty.ts`]);
+    assert.equal(e.code, 2, "a file that registers nothing is broken too");
+    assert.match(e.stdout, /no scenario\(\) registered/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const NO_KVM = { KVMSH_DEVICE: "/nonexistent/kvm" };
+
+Deno.test("scenario runner: no KVM device (KVMSH_DEVICE=/nonexistent) → every scenario skips with the reason, exit 4 / 125", async () => {
+  const r = await runRunner([`${F}/pass.ts`, `${F}/fail.ts`], { env: NO_KVM });
+  assert.equal(r.code, 4, r.stdout + r.stderr);
+  assert.match(r.stdout, /^# KVM API version: unavailable \(open: ENOENT/m);
+  assert.match(r.stdout, /^ {2}ok 1 fixture: pass # SKIP KVM unavailable: open: ENOENT .*\/nonexistent\/kvm/m);
+  assert.match(r.stdout, /^ {2}ok 1 fixture: fail # SKIP KVM unavailable: /m);
+  assert.doesNotMatch(r.stdout, /not ok|uncaught/);
+  assert.match(r.stdout, /^ok 1 tests\/scenario\/fixtures\/pass\.ts # SKIP KVM unavailable: /m, "the file says why");
+  const b = await runRunner(["--bisect", `${F}/pass.ts`], { env: NO_KVM });
+  assert.equal(b.code, 125, b.stdout + b.stderr);
+  const lib = await runRunner(["scripts/guest_memfd_abi.ts", "scripts/gmem_mmap_init_shared.ts"], { env: NO_KVM });
+  assert.equal(lib.code, 4, lib.stdout + lib.stderr);
+  assert.doesNotMatch(lib.stdout, /not ok/);
+});
+
+function isRoot(): boolean {
+  try {
+    return Deno.uid() === 0;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "scenario runner: a host whose /dev has no kvm (unshare -m, empty tmpfs on /dev) skips, exit 4",
+  ignore: !isRoot(),
+  fn: async () => {
+    const deno = Deno.execPath();
+    const { runnerArgs } = await import("./runner_process.ts");
+    const script = `mount -t tmpfs none /dev && exec "$0" "$@"`;
+    const r = await runRunner([], {
+      command: { program: "unshare", args: ["-m", "sh", "-c", script, deno, ...runnerArgs([`${F}/pass.ts`])] },
+    });
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok 1 fixture: pass # SKIP KVM unavailable: open: ENOENT .*\/dev\/kvm/m);
+    assert.match(r.stdout, /^# kernel log: cannot open \/dev\/kmsg/m);
+  },
 });
 
 Deno.test("scenario runner: usage errors exit 2 without running anything", async () => {

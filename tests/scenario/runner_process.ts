@@ -13,49 +13,103 @@ export interface RunnerOutput {
   code: number;
   stdout: string;
   stderr: string;
+  /** The runner outlived `killAfterMs` and was killed. */
+  killed: boolean;
+}
+
+/** The deno arguments that run the scenario runner (scenario/main.ts) with `args`. */
+export function runnerArgs(args: string[]): string[] {
+  return [
+    "run",
+    "--quiet",
+    "--allow-ffi",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-env",
+    "scenario/main.ts",
+    ...args,
+  ];
+}
+
+/** Options of {@link runRunner}. */
+export interface RunnerOptions {
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Kill the runner after this long (a hang fails the test instead of hanging it); default 120 s. */
+  killAfterMs?: number;
+  /** Run this program with these arguments instead of `deno run … scenario/main.ts` (e.g. under unshare). */
+  command?: { program: string; args: string[] };
 }
 
 /** Runs `deno run … scenario/main.ts <args>` from the repo root. */
-export async function runRunner(args: string[]): Promise<RunnerOutput> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-run",
-      "--allow-env",
-      "scenario/main.ts",
-      ...args,
-    ],
+export async function runRunner(args: string[], opts: RunnerOptions = {}): Promise<RunnerOutput> {
+  const child = new Deno.Command(opts.command?.program ?? Deno.execPath(), {
+    args: opts.command?.args ?? runnerArgs(args),
     cwd: ROOT.pathname,
+    env: opts.env,
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  }).spawn();
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    child.kill("SIGKILL");
+  }, opts.killAfterMs ?? 120_000);
+  try {
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr), killed };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
- * KTAP → what tap-parser reads. tap-parser (TAP 14) takes neither `KTAP version 1` nor KTAP's
- * two-space subtest indentation: the top version line becomes `TAP version 14`, nested version
- * lines are dropped (TAP 14 subtests open with `# Subtest:`), each indentation level becomes four
- * spaces, and the XFAIL directive (not in TAP) becomes `# TODO XFAIL …` (TAP's expected failure).
+ * KTAP → what tap-parser reads. The adapter exists because tap-parser speaks TAP 14, and KTAP
+ * (Documentation/dev-tools/ktap.rst) differs from it in four ways our output uses:
+ * - the version line is `KTAP version 1` (TAP: `TAP version 14`) → the top one is rewritten;
+ * - a KTAP subtest opens with its own version line (TAP 14: a `# Subtest:` line, which we also
+ *   print) → nested version lines are dropped;
+ * - KTAP indents a subtest by two spaces, TAP 14 by four → each level is re-indented;
+ * - XFAIL is a KTAP directive, not a TAP one → `# TODO XFAIL …` (TAP's expected failure);
+ * - KTAP lets a plan be omitted where the count is not known in advance, and the streaming runner
+ *   omits it for a scenario's lines (KTAP has no trailing plan); TAP requires a plan but allows it
+ *   at the end → the adapter appends `1..N`, N counted from the results, to each subtest without one.
+ * Everything else (results, SKIP, diagnostics) passes through unchanged.
  */
 export function ktapToTap14(ktap: string): string {
-  return ktap.split("\n").flatMap((line) => {
+  // Per open level: results seen and whether a plan came.
+  const open: { count: number; planned: boolean }[] = [];
+  const out: string[] = [];
+  const close = (depth: number) => {
+    while (open.length > depth + 1) {
+      const lvl = open.pop()!;
+      if (!lvl.planned) out.push("    ".repeat(open.length) + `1..${lvl.count}`);
+    }
+  };
+  for (const line of ktap.split("\n")) {
     const m = line.match(/^((?: {2})*)(.*)$/)!;
     const depth = m[1].length / 2;
     let body = m[2];
     if (body === "KTAP version 1") {
-      if (depth > 0) return [];
+      close(depth - 1);
+      open[depth] = { count: 0, planned: false };
+      open.length = depth + 1;
+      if (depth > 0) continue;
       body = "TAP version 14";
+    } else if (/^1\.\.\d+/.test(body)) {
+      if (open[depth]) open[depth].planned = true;
+    } else if (/^(not )?ok \d+/.test(body)) {
+      close(depth);
+      if (open[depth]) open[depth].count++;
     }
     body = body.replace(/ # XFAIL\b/, " # TODO XFAIL");
-    return ["    ".repeat(depth) + body];
-  }).join("\n");
+    out.push("    ".repeat(depth) + body);
+  }
+  close(0);
+  return out.join("\n");
 }
 
 /** A parsed (sub)test: its counts and children, as tap-parser reports them. */
