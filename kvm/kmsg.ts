@@ -1,7 +1,7 @@
 /**
  * The kernel log as evidence: `/dev/kmsg` read from a scenario's start, every record the kernel
- * printed during it, and the splats (WARN, BUG, Oops, lockdep) that fail a scenario unless it
- * expects them. The reader is behind {@link KernelLogSource}, so a test can feed it lines.
+ * printed during it, and the splats (WARN, BUG, Oops, lockdep, sanitizers, RCU stalls, hung tasks,
+ * lockups …, see {@link SPLAT_PATTERNS}) that fail a scenario unless it expects them. The reader is behind {@link KernelLogSource}, so a test can feed it lines.
  * @module
  */
 
@@ -59,16 +59,71 @@ function unescapeKmsg(s: string): string {
   return s.replace(/\\x([0-9a-f]{2})/g, (_m, h) => String.fromCharCode(parseInt(h, 16)));
 }
 
-/** What marks a kernel splat in a log line, with the kind it names. */
+/**
+ * The start of a kernel log line: the text itself, or as dmesg shows it (`[  12.345678] `, with the
+ * caller id `[T123] ` of CONFIG_PRINTK_CALLER). Splat patterns are anchored here, so a message
+ * that merely contains a word like "Oops" or "WARNING" after its own prefix is not a splat.
+ */
+const HEAD = String.raw`^(?:\[\s*\d+\.\d+\]\s*)?(?:\[\s*[CT]\d+\]\s*)?`;
+
+function at(pattern: string): RegExp {
+  return new RegExp(HEAD + pattern);
+}
+
+/**
+ * What marks a kernel splat in a log line, with the kind it names: the first line of each report
+ * as the kernel prints it. More specific kinds come first (a KASAN report starts `BUG: KASAN:`,
+ * a lockdep report `WARNING: possible …`).
+ */
 export const SPLAT_PATTERNS: readonly { kind: string; re: RegExp }[] = [
-  { kind: "WARN", re: /WARNING:/ },
-  { kind: "BUG", re: /\bBUG:|kernel BUG at/ },
-  { kind: "Oops", re: /\bOops\b/ },
-  { kind: "lockdep", re: /possible circular locking|possible recursive locking|inconsistent lock state/ },
-  { kind: "GPF", re: /general protection fault/ },
-  { kind: "Call Trace", re: /Call Trace:/ },
-  { kind: "sanitizer", re: /\b(?:UBSAN|KASAN|KFENCE|KMSAN):/ },
-  { kind: "panic", re: /Kernel panic/ },
+  // mm/kasan, mm/kfence, mm/kmsan: "BUG: KASAN: slab-out-of-bounds in …"; lib/ubsan.c: "UBSAN: … in …".
+  { kind: "KASAN", re: at(String.raw`BUG: KASAN: `) },
+  { kind: "KFENCE", re: at(String.raw`BUG: KFENCE: `) },
+  { kind: "KMSAN", re: at(String.raw`BUG: KMSAN: `) },
+  { kind: "UBSAN", re: at(String.raw`UBSAN: \S`) },
+  // kernel/locking/lockdep.c and RCU-lockdep: "WARNING: possible recursive locking detected" …
+  {
+    kind: "lockdep",
+    re: at(
+      String
+        .raw`WARNING: (?:possible (?:recursive|circular) locking|inconsistent lock state|possible irq lock inversion|` +
+        String
+          .raw`suspicious RCU usage|bad unlock balance|held lock freed|lock held when returning|nested lock was not taken)`,
+    ),
+  },
+  // kernel/sched/core.c: might_sleep() and schedule() in atomic context.
+  {
+    kind: "sleep in atomic",
+    re: at(String.raw`BUG: (?:sleeping function called from invalid context|scheduling while atomic)`),
+  },
+  // kernel/watchdog.c (pr_fmt "watchdog: ").
+  { kind: "soft lockup", re: at(String.raw`(?:watchdog: )?BUG: soft lockup`) },
+  { kind: "hard lockup", re: at(String.raw`(?:watchdog: )?(?:CPU\d+: )?Watchdog detected hard LOCKUP`) },
+  // kernel/rcu/tree_stall.h, tasks.h (pr_fmt "rcu: "): "INFO: rcu_sched detected stalls on CPUs/tasks:",
+  // "INFO: rcu_preempt self-detected stall on CPU".
+  { kind: "RCU stall", re: at(String.raw`(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected stalls?\b`) },
+  // kernel/hung_task.c: "INFO: task qemu:1234 blocked for more than 122 seconds."
+  { kind: "hung task", re: at(String.raw`INFO: task .+ blocked for more than \d+ seconds`) },
+  // include/asm-generic/bug.h __WARN: "WARNING: CPU: 1 PID: 42 at file:line func" (and newer "WARNING: file:line at …").
+  { kind: "WARN", re: at(String.raw`WARNING: `) },
+  // lib/bug.c BUG(): "kernel BUG at file:line!"; other reports: "BUG: kernel NULL pointer dereference" …
+  { kind: "BUG", re: at(String.raw`(?:kernel BUG at |BUG: )`) },
+  // arch/x86/kernel/dumpstack.c "Oops: …: 0002 [#1]", mips "Oops[#1]:", arm/arm64 die() "Internal error: Oops…",
+  // arm/arm64 page faults "Unable to handle kernel NULL pointer dereference / paging request at virtual address".
+  {
+    kind: "Oops",
+    re: at(
+      String
+        .raw`(?:Oops(?:: |\[#\d+\])|Internal error: Oops\b|Unable to handle kernel (?:NULL pointer dereference|paging request|` +
+        String
+          .raw`execute from non-executable memory|access to user memory|read from unreadable memory|write to read-only memory|` +
+        String.raw`\S+ at virtual address))`,
+    ),
+  },
+  // Older x86 die(): "general protection fault: 0000 [#1] SMP" (a user process's GPF is "traps: prog[pid] general …").
+  { kind: "GPF", re: at(String.raw`general protection fault\b`) },
+  { kind: "Call Trace", re: at(String.raw`Call Trace:`) },
+  { kind: "panic", re: at(String.raw`Kernel panic - not syncing`) },
 ];
 
 /** The splat kind a log line shows, or undefined for an ordinary line. */

@@ -28,21 +28,87 @@ Deno.test("kmsg: parses prio,seq,usec,flags;text and dictionary lines", () => {
   assert.equal(parseKmsgRecord("12,3,4,c;user line")!.facility, 1);
 });
 
-Deno.test("kmsg: splats are recognised, ordinary lines are not", () => {
-  const cases: [string, string | undefined][] = [
+Deno.test("kmsg: splats are recognised by the kind the kernel prints", () => {
+  // Lines as the kernel's printk formats produce them (lib/bug.c, arch/*/traps.c, mm/kasan, mm/kfence,
+  // lib/ubsan.c, kernel/locking/lockdep.c, kernel/rcu/tree_stall.h, kernel/hung_task.c, kernel/watchdog.c).
+  const cases: [string, string][] = [
     ["WARNING: CPU: 1 PID: 42 at arch/x86/kvm/mmu/mmu.c:123 kvm_mmu_x+0x1/0x2 [kvm]", "WARN"],
+    ["WARNING: arch/x86/kvm/x86.c:11234 at kvm_arch_vcpu_ioctl_run+0x5a/0x7c0 [kvm], CPU#0: qemu/1234", "WARN"],
     ["BUG: kernel NULL pointer dereference, address: 0000000000000008", "BUG"],
+    ["BUG: unable to handle page fault for address: ffffc90000a3c000", "BUG"],
     ["kernel BUG at mm/filemap.c:1500!", "BUG"],
+    ["kernel BUG at virt/kvm/guest_memfd.c:77 [verbose debug info unavailable]", "BUG"],
+    ["BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 33s!", "BUG"],
     ["Oops: 0002 [#1] PREEMPT SMP NOPTI", "Oops"],
-    ["WARNING: possible circular locking dependency detected", "WARN"],
-    ["other info that might help us debug this: possible circular locking", "lockdep"],
-    ["general protection fault, probably for non-canonical address 0xdead", "GPF"],
+    [
+      "Oops: general protection fault, probably for non-canonical address 0xdffffc0000000001: 0000 [#1] SMP KASAN",
+      "Oops",
+    ],
+    ["Oops[#1]:", "Oops"],
+    ["Internal error: Oops: 0000000096000005 [#1] PREEMPT SMP", "Oops"],
+    ["Internal error: Oops - BUG: 00000000f2000800 [#2] SMP", "Oops"],
+    ["Unable to handle kernel NULL pointer dereference at virtual address 0000000000000010", "Oops"],
+    ["Unable to handle kernel paging request at virtual address ffff800081234000", "Oops"],
+    ["general protection fault: 0000 [#1] SMP PTI", "GPF"],
+    ["WARNING: possible circular locking dependency detected", "lockdep"],
+    ["WARNING: possible recursive locking detected", "lockdep"],
+    ["WARNING: inconsistent lock state", "lockdep"],
+    ["WARNING: suspicious RCU usage", "lockdep"],
+    ["BUG: sleeping function called from invalid context at mm/slab.h:123", "sleep in atomic"],
+    ["BUG: scheduling while atomic: qemu/1234/0x00000002", "sleep in atomic"],
+    ["UBSAN: shift-out-of-bounds in arch/x86/kvm/x86.c:1", "UBSAN"],
+    ["UBSAN: array-index-out-of-bounds in arch/x86/kvm/lapic.c:99:12", "UBSAN"],
+    ["BUG: KASAN: slab-use-after-free in kvm_gmem_release+0x1/0x2 [kvm]", "KASAN"],
+    ["BUG: KFENCE: out-of-bounds read in kvm_vcpu_ioctl+0x1/0x2", "KFENCE"],
+    ["BUG: KMSAN: uninit-value in kvm_arch_vcpu_ioctl+0x1/0x2", "KMSAN"],
+    ["rcu: INFO: rcu_sched detected stalls on CPUs/tasks:", "RCU stall"],
+    ["rcu: INFO: rcu_preempt self-detected stall on CPU", "RCU stall"],
+    ["INFO: rcu_sched detected stalls on CPUs/tasks: { 1} (detected by 0, t=21002 jiffies)", "RCU stall"],
+    ["INFO: rcu_tasks detected stalls on tasks:", "RCU stall"],
+    ["INFO: task qemu-system-x86:1234 blocked for more than 122 seconds.", "hung task"],
+    ["watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [kvm-vcpu:777]", "soft lockup"],
+    ["watchdog: CPU1: Watchdog detected hard LOCKUP on cpu 2", "hard lockup"],
     ["Call Trace:", "Call Trace"],
-    ["UBSAN: shift-out-of-bounds in arch/x86/kvm/x86.c:1", "sanitizer"],
-    ["kvm: vcpu 0 disabled perfctr wrmsr", undefined],
-    ["kvm_pvm: loaded", undefined],
+    ["Kernel panic - not syncing: Fatal exception", "panic"],
+    ["[   12.345678] Oops: 0000 [#1] SMP", "Oops"],
   ];
   for (const [line, kind] of cases) assert.equal(splatKind(line), kind, line);
+});
+
+Deno.test("kmsg: near misses are ordinary lines", () => {
+  const ordinary = [
+    "kvm: vcpu 0 disabled perfctr wrmsr",
+    "kvm_pvm: loaded",
+    "oops, I did it again: tty0 buffer full", // the word, not the kernel's Oops line
+    "usb 1-1: device descriptor read/64, error -71 (Oops handler not involved)",
+    "systemd[1]: Oops: this unit has no condition", // a process's text, after its own prefix
+    "EXT4-fs (sda1): mounted filesystem; no Oops here",
+    "traps: a.out[4321] general protection fault ip:401136 sp:7ffd error:0 in a.out[401000+1000]",
+    "my-test: WARNING: this is not the kernel's WARN", // text with a prefix of its own
+    "Bluetooth: hci0: BUG: firmware says so", // a driver's string, not lib/bug.c
+    "audit: type=1400 msg=debug info: task blocked for more than usual",
+    "INFO: task list printed on request", // hung_task's INFO needs "blocked for more than N seconds"
+    "rcu: Hierarchical RCU implementation.",
+    "random: crng init done",
+    "virtio_net virtio0 eth0: WARNING ignored",
+    "kasan: KernelAddressSanitizer initialized", // KASAN booting is not a KASAN report
+    "ubsan: built-in", // same
+    "Unable to handle kernel module signature", // made-up prefix that is not arm's page-fault line
+  ];
+  for (const line of ordinary) assert.equal(splatKind(line), undefined, line);
+});
+
+Deno.test("kmsg: a splat-looking record a process wrote (user facility) does not fail the scenario", async () => {
+  const log = new FakeKernelLog();
+  const f = await runEntries("t", [
+    entry("user text", () => {
+      expectTrue(true, "holds");
+      log.push("12,80,1000,-;WARNING: CPU: 0 PID: 1 at somewhere"); // facility 1 (user), level 4
+      log.push("14,81,1001,-;Oops: 0002 [#1] SMP"); // facility 1 (user), level 6
+    }),
+  ], log);
+  assert.equal(f.scenarios[0].status, "pass");
+  assert.equal(f.scenarios[0].kmsg.length, 2, "the records are still attached as evidence");
 });
 
 Deno.test("kmsg: a scenario that triggers nothing in the kernel log passes", async () => {
