@@ -135,11 +135,12 @@ export {
   expectExit,
   expectFault,
   expectGuestBytes,
+  expectGuestResult,
   expectOk,
   expectSigbus,
   expectTrue,
 } from "./scenario/expect.ts";
-export type { ExitExpectation } from "./scenario/expect.ts";
+export type { ExitExpectation, GuestResultExpectation, GuestRunOutcome, UcallExpectation } from "./scenario/expect.ts";
 export { defer, expectKernelLog, note, skip, step, xfail } from "./scenario/steps.ts";
 export { hostHas, releaseAtLeast, requires } from "./scenario/requires.ts";
 export type { Requirement } from "./scenario/requires.ts";

@@ -13,6 +13,7 @@ import { ERRNO_NAMES, parseErrno } from "../kvm/abi.ts";
 import { hex } from "../kvm/units.ts";
 import { type ExitInfo, formatExit } from "../kvm/exit_decode.ts";
 import { currentContext } from "./registry.ts";
+import { ExpectationFailed } from "./signals.ts";
 import { describeError } from "./context.ts";
 
 /**
@@ -371,4 +372,129 @@ export function expectExit<T>(want: ExitExpectation, fn: () => T, name?: string)
     if (!x) return `no exit in ${Deno.inspect(r.value, { depth: 1 })}`;
     return exitMismatch(x, want);
   });
+}
+
+/** One ucall a guest must make: its command, and optionally its first args and its message. */
+export interface UcallExpectation {
+  cmd: string;
+  /** The first arguments (a prefix of the four the ucall carries). */
+  args?: readonly (bigint | number)[];
+  message?: string;
+}
+
+/**
+ * What a whole guest run must show (every field optional): why it stopped (`stop`), its last exit
+ * (`exit`, as {@link expectExit}), the console text (`console`, exact or a RegExp), the
+ * isa-debug-exit code (`exitCode`: the value written, `{value, status}`, or `null` for none), and the
+ * ucalls in order (`ucalls`).
+ */
+export interface GuestResultExpectation {
+  stop?: string;
+  exit?: ExitExpectation;
+  console?: string | RegExp;
+  exitCode?: number | { value: number; status?: number } | null;
+  ucalls?: readonly UcallExpectation[];
+}
+
+/** The parts of a run result {@link expectGuestResult} reads (RunResult / GuestResult have them). */
+export interface GuestRunOutcome {
+  stop: string;
+  exit: ExitInfo;
+  console: string;
+  exitCode?: { value: number; status: number };
+  ucalls: readonly { cmd: string; args: readonly bigint[]; message: string }[];
+}
+
+function ucallText(u: { cmd: string; args?: readonly (bigint | number)[]; message?: string }): string {
+  const args = u.args?.length ? `(${u.args.map((a) => hex(BigInt(a))).join(", ")})` : "";
+  return `${u.cmd}${args}${u.message ? ` ${JSON.stringify(u.message)}` : ""}`;
+}
+
+function ucallsMismatch(got: GuestRunOutcome["ucalls"], want: readonly UcallExpectation[]): string | undefined {
+  const shown = () => `got [${got.map((u) => ucallText({ ...u, args: u.args })).join(", ") || "none"}]`;
+  if (got.length !== want.length) return `${got.length} ucall(s), expected ${want.length}: ${shown()}`;
+  for (const [i, w] of want.entries()) {
+    const g = got[i];
+    const argsDiffer = w.args !== undefined && w.args.some((a, j) => BigInt(a) !== g.args[j]);
+    if (g.cmd !== w.cmd || argsDiffer || (w.message !== undefined && g.message !== w.message)) {
+      return `ucall ${i + 1} is ${ucallText(g)}, expected ${ucallText(w)}: ${shown()}`;
+    }
+  }
+  return undefined;
+}
+
+function exitCodeMismatch(
+  got: GuestRunOutcome["exitCode"],
+  want: GuestResultExpectation["exitCode"],
+): string | undefined {
+  if (want === null) return got ? `got exit code ${hex(got.value)} (status ${got.status}), expected none` : undefined;
+  if (want === undefined) return undefined;
+  const w = typeof want === "number" ? { value: want } : want;
+  if (!got) return `no exit code (the guest never wrote port 0xf4), expected ${hex(w.value)}`;
+  if (got.value !== w.value || (w.status !== undefined && got.status !== w.status)) {
+    return `got ${hex(got.value)} (status ${got.status}), expected ${hex(w.value)}${
+      w.status !== undefined ? ` (status ${w.status})` : ""
+    }`;
+  }
+  return undefined;
+}
+
+/**
+ * Expects a guest run's whole outcome: one KTAP line per field of `want` (stop, last exit, console,
+ * exit code, ucalls), each with what the run actually did when it differs; then, if any differed,
+ * ends the step. `result` is a run result or a function that runs the guest
+ * (`() => runGuest(vm, {...})`). Returns the result.
+ *
+ * ```ts
+ * expectGuestResult(() => runGuest(vm, { elf: guestPath("ucall_demo") }), {
+ *   stop: "done", exit: "IO", console: "hello from a ucall\n",
+ *   ucalls: [{ cmd: "print" }, { cmd: "sync", args: [1] }, { cmd: "sync", args: [2] }, { cmd: "done" }],
+ * });
+ * ```
+ */
+export function expectGuestResult<R extends GuestRunOutcome>(
+  result: R | (() => R),
+  want: GuestResultExpectation,
+  name = "guest run",
+): R {
+  const t = currentContext();
+  let r: R;
+  try {
+    r = typeof result === "function" ? result() : result;
+  } catch (e) {
+    return t.fail(name, `the run failed: ${describeError(e)}`);
+  }
+  const checks: [string, string | undefined][] = [];
+  if (want.stop !== undefined) {
+    checks.push([`stop is ${want.stop}`, r.stop === want.stop ? undefined : `got ${r.stop}`]);
+  }
+  if (want.exit !== undefined) {
+    checks.push([`last exit is ${describeExpectation(want.exit)}`, exitMismatch(r.exit, want.exit)]);
+  }
+  if (want.console !== undefined) {
+    const c = want.console;
+    const ok = typeof c === "string" ? r.console === c : c.test(r.console);
+    checks.push([
+      typeof c === "string" ? `console is ${JSON.stringify(c)}` : `console matches ${c}`,
+      ok ? undefined : `got ${JSON.stringify(r.console)}`,
+    ]);
+  }
+  if (want.exitCode !== undefined) {
+    const w = want.exitCode;
+    const label = w === null ? "none" : hex(typeof w === "number" ? w : w.value);
+    checks.push([`exit code is ${label}`, exitCodeMismatch(r.exitCode, w)]);
+  }
+  if (want.ucalls !== undefined) {
+    checks.push([
+      `ucalls are ${want.ucalls.map(ucallText).join(", ") || "none"}`,
+      ucallsMismatch(r.ucalls, want.ucalls),
+    ]);
+  }
+  let failed: ExpectationFailed | undefined;
+  for (const [claim, why] of checks) {
+    const line = t.record(`${name}: ${claim}`, why === undefined ? "pass" : "fail", why);
+    if (why !== undefined) failed ??= new ExpectationFailed(line.name, line.reason ?? why);
+  }
+  if (failed) throw failed; // ends the step, as t.fail does (also inside an xfail block)
+  return r;
 }
