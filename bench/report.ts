@@ -57,6 +57,7 @@ export function markdown(rows: RowResult[], m: Machine, seconds: number, load = 
     } s).`,
     `Machine: ${m.summary}; ${m.gcc}; ${m.qemu || "QEMU absent"}.`,
     ...(load ? [`Load average (1 min) before → after the run: ${load}.`] : []),
+    "Method, what each row measures and what dominates the misses: [bench/README.md](README.md).",
     "",
     `| ${HEADER.join(" | ")} |`,
     `|${HEADER.map(() => " --- ").join("|")}|`,
