@@ -83,7 +83,10 @@ export interface RunOptions {
   handlers?: ExitHandlers;
   /** Guest ABI state to use (and keep across runs); a fresh one by default. */
   abi?: GuestAbi;
-  /** Stop after this many milliseconds (stop `timeout`). */
+  /**
+   * Stop after this many milliseconds (stop `timeout`). 0 (like leaving it out) means no timeout
+   * of the run's own: it goes on until the guest stops, Ctrl-C, or the scenario deadline.
+   */
   timeoutMs?: number;
   /** Absolute deadline (`performance.timeOrigin + performance.now()` ms; stop `deadline`). Default: the scenario deadline. */
   deadline?: number;
@@ -179,7 +182,12 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
   const onExit = opts.onExit;
 
   const t0 = nowMs();
-  const deadline = opts.timeoutMs !== undefined ? t0 + opts.timeoutMs : (opts.deadline ?? scenarioDeadline);
+  const timeoutMs = opts.timeoutMs;
+  if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
+    throw new RangeError(`timeoutMs must be ≥ 0 (0: no timeout), got ${timeoutMs}`);
+  }
+  const timed = timeoutMs !== undefined && timeoutMs > 0;
+  const deadline = timed ? t0 + timeoutMs : (opts.deadline ?? scenarioDeadline);
   const interruptible = opts.interruptible ?? true;
   const x = vcpu.exit;
   x.immediateExit = 0;
@@ -189,7 +197,7 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
       tid: vcpu.tid,
       runAddress: vcpu.runAddress,
       deadline,
-      deadlineKind: opts.timeoutMs !== undefined ? "timeout" : "deadline",
+      deadlineKind: timed ? "timeout" : "deadline",
       interruptible,
     });
   }
@@ -200,7 +208,7 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
     while (stop === undefined) {
       if (deadline > 0 && exits > 0 && (exits & 1023) === 0 && nowMs() >= deadline) {
         // The watchdog kicks the vCPU; this covers a guest that exits so often it never blocks.
-        stop = opts.timeoutMs !== undefined ? "timeout" : "deadline";
+        stop = timed ? "timeout" : "deadline";
         break;
       }
       if (armed !== undefined && (exits & 63) === 63) {

@@ -41,7 +41,11 @@ const VCPU_FLAG = {
   help: "the vCPU (default: the current VM's last)",
   complete: objects("vcpu"),
 };
-const TIMEOUT_FLAG = { name: "timeout", value: "T", help: "stop after T (5s, 500ms); default 5s" };
+const TIMEOUT_FLAG = {
+  name: "timeout",
+  value: "T",
+  help: "stop after T (5s, 500ms); default 5s; 0 or none: no timeout (Ctrl-C stops)",
+};
 
 interface StepArgs {
   count: number;

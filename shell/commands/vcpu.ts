@@ -201,7 +201,11 @@ export const vcpuCommands: Command[] = [
     flags: [
       { name: "asm", help: "the argument is AT&T assembly text, not a file" },
       { name: "mode", value: "M", help: "real or long", complete: words(["real", "long"]) },
-      { name: "timeout", value: "T", help: "stop after T (5s, 500ms); default 5s" },
+      {
+        name: "timeout",
+        value: "T",
+        help: "stop after T (5s, 500ms); default 5s; 0 or none: no timeout (Ctrl-C stops)",
+      },
       {
         name: "memory",
         value: "MEM",

@@ -36,12 +36,13 @@ export function vcpuRef(ctx: Session, name?: string): string {
   return `${ident(v.vm)}.vcpus.find((v) => v.id === ${int(v.obj.id)})!`;
 }
 
-/** `--timeout 5s|500ms|1m|2.5s` → milliseconds; undefined when not given. */
+/** `--timeout 5s|500ms|1m|2.5s` → milliseconds, `0`/`none` → 0 (no timeout); undefined when not given. */
 export function parseTimeout(t: string | true | undefined): number | undefined {
   if (t === undefined) return undefined;
   if (t === true) throw new UsageError("missing value for --timeout");
+  if (t === "none") return 0; // 0: no timeout (Ctrl-C still stops the guest)
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(t);
-  if (!m) throw new UsageError(`bad --timeout '${t}' (e.g. 5s, 500ms, 1m)`);
+  if (!m) throw new UsageError(`bad --timeout '${t}' (e.g. 5s, 500ms, 1m; 0 or none: no timeout)`);
   const v = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
-  return Math.round(v);
+  return v > 0 ? Math.max(1, Math.round(v)) : 0; // a tiny timeout stays a timeout, not "none"
 }

@@ -1,0 +1,14 @@
+/**
+ * Child process of vcpu_no_timeout_test.ts: runs a `jmp $` guest with `timeoutMs: 0` (no timeout)
+ * until Ctrl-C (SIGINT from the parent), then prints the result as JSON.
+ */
+
+import { Kvm } from "../../mod.ts";
+import { runGuest } from "../../kvm/run_guest.ts";
+
+using kvm = Kvm.open();
+using vm = kvm.createVm();
+runGuest(vm, { asm: "hlt", timeoutMs: 1000 }); // the watchdog is up: a SIGINT from now on stops the guest
+console.log("ready");
+const r = runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 0 });
+console.log(JSON.stringify({ stop: r.stop, exit: r.exit.name, ms: r.elapsedMs }));
