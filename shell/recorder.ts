@@ -94,9 +94,15 @@ export class Recorder {
   readonly #enc = new TextEncoder();
   count = 0;
 
-  /** Creates the file and writes the header and the session so far (so names defined earlier exist). */
-  constructor(readonly path: string, before: string[]) {
-    this.#file = Deno.openSync(path, { write: true, create: true, truncate: true });
+  /**
+   * Creates the file and writes the header and the session so far (so names defined earlier exist).
+   * An existing file is replaced only with `overwrite` (else Deno.errors.AlreadyExists).
+   */
+  constructor(readonly path: string, before: string[], overwrite = false) {
+    this.#file = Deno.openSync(
+      path,
+      overwrite ? { write: true, create: true, truncate: true } : { write: true, createNew: true },
+    );
     this.#write(header(path));
     if (before.length) {
       this.#write([

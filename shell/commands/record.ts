@@ -12,14 +12,22 @@ export const recordCommands: Command[] = [
   {
     name: "record start",
     summary: "records every following command as the equivalent mod.ts call into a replayable .ts file",
-    usage: "record start <file.ts>",
+    usage: "record start <file.ts> [--force]",
     example: "record start repro.ts",
     args: [{ name: "file.ts" }],
+    flags: [{ name: "force", help: "overwrite the file if it exists (without it, an existing file is refused)" }],
     run(ctx, a) {
       if (ctx.recorder?.active) throw new UsageError(`already recording to ${ctx.recorder.path} (record stop first)`);
       const path = a.pos[0];
       if (!/\.(ts|mts|js)$/.test(path)) throw new UsageError(`record start: '${path}' should end in .ts`);
-      ctx.recorder = new Recorder(path, ctx.journal);
+      try {
+        ctx.recorder = new Recorder(path, ctx.journal, a.flags.force === true);
+      } catch (e) {
+        if (e instanceof Deno.errors.AlreadyExists) {
+          throw new UsageError(`record start: '${path}' exists; give --force to overwrite it`);
+        }
+        throw e;
+      }
       return { lines: [`recording to ${path} (replay with ./deno run -A ${path})`], data: { recording: path } };
     },
   },

@@ -173,3 +173,18 @@ kvmTest("record: typed quotes, backticks, ${}, newlines and */ are data, never c
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+kvmTest("record start refuses an existing file unless --force (nothing is overwritten)", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/keep.ts`;
+  await Deno.writeTextFile(file, "// precious\n");
+  const r = await kvmsh(["-c", `record start ${file}; echo not reached`]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /^error: record start: '.*keep\.ts' exists; give --force to overwrite it$/m);
+  assert.doesNotMatch(r.stdout, /not reached/);
+  assert.equal(await Deno.readTextFile(file), "// precious\n");
+  const f = await kvmsh(["-c", `vm create; record start --force ${file}; caps GUEST_MEMFD_FLAGS; record stop`]);
+  assert.equal(f.code, 0, f.stderr);
+  assert.match(await Deno.readTextFile(file), /kvm\.checkExtension\(/);
+  await Deno.remove(dir, { recursive: true });
+});
