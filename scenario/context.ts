@@ -165,7 +165,7 @@ export class ScenarioContext {
   /** Records `name` as the line the stop ended (a failure for the deadline, interrupted for Ctrl-C). */
   #recordStop(cause: StopCause, name: string, detail?: string): ScenarioStopped {
     const why = cause === "deadline"
-      ? `deadline exceeded (scenario budget ${formatBudget(this.#opts.budgetMs ?? 0)}; the run was stopped)`
+      ? `deadline exceeded (scenario budget ${formatBudget(this.#opts.budgetMs ?? 0)})`
       : "interrupted (SIGINT, Ctrl-C)";
     const reason = detail ? `${why}; ${detail}` : why;
     this.#push({ name, status: cause === "deadline" ? "fail" : "interrupted", reason, diag: this.#takeDiag() });

@@ -83,3 +83,25 @@ Deno.test("scenario: an unmet requirement skips the whole scenario with the reas
   assert.equal(s.lines.length, 0);
   assert.equal(exitCode(totals([{ file: "t", status: "skip", scenarios: [s] }]), true), 125);
 });
+
+Deno.test("scenario deadline: the first line after it is the deadline's, the body stops, cleanup runs", async () => {
+  const order: string[] = [];
+  const s = await run(async (t) => {
+    t.defer(() => order.push("cleanup"));
+    await t.step("in time", () => expectTrue(true, "holds in time"));
+    await t.step("too long", () => {
+      const end = performance.now() + 30;
+      while (performance.now() < end) { /* a guest run the kick stopped would return here */ }
+      expectEqual(1, 2, "checked after the deadline");
+    });
+    order.push("not reached");
+    await t.step("later", () => expectTrue(true, "not run"));
+  }, { timeoutMs: 10 });
+  assert.deepEqual(order, ["cleanup"]);
+  assert.deepEqual(s.lines.map((l) => [l.name, l.status, l.reason]), [
+    ["holds in time", "pass", undefined],
+    ["checked after the deadline", "fail", "deadline exceeded (scenario budget 10 ms); got 1, expected 2"],
+    ["kernel log has no WARN/BUG/Oops/lockdep splat", "pass", "0 record(s)"],
+  ]);
+  assert.equal(s.status, "fail");
+});

@@ -26,19 +26,19 @@ kvmTest(
     assert.match(out, /^ {2}ok 1 a line before the spin$/m);
     assert.match(
       out,
-      /^ {2}not ok 2 spin forever # deadline exceeded \(scenario budget 800 ms; the run was stopped\)$/m,
+      /^ {2}not ok 2 spin forever # deadline exceeded \(scenario budget 800 ms\)$/m,
     );
     assert.doesNotMatch(out, /must not run after the deadline/);
     assert.match(out, /^ {2}# cleanup ran after the spin$/m);
     assert.match(out, /^not ok 1 fixture: a step spins/m);
     // A body spinning without a step, under the runner's --timeout 1.
-    assert.match(out, /^ {2}not ok 1 scenario body # deadline exceeded \(scenario budget 1 s; the run was stopped\)$/m);
+    assert.match(out, /^ {2}not ok 1 scenario body # deadline exceeded \(scenario budget 1 s\)$/m);
     assert.match(out, /^ {2}# cleanup ran after the body's spin$/m);
     assert.match(out, /^not ok 2 fixture: the body spins/m);
     // A body waiting on a promise that never settles is abandoned at its deadline.
     assert.match(
       out,
-      /^ {2}not ok 1 wait # deadline exceeded \(scenario budget 300 ms; .*\); the body was still waiting$/m,
+      /^ {2}not ok 1 wait # deadline exceeded \(scenario budget 300 ms\); the body was still waiting$/m,
     );
     assert.match(out, /^ {2}# cleanup ran after the wait$/m);
     assert.match(out, /^not ok 3 fixture: the body waits forever/m);
