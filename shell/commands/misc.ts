@@ -1,5 +1,5 @@
 /**
- * `help`, `history`, `source`, `echo`, `reset`, `exit`, and the hidden `debug fds`.
+ * `help`, `history`, `source`, `echo`, `reset`, `exit`, and the hidden `debug pid` and `debug leak-fd` (tests).
  * @module
  */
 
@@ -8,6 +8,9 @@ import { paint } from "../output.ts";
 import { small } from "../values.ts";
 import { words } from "./complete_helpers.ts";
 import type { Command } from "./types.ts";
+
+/** Files `debug leak-fd` opened on purpose (kept referenced: never closed). */
+const leaked: Deno.FsFile[] = [];
 
 /** Help text for one command, from the table. */
 export function helpFor(c: Command): string[] {
@@ -132,6 +135,20 @@ export function miscCommands(table: () => Command[]): Command[] {
       hidden: true,
       run() {
         return { lines: [`pid ${Deno.pid}`], data: { pid: Deno.pid } };
+      },
+    },
+    {
+      name: "debug leak-fd",
+      summary: "opens /dev/null and never closes it: the fd-leak check's own test (needs KVMSH_TEST_HOOKS=1)",
+      usage: "debug leak-fd",
+      example: "debug leak-fd",
+      hidden: true,
+      run() {
+        if (Deno.env.get("KVMSH_TEST_HOOKS") !== "1") {
+          throw new UsageError("debug leak-fd is a test hook: set KVMSH_TEST_HOOKS=1");
+        }
+        leaked.push(Deno.openSync("/dev/null"));
+        return { lines: [`leaked an fd on /dev/null (${leaked.length} so far)`], data: { leaked: leaked.length } };
       },
     },
   ];
