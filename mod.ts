@@ -93,22 +93,25 @@ export type {
   Verdict,
 } from "./kvm/run_loop.ts";
 /** Load and run a guest in one call (flat binary, ELF64 or inline asm; anon or gmem memory). */
-export { mainMemory, runGuest } from "./kvm/run_guest.ts";
+export { mainMemory, PD_SLOT_GPA, runGuest } from "./kvm/run_guest.ts";
 export type { GuestMemory, GuestResult, GuestSpec } from "./kvm/run_guest.ts";
 /** The guest ABI: console 0xE9, COM1, isa-debug-exit 0xF4, ucall port, MAP_GPA_RANGE. */
 export { GuestAbi, PORT, UCALL_CMD } from "./kvm/guest_abi.ts";
 export type { Conversion, ExitCode, Ucall, UcallName } from "./kvm/guest_abi.ts";
-/** Loaders: real mode (kvmtool layout), long mode (identity page tables over every memslot), ELF64. */
+/** Loaders: real mode (kvmtool layout), long mode (identity page tables over the low 512 GiB and every memslot), ELF64. */
 export { loadRealMode, REAL_MODE_DEFAULTS } from "./kvm/loaders/real_mode.ts";
 export type { LoadInfo, RealModeOptions } from "./kvm/loaders/real_mode.ts";
 export {
   ARG_REGS,
   buildPageTables,
+  identityPageDirectories,
   loadLongModeFlat,
   LONG_MODE_LAYOUT,
+  PD_AREA_SIZE,
   setupLongMode,
+  vcpuHas1g,
 } from "./kvm/loaders/long_mode.ts";
-export type { GpaRange, LongModeOptions, PageTableInfo } from "./kvm/loaders/long_mode.ts";
+export type { GpaRange, LongModeOptions, LowMap, PageTableInfo } from "./kvm/loaders/long_mode.ts";
 export { isElf, loadElf, parseElf } from "./kvm/loaders/elf.ts";
 export type { ElfImage, ElfSegment } from "./kvm/loaders/elf.ts";
 /** The guest library (scripts/guests/bin) by name. */

@@ -10,7 +10,14 @@ import { GUEST_MEMFD_FLAGS } from "../ffi/uapi.ts";
 import { assemble } from "./asm.ts";
 import { GuestAbi } from "./guest_abi.ts";
 import { isElf, loadElf } from "./loaders/elf.ts";
-import { type GpaRange, loadLongModeFlat, LONG_MODE_LAYOUT, type PageTableInfo } from "./loaders/long_mode.ts";
+import {
+  type GpaRange,
+  loadLongModeFlat,
+  LONG_MODE_LAYOUT,
+  type PageTableInfo,
+  PD_AREA_SIZE,
+  vcpuHas1g,
+} from "./loaders/long_mode.ts";
 import { type LoadInfo, loadRealMode } from "./loaders/real_mode.ts";
 import type { Memslot } from "./memslot.ts";
 import type { GuestMemfd } from "./guest_memfd.ts";
@@ -53,7 +60,11 @@ export interface GuestSpec {
   stack?: bigint;
   /** rdi, rsi, rdx, rcx, r8, r9. */
   args?: readonly (bigint | number)[];
-  /** Extra identity-mapped ranges (long mode), e.g. an address without a memslot. */
+  /**
+   * Extra identity-mapped ranges (long mode). The low 512 GiB is mapped whole already (1 GiB
+   * pages, or 2 MiB pages through runGuest's page-directory slot at {@link PD_SLOT_GPA}); these
+   * matter above 512 GiB, or where that slot cannot be placed.
+   */
   extraMaps?: readonly GpaRange[];
   /** Enable KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE before running (default false). */
   hypercallExit?: boolean;
@@ -151,7 +162,7 @@ export function mainMemory(
     const sizeOk = spec.memorySize === undefined ? s.size >= minSize : s.size === spec.memorySize;
     if (kindOk && sizeOk && (spec.slot === undefined || spec.slot === s.id)) return s;
   }
-  const others = vm.memslots.filter((s) => s !== mine?.slot);
+  const others = vm.memslots.filter((s) => !isOwn(vm, s));
   const atZero = others.find((s) => s.contains(0n));
   if (atZero && spec.memory === undefined && spec.memorySize === undefined && (spec.slot ?? atZero.id) === atZero.id) {
     return atZero; // the user's own memory at GPA 0
@@ -200,6 +211,42 @@ export function mainMemory(
   }
 }
 
+/** runGuest's page-directory slot on a VM (long mode without 1 GiB pages), and whether it holds the tables yet. */
+interface OwnPd {
+  slot: Memslot;
+  written: boolean;
+}
+
+const ownPd = new WeakMap<Vm, OwnPd>();
+
+/** Where the page-directory slot goes: just above the identity-mapped low 512 GiB. */
+export const PD_SLOT_GPA = 512n << 30n;
+
+/**
+ * The slot holding the 512 page directories that map the low 512 GiB with 2 MiB pages when the
+ * vCPU has no 1 GiB pages (made once per VM, at {@link PD_SLOT_GPA}, outside what it maps, with
+ * the lowest free slot id). Undefined when a user's slot sits there (the tables then map only
+ * memslots and extraMaps).
+ */
+function pdSlot(vm: Vm): OwnPd | undefined {
+  const mine = ownPd.get(vm);
+  if (mine && vm.memslot(mine.slot.id) === mine.slot) return mine;
+  ownPd.delete(vm);
+  const end = PD_SLOT_GPA + PD_AREA_SIZE;
+  if (vm.memslots.some((s) => s.gpa < end && s.gpa + s.size > PD_SLOT_GPA)) return undefined;
+  const taken = new Set(vm.memslots.map((s) => s.id));
+  let id = 0;
+  while (taken.has(id)) id++;
+  const pd = { slot: vm.addMemslot({ slot: id, gpa: PD_SLOT_GPA, size: PD_AREA_SIZE }), written: false };
+  ownPd.set(vm, pd);
+  return pd;
+}
+
+/** True when `s` is a slot runGuest made for itself on `vm` (main memory or page directories). */
+function isOwn(vm: Vm, s: Memslot): boolean {
+  return ownMain.get(vm)?.slot === s || ownPd.get(vm)?.slot === s;
+}
+
 /** Loads a guest and runs it; see {@link GuestSpec} and run_loop.ts. */
 export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
   const given = [spec.image, spec.elf, spec.asm].filter((v) => v !== undefined).length;
@@ -232,18 +279,22 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
   const vcpu = spec.vcpu ?? vm.vcpus[0] ?? vm.createVcpu();
   vcpu.completePending();
   if (!cpuidSet.has(vcpu)) {
-    vcpu.setCpuid();
+    // KVM's supported CPUID, unless the vCPU was given one already (which the page tables honour).
+    if (vcpu.getCpuid().length === 0) vcpu.setCpuid();
     cpuidSet.add(vcpu);
   }
   const args = (spec.args ?? []).map((a) => BigInt(a));
   let load: GuestResult["load"];
-  if (elf) load = loadElf(vcpu, bytes, { stack: spec.stack, args, extraMaps: spec.extraMaps });
+  const pd = mode === "long" && !vcpuHas1g(vcpu) ? pdSlot(vm) : undefined;
+  const tables = { pdArea: pd?.slot.gpa, pdAreaWritten: pd?.written };
+  if (elf) load = loadElf(vcpu, bytes, { stack: spec.stack, args, extraMaps: spec.extraMaps, ...tables });
   else if (mode === "long") {
     load = loadLongModeFlat(vcpu, bytes, {
       loadAddress: spec.loadAddress,
       stack: spec.stack,
       args,
       extraMaps: spec.extraMaps,
+      ...tables,
     });
   } else {
     load = loadRealMode(vcpu, bytes, { segment: spec.segment, offset: spec.offset, sp: spec.sp });
@@ -252,6 +303,7 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
       vcpu.setRegs(Object.fromEntries(args.map((v, i) => [names[i], v])));
     }
   }
+  if (pd) pd.written = true;
   const r = runVcpu(vcpu, {
     handlers: spec.handlers,
     abi: spec.abi,

@@ -22,7 +22,8 @@
  * the guest (stop `interrupt`) through the watchdog Worker; Deno also queues that SIGINT for
  * your own listener, which runs after the run returns — ignore one SIGINT right after a run
  * whose stop is `interrupt`. The VM and vCPU stay usable after any stop. Long-mode page tables
- * cover the memslots that exist when the guest is loaded.
+ * identity-map the whole low 512 GiB (an access without a memslot is an MMIO exit) and every
+ * memslot that exists when the guest is loaded.
  * @module
  */
 

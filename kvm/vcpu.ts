@@ -7,6 +7,7 @@
  */
 
 import { errno, libc, MAP, PROT } from "../ffi/libc.ts";
+import { ERRNO } from "../ffi/errno.ts";
 import { GUESTDBG, IOCTL, MP_STATE_NAMES } from "../ffi/uapi.ts";
 import {
   KVM_CPUID2,
@@ -89,6 +90,8 @@ export class Vcpu {
   readonly mmapSize: number;
   /** Single-step state as last set. */
   #singleStep = false;
+  /** KVM_GET_CPUID2's answer, until the next setCpuid. */
+  #cpuid: CpuidEntry[] | undefined;
   /** True after KVM_RUN returned an exit whose operation the next KVM_RUN completes (IO, MMIO, …). */
   #pending = false;
 
@@ -255,6 +258,7 @@ export class Vcpu {
 
   /** KVM_SET_CPUID2 with `entries`, by default what KVM_GET_SUPPORTED_CPUID answers. Returns the count set. */
   setCpuid(entries?: CpuidEntry[]): number {
+    this.#cpuid = undefined;
     if (entries === undefined) {
       // The default goes to KVM_SET_CPUID2 as the kernel wrote it (no decode/encode), fetched
       // once per Kvm: it cannot change for a system fd. Saves ~0.7 ms per vCPU set-up.
@@ -265,6 +269,27 @@ export class Vcpu {
     const buf = encodeCpuid(entries, entries.length);
     ioctlBuf(this.fd, IOCTL.KVM_SET_CPUID2, buf, { vcpu: this.id, nent: entries.length });
     return entries.length;
+  }
+
+  /** KVM_GET_CPUID2: the CPUID entries this vCPU was given (none before any KVM_SET_CPUID2). Kept until setCpuid. */
+  getCpuid(): CpuidEntry[] {
+    if (this.#cpuid) return this.#cpuid;
+    for (let cap = CPUID_MAX;; cap *= 2) {
+      const buf = encodeCpuid([], cap);
+      encode(KVM_CPUID2, { nent: cap }, buf);
+      const r = libc().ioctl_buf(this.fd, BigInt(IOCTL.KVM_GET_CPUID2), buf);
+      if (r < 0) {
+        const e = errno();
+        if (e === ERRNO.E2BIG && cap < 4096) continue;
+        throw new KvmError({ syscall: "ioctl", op: "KVM_GET_CPUID2", errno: e, args: { vcpu: this.id, nent: cap } });
+      }
+      const nent = decode(KVM_CPUID2, buf).nent;
+      const out: CpuidEntry[] = [];
+      for (let i = 0; i < nent; i++) {
+        out.push(decode(KVM_CPUID_ENTRY2, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));
+      }
+      return this.#cpuid = out;
+    }
   }
 
   /** KVM_GET_MP_STATE: number and name. */

@@ -60,7 +60,13 @@ export function parseElf(bytes: Uint8Array): ElfImage {
 export function loadElf(
   vcpu: Vcpu,
   bytes: Uint8Array,
-  o: { stack?: bigint; args?: readonly bigint[]; extraMaps?: readonly GpaRange[] } = {},
+  o: {
+    stack?: bigint;
+    args?: readonly bigint[];
+    extraMaps?: readonly GpaRange[];
+    pdArea?: bigint;
+    pdAreaWritten?: boolean;
+  } = {},
 ): LoadInfo & { pageTables: PageTableInfo; segments: ElfSegment[] } {
   const elf = parseElf(bytes);
   let size = 0;
@@ -75,7 +81,7 @@ export function loadElf(
     size += data.length;
   }
   const stack = o.stack ?? defaultStack(vcpu);
-  const pageTables = setupLongMode(vcpu, { entry: elf.entry, stack, args: o.args, extraMaps: o.extraMaps });
+  const pageTables = setupLongMode(vcpu, { ...o, entry: elf.entry, stack });
   return {
     mode: "long",
     loadAddress: elf.segments[0].paddr,

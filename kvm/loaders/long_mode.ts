@@ -1,13 +1,18 @@
 /**
- * 64-bit long mode: identity-mapped page tables covering every memslot of the VM (2 MiB pages,
- * 1 GiB pages where a whole GiB is covered and the CPU has them), a GDT with a 64-bit code
- * segment, a data segment and a TSS, and the control registers of long mode. The system area
- * (GDT, TSS, page tables) lives at GPA 0x1000..0x10000, which a memslot must back.
+ * 64-bit long mode: identity-mapped page tables, a GDT with a 64-bit code segment, a data segment
+ * and a TSS, and the control registers of long mode. The system area (GDT, TSS, page tables)
+ * lives at GPA 0x1000..0x10000, which a memslot must back.
+ *
+ * The whole low 512 GiB is identity mapped, so a guest access to a GPA without a memslot reaches
+ * KVM as an MMIO exit naming the address (not a page fault and a triple fault): with 1 GiB pages
+ * where the vCPU's CPUID has pdpe1gb (two table pages), else with 2 MiB pages whose 512 page
+ * directories (2 MiB) live in memory the caller provides (`pdArea`; runGuest keeps a slot for
+ * them above 512 GiB). Without either, memslots and `extraMaps` are mapped (2 MiB pages).
+ * Memslots above 512 GiB are mapped too.
  * @module
  */
 
 import type { Vcpu } from "../vcpu.ts";
-import { supportedCpuid } from "../vcpu.ts";
 import { hex } from "../units.ts";
 import type { LoadInfo } from "./real_mode.ts";
 
@@ -51,9 +56,22 @@ export interface LongModeOptions {
   args?: readonly bigint[];
   /** Ranges to map besides the memslots (e.g. an address with no memslot, to see its MMIO exit). */
   extraMaps?: readonly GpaRange[];
-  /** Use 1 GiB pages where possible (default: when CPUID says pdpe1gb). */
+  /** Use 1 GiB pages where possible (default: when the vCPU's CPUID says pdpe1gb). */
   hugePages?: boolean;
+  /**
+   * Without 1 GiB pages: guest physical address of {@link PD_AREA_SIZE} bytes of guest memory
+   * (outside the low 512 GiB is best) for the 512 page directories of a 2 MiB-page map of the
+   * low 512 GiB. `pdAreaWritten: true` skips rewriting them (they never change).
+   */
+  pdArea?: bigint;
+  pdAreaWritten?: boolean;
 }
+
+/** Bytes of the 512 page directories that map the low 512 GiB with 2 MiB pages. */
+export const PD_AREA_SIZE = 512n * 4096n;
+
+/** How the low 512 GiB is mapped: whole with 1 GiB or 2 MiB pages, or only memslots/extraMaps. */
+export type LowMap = "1g" | "2m" | "ranges";
 
 /** What the page tables map, for display. */
 export interface PageTableInfo {
@@ -62,22 +80,52 @@ export interface PageTableInfo {
   pages1g: number;
   tableBytes: number;
   ranges: GpaRange[];
+  /** How the low 512 GiB is mapped. */
+  lowMap: LowMap;
 }
 
 /** The argument registers in vcpu_args_set order. */
 export const ARG_REGS = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"] as const;
 
-function has1g(vcpu: Vcpu): boolean {
-  const e = supportedCpuid(vcpu.vm).find((c) => c.function === 0x80000001);
+/** True when the CPUID the vCPU was given (KVM_GET_CPUID2) has pdpe1gb (1 GiB pages). */
+export function vcpuHas1g(vcpu: Vcpu): boolean {
+  const e = vcpu.getCpuid().find((c) => c.function === 0x80000001);
   return !!e && ((e.edx >>> 26) & 1) === 1;
 }
 
-/** Builds identity page tables for `ranges` into a buffer placed at `base`. */
+const LOW = 512n * GIB;
+
+/** The 512 page directories of a 2 MiB-page identity map of the low 512 GiB: directory i maps GiB i. */
+export function identityPageDirectories(): Uint8Array {
+  return pdCache ??= buildIdentityPageDirectories();
+}
+
+let pdCache: Uint8Array | undefined;
+
+function buildIdentityPageDirectories(): Uint8Array {
+  const words = new Uint32Array(Number(PD_AREA_SIZE) / 4);
+  const flags = Number(PTE.P | PTE.RW | PTE.PS);
+  for (let i = 0; i < 512; i++) {
+    for (let j = 0; j < 512; j++) {
+      const e = (i * 512 + j) * 2;
+      words[e] = (((i & 3) << 30) | (j << 21) | flags) >>> 0;
+      words[e + 1] = i >>> 2;
+    }
+  }
+  return new Uint8Array(words.buffer);
+}
+
+/**
+ * Builds identity page tables for `ranges` into a buffer placed at `base`. `low` maps the whole
+ * low 512 GiB as well: `1g` with 1 GiB pages, `{ pds }` through the page directories at GPA
+ * `pds` (see {@link identityPageDirectories}).
+ */
 export function buildPageTables(
   ranges: readonly GpaRange[],
   base: bigint,
   limit: bigint,
   huge: boolean,
+  low?: "1g" | { pds: bigint },
 ): { bytes: Uint8Array; info: PageTableInfo } {
   const maxPages = Number((limit - base) / PAGE);
   const bytes = new Uint8Array(maxPages * Number(PAGE));
@@ -112,9 +160,21 @@ export function buildPageTables(
   let pages2m = 0, pages1g = 0;
   const done2m = new Set<bigint>();
   const done1g = new Set<bigint>();
+  if (low !== undefined) {
+    const pdpt = sub(pml4, 0);
+    for (let i = 0n; i < 512n; i++) {
+      if (low === "1g") set(pdpt, Number(i), (i * GIB) | PTE.P | PTE.RW | PTE.PS);
+      else set(pdpt, Number(i), (low.pds + i * PAGE) | PTE.P | PTE.RW);
+      done1g.add(i * GIB);
+    }
+    if (low === "1g") pages1g += 512;
+    else pages2m += 512 * 512;
+  }
   for (const r of ranges) {
     if (r.size <= 0n) continue;
-    for (let a = r.gpa & ~(MIB2 - 1n); a < r.gpa + r.size; a += MIB2) {
+    let from = r.gpa & ~(MIB2 - 1n);
+    if (low !== undefined && from < LOW) from = LOW; // the low 512 GiB is mapped already
+    for (let a = from; a < r.gpa + r.size; a += MIB2) {
       const g = a & ~(GIB - 1n);
       if (done1g.has(g) || done2m.has(a)) continue;
       const pdpt = sub(pml4, Number((a >> 39n) & 511n));
@@ -133,7 +193,14 @@ export function buildPageTables(
   }
   return {
     bytes: bytes.subarray(0, used * Number(PAGE)),
-    info: { pml4, pages2m, pages1g, tableBytes: used * Number(PAGE), ranges: [...ranges] },
+    info: {
+      pml4,
+      pages2m,
+      pages1g,
+      tableBytes: used * Number(PAGE) + (low !== undefined && low !== "1g" ? Number(PD_AREA_SIZE) : 0),
+      ranges: [...ranges],
+      lowMap: low === undefined ? "ranges" : low === "1g" ? "1g" : "2m",
+    },
   };
 }
 
@@ -148,10 +215,14 @@ function gdtEntry(v: bigint, dv: DataView, off: number) {
 export function setupLongMode(vcpu: Vcpu, o: LongModeOptions): PageTableInfo {
   const vm = vcpu.vm;
   const L = LONG_MODE_LAYOUT;
-  const ranges: GpaRange[] = vm.memslots.map((s) => ({ gpa: s.gpa, size: s.size }));
+  const ranges: GpaRange[] = vm.memslots.filter((s) => !(o.pdArea !== undefined && s.contains(o.pdArea))).map((
+    s,
+  ) => ({ gpa: s.gpa, size: s.size }));
   for (const r of o.extraMaps ?? []) ranges.push(r);
-  const huge = o.hugePages ?? has1g(vcpu);
-  const pt = buildPageTables(ranges, L.tables, L.tablesEnd, huge);
+  const huge = o.hugePages ?? vcpuHas1g(vcpu);
+  const low = huge ? "1g" as const : o.pdArea !== undefined ? { pds: o.pdArea } : undefined;
+  if (low && low !== "1g" && !o.pdAreaWritten) vm.writeGuest(low.pds, identityPageDirectories());
+  const pt = buildPageTables(ranges, L.tables, L.tablesEnd, huge, low);
   vm.writeGuest(L.tables, pt.bytes);
 
   // GDT: null, code64, data, 64-bit TSS (16 bytes).
@@ -218,12 +289,19 @@ export function setupLongMode(vcpu: Vcpu, o: LongModeOptions): PageTableInfo {
 export function loadLongModeFlat(
   vcpu: Vcpu,
   image: Uint8Array,
-  o: { loadAddress?: bigint; stack?: bigint; args?: readonly bigint[]; extraMaps?: readonly GpaRange[] } = {},
+  o: {
+    loadAddress?: bigint;
+    stack?: bigint;
+    args?: readonly bigint[];
+    extraMaps?: readonly GpaRange[];
+    pdArea?: bigint;
+    pdAreaWritten?: boolean;
+  } = {},
 ): LoadInfo & { pageTables: PageTableInfo } {
   const load = o.loadAddress ?? LONG_MODE_LAYOUT.image;
   vcpu.vm.writeGuest(load, image);
   const stack = o.stack ?? defaultStack(vcpu);
-  const pageTables = setupLongMode(vcpu, { entry: load, stack, args: o.args, extraMaps: o.extraMaps });
+  const pageTables = setupLongMode(vcpu, { ...o, entry: load, stack });
   return { mode: "long", loadAddress: load, entry: load, stack, size: image.length, pageTables };
 }
 
