@@ -6,7 +6,7 @@
 
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
-import { Kvm, Mapping, PROT, type Vm } from "../../mod.ts";
+import { hex, Kvm, Mapping, PROT, type Vm } from "../../mod.ts";
 import { mainMemory, runGuest } from "../../kvm/run_guest.ts";
 import { type RunResult, runVcpu } from "../../kvm/run_loop.ts";
 import { guestPath } from "../../kvm/loaders/library.ts";
@@ -17,51 +17,120 @@ const GMEM_GPA = 4n << 30n; // 4 GiB, as the selftests put their test slot high
 const PAGE = 4096n;
 const NO_NEW_VALUE = 0x100;
 
-/** The guest_memfd_test guest: host fills 0xaa, guest checks every byte and writes 0xff. */
+const GMEM_SIZE = 2n << 20n;
+
+/**
+ * The guest of upstream test_guest_memfd_guest over the whole gmem: every byte of [rdi, rdi+rsi)
+ * (rsi a multiple of 8) must be dl, then the guest writes cl over all of it and exits with code 0.
+ * On the first byte that differs it stops with exit code 1, r12 = its address, r13 = the byte.
+ * Quadword string instructions (repe scasq, rep stosq): this host emulates guest code at a few
+ * µs per instruction, so a byte loop over 2 MiB would take ~20 s.
+ */
+const CHECK_THEN_FILL = `
+  mov %rdi, %r8
+  mov %rsi, %r9
+  mov %rcx, %r11
+  mov $0x0101010101010101, %rbx
+  movzbq %dl, %rax
+  imul %rbx, %rax
+  mov %r9, %rcx
+  shr $3, %rcx
+  cld
+  repe scasq
+  jne 2f
+  movzbq %r11b, %rax
+  imul %rbx, %rax
+  mov %r8, %rdi
+  mov %r9, %rcx
+  shr $3, %rcx
+  rep stosq
+  xor %eax, %eax
+  out %al, $0xf4
+2:
+  lea -8(%rdi), %r12
+3:
+  movzbq (%r12), %r13
+  cmp %dl, %r13b
+  jne 4f
+  inc %r12
+  jmp 3b
+4:
+  mov $1, %al
+  out %al, $0xf4
+`;
+
+/** The guest_memfd_test guest: host fills the whole 2 MiB gmem with 0xaa, guest checks every byte and writes 0xff. */
 function gmemGuest(vm: Vm, userspace: "gmem" | "none" | "anon") {
-  const gmem = vm.createGuestMemfd(2n << 20n, "mmap,init-shared");
-  const slot = vm.addMemslot({ slot: 1, gpa: GMEM_GPA, size: 2n << 20n, gmem, userspace });
-  gmem.fillMem(0n, PAGE, 0xaa);
-  const r = runGuest(vm, { elf: guestPath("verify"), args: [GMEM_GPA, PAGE, 0xaa, 0xff], timeoutMs: 5000 });
-  return { r, gmem, slot };
+  const gmem = vm.createGuestMemfd(GMEM_SIZE, "mmap,init-shared");
+  const slot = vm.addMemslot({ slot: 1, gpa: GMEM_GPA, size: GMEM_SIZE, gmem, userspace });
+  gmem.fillMem(0n, GMEM_SIZE, 0xaa);
+  const r = runGuest(vm, {
+    asm: CHECK_THEN_FILL,
+    args: [GMEM_GPA, GMEM_SIZE, 0xaa, 0xff],
+    timeoutMs: 20_000,
+  });
+  const passed = r.stop === "exit-code" && r.exitCode?.value === 0;
+  const failed = r.stop === "exit-code" && r.exitCode?.value === 1;
+  const mismatch = failed ? { addr: r.vcpu.getReg("r12"), found: r.vcpu.getReg("r13") } : undefined;
+  return { r, gmem, slot, passed, mismatch };
 }
 
-kvmTest("gmem MMAP|INIT_SHARED, userspace_addr = its mapping: guest reads 0xaa, writes 0xff, host sees 0xff", () => {
+kvmTest(
+  "gmem MMAP|INIT_SHARED, userspace_addr = its mapping: guest reads 0xaa in all 2 MiB, writes 0xff, host sees 0xff everywhere",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const { r, gmem, passed, mismatch } = gmemGuest(vm, "gmem");
+    ok(
+      passed,
+      `${r.stop} ${formatExit(r.exit)} ${JSON.stringify(mismatch, (_, v) => typeof v === "bigint" ? hex(v) : v)}`,
+    );
+    eq(gmem.mapping().verify(0n, GMEM_SIZE, 0xff), undefined, "every byte of the 2 MiB gmem is the guest's 0xff");
+    ok(r.load.pageTables!.ranges.some((x) => x.gpa === GMEM_GPA), "page tables cover the gmem slot at 4 GiB");
+  },
+);
+
+kvmTest("the whole-gmem guest check can fail: one byte off in the last page is found and named", () => {
   using kvm = Kvm.open();
   using vm = kvm.createVm();
-  const { r, gmem } = gmemGuest(vm, "gmem");
-  eq(r.stop, "done", formatExit(r.exit));
-  eq(r.ucalls.map((u) => u.cmd), ["done"]);
-  eq(r.ucalls[0].args[0], PAGE);
-  eq(gmem.mapping().verify(0n, PAGE, 0xff), undefined);
-  eq(gmem.readMem(PAGE, 1)[0], 0, "the byte after the page is untouched");
-  ok(r.load.pageTables!.ranges.some((x) => x.gpa === GMEM_GPA), "page tables cover the gmem slot at 4 GiB");
+  const gmem = vm.createGuestMemfd(GMEM_SIZE, "mmap,init-shared");
+  vm.addMemslot({ slot: 1, gpa: GMEM_GPA, size: GMEM_SIZE, gmem, userspace: "gmem" });
+  gmem.fillMem(0n, GMEM_SIZE, 0xaa);
+  gmem.writeMem(GMEM_SIZE - 3n, new Uint8Array([0x5a]));
+  const r = runGuest(vm, {
+    asm: CHECK_THEN_FILL,
+    args: [GMEM_GPA, GMEM_SIZE, 0xaa, 0xff],
+    timeoutMs: 20_000,
+  });
+  eq(r.exitCode?.value, 1);
+  eq([r.vcpu.getReg("r12"), r.vcpu.getReg("r13")], [GMEM_GPA + GMEM_SIZE - 3n, 0x5an]);
+  eq(gmem.mapping().verify(0n, GMEM_SIZE - 3n, 0xaa), undefined, "nothing written before the check failed");
 });
 
 kvmTest("gmem slot with userspace_addr none: what the guest gets is a host property", () => {
   using kvm = Kvm.open();
   using vm = kvm.createVm();
-  const { r, gmem } = gmemGuest(vm, "none");
+  const { r, gmem, passed } = gmemGuest(vm, "none");
   if (r.exit.name === "MMIO") eq(r.exit.mmio?.addr, GMEM_GPA);
-  assertHost("gmem-slot-userspace-none-long-mode", r.exit.name === "MMIO" ? "MMIO" : r.stop);
-  if (r.stop !== "done") eq(gmem.mapping().verify(0n, PAGE, 0xaa), undefined, "gmem bytes unchanged");
+  assertHost("gmem-slot-userspace-none-long-mode", r.exit.name === "MMIO" ? "MMIO" : passed ? "done" : r.stop);
+  if (passed) eq(gmem.mapping().verify(0n, GMEM_SIZE, 0xff), undefined, "the guest's 0xff in every byte");
+  else eq(gmem.mapping().verify(0n, GMEM_SIZE, 0xaa), undefined, "gmem bytes unchanged");
 });
 
 kvmTest("gmem slot with separate anonymous userspace memory: which bytes the guest sees is a host property", () => {
   using kvm = Kvm.open();
   using vm = kvm.createVm();
-  const { r, gmem, slot } = gmemGuest(vm, "anon");
+  const { r, gmem, slot, passed, mismatch } = gmemGuest(vm, "anon");
   let sees: string;
-  if (r.stop === "assert") {
+  if (mismatch) {
     // The guest found a byte that is not 0xaa: the anonymous memory (zeros) answered.
-    eq(r.ucalls.at(-1)?.args[0], GMEM_GPA);
-    eq(r.ucalls.at(-1)?.args[1], 0n);
-    eq(r.ucalls.at(-1)?.message, "byte differs from the expected value");
+    eq([mismatch.addr, mismatch.found], [GMEM_GPA, 0n]);
     sees = "anon";
-    eq(gmem.mapping().verify(0n, PAGE, 0xaa), undefined, "gmem untouched");
-    eq(slot.backing!.verify(0n, PAGE, 0), undefined, "anon memory untouched (verify stopped before writing)");
+    eq(gmem.mapping().verify(0n, GMEM_SIZE, 0xaa), undefined, "gmem untouched");
+    eq(slot.backing!.verify(0n, GMEM_SIZE, 0), undefined, "anon memory untouched (the check stopped before writing)");
   } else {
-    sees = r.stop === "done" ? "gmem" : `${r.stop}:${r.exit.name}`;
+    sees = passed ? "gmem" : `${r.stop}:${r.exit.name}`;
+    if (passed) eq(gmem.mapping().verify(0n, GMEM_SIZE, 0xff), undefined, "the guest's 0xff in every byte");
   }
   assertHost("gmem-slot-userspace-anon-guest-sees", sees);
 });
