@@ -12,6 +12,7 @@ import { statements } from "./recorder.ts";
 import type { Session } from "./session.ts";
 import type { Args, Command, Outcome, Recorded } from "./commands/types.ts";
 import { UsageError } from "./usage_error.ts";
+import { failureStatus } from "./failure.ts";
 
 /** How a line is run. */
 export interface RunOptions {
@@ -21,8 +22,14 @@ export interface RunOptions {
   jsonIndent?: number;
 }
 
-function printError(ctx: Session, name: string, e: unknown, json: boolean): void {
+/** Notes a failure: the last error, and the exit status it gives. */
+function failed(ctx: Session, e: unknown): void {
   ctx.lastError = e;
+  ctx.failStatus = failureStatus(e);
+}
+
+function printError(ctx: Session, name: string, e: unknown, json: boolean): void {
+  failed(ctx, e);
   if (json) out(jsonLine({ command: name, ok: false, error: errorJson(e) }));
   else err(paint("red", `error: ${errorLine(e)}`, "stderr"));
 }
@@ -54,7 +61,7 @@ export async function runCommand(ctx: Session, words: string[], opts: RunOptions
   try {
     o = await cmd.run(ctx, a);
   } catch (e) {
-    ctx.lastError = e;
+    failed(ctx, e);
     for (const w of ctx.pendingWarnings) if (!a.json) err(paint("yellow", w, "stderr"));
     if (!(e instanceof UsageError)) journal(ctx, a, recs, { error: e });
     if (a.json) {
@@ -69,19 +76,30 @@ export async function runCommand(ctx: Session, words: string[], opts: RunOptions
     } else err(paint("red", `error: ${errorLine(e)}`, "stderr"));
     return false;
   }
-  ctx.lastError = undefined;
   journal(ctx, a, recs, { out: o });
   const warnings = [...ctx.pendingWarnings, ...(o.warnings ?? [])];
+  if (o.fail) failed(ctx, o.fail);
+  else {
+    ctx.lastError = undefined;
+    if (o.runStatus !== undefined) ctx.runStatus = o.runStatus;
+  }
   if (a.json) {
-    const obj = { command: cmd.name, ok: true, ...(warnings.length ? { warnings } : {}), result: o.data ?? {} };
+    const obj = {
+      command: cmd.name,
+      ok: !o.fail,
+      ...(warnings.length ? { warnings } : {}),
+      result: o.data ?? {},
+      ...(o.fail ? { error: errorJson(o.fail) } : {}),
+    };
     out(
       opts.jsonIndent ? JSON.stringify(obj.result, jsonReplacer, opts.jsonIndent) : jsonLine(obj),
     );
   } else {
     for (const w of warnings) err(paint("yellow", w, "stderr"));
     if (o.lines?.length) out(o.lines.join("\n"));
+    if (o.fail) err(paint("red", `error: ${errorLine(o.fail)}`, "stderr"));
   }
-  return true;
+  return !o.fail;
 }
 
 /** Runs a line of `;`-separated commands. Returns true when all succeeded. */

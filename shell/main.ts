@@ -9,22 +9,19 @@ import * as api from "../mod.ts";
 import { runCommand, runLine } from "./dispatch.ts";
 import { Session } from "./session.ts";
 import { err } from "./output.ts";
-import { UsageError } from "./usage_error.ts";
 
 const USAGE = `usage: kvmsh [--json] [--keep-going] [-c "cmd; cmd"] [command …]
   kvmsh                      interactive prompt (on a terminal), or commands from stdin
-  kvmsh -c "vm create; caps"  run commands, stop at the first failure (exit 1) unless --keep-going
+  kvmsh -c "vm create; caps"  run commands, stop at the first failure unless --keep-going
   kvmsh caps [--json] [--all] [cap…]
   kvmsh scenario <file.ts>…   run scenarios (KTAP)
-  kvmsh help                  every command`;
+  kvmsh help                  every command, and the exit status`;
 
 async function runStdin(ctx: Session, keepGoing: boolean): Promise<number> {
   const dec = new TextDecoder();
   let buf = "";
-  let failed = false;
   const feed = async (line: string): Promise<boolean> => {
     const ok = await runLine(ctx, line, { keepGoing });
-    if (!ok) failed = true;
     return ok || keepGoing;
   };
   for await (const chunk of Deno.stdin.readable) {
@@ -33,12 +30,12 @@ async function runStdin(ctx: Session, keepGoing: boolean): Promise<number> {
     for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n", start)) {
       const line = buf.slice(start, i);
       start = i + 1;
-      if (!(await feed(line)) || ctx.exitCode !== undefined) return ctx.exitCode ?? 1;
+      if (!(await feed(line)) || ctx.exitCode !== undefined) return ctx.status;
     }
     buf = buf.slice(start);
   }
   if (buf.trim() && ctx.exitCode === undefined) await feed(buf);
-  return ctx.exitCode ?? (failed ? 1 : 0);
+  return ctx.status;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -77,19 +74,17 @@ async function main(argv: string[]): Promise<number> {
   ctx.runLine = (line) => runLine(ctx, line);
   ctx.json = json;
   try {
+    // Exit status (help tells it): see Session.status.
     if (rest.length) {
-      const ok = await runCommand(ctx, rest, { jsonIndent: rest[0] === "caps" ? 2 : undefined });
-      if (ok) return ctx.exitCode ?? 0;
-      return ctx.lastError instanceof UsageError ? 2 : 1;
+      await runCommand(ctx, rest, { jsonIndent: rest[0] === "caps" ? 2 : undefined });
+      return ctx.status;
     }
     if (scripts.length) {
-      let failed = false;
       for (const s of scripts) {
         const ok = await runLine(ctx, s, { keepGoing });
-        if (!ok) failed = true;
         if ((!ok && !keepGoing) || ctx.exitCode !== undefined) break;
       }
-      return ctx.exitCode ?? (failed ? 1 : 0);
+      return ctx.status;
     }
     // The prompt (node:readline) loads only when interactive: node: modules cost start-up time.
     if (Deno.stdin.isTerminal()) return await (await import("./repl.ts")).repl(ctx);

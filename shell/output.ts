@@ -6,6 +6,7 @@
 
 import { KvmError } from "../mod.ts";
 import { UsageError } from "./usage_error.ts";
+import { CommandFailed } from "./failure.ts";
 
 const enc = new TextEncoder();
 
@@ -80,14 +81,14 @@ export function errorLine(e: unknown): string {
   if (e instanceof KvmError && e.errnoName === "EFAULT" && e.syscall.startsWith("process_vm_")) {
     return `EFAULT: would SIGBUS — ${oneLine(e.message)}`;
   }
-  if (e instanceof KvmError || e instanceof UsageError) return oneLine(e.message);
+  if (e instanceof KvmError || e instanceof UsageError || e instanceof CommandFailed) return oneLine(e.message);
   if (e instanceof Error) return oneLine(`${e.name}: ${e.message}`);
   return oneLine(String(e));
 }
 
 /** The JSON form of any error (KvmError.toJSON for kernel errors). */
 export function errorJson(e: unknown): Record<string, unknown> {
-  if (e instanceof KvmError || e instanceof UsageError) return e.toJSON();
+  if (e instanceof KvmError || e instanceof UsageError || e instanceof CommandFailed) return e.toJSON();
   if (e instanceof Error) return { error: e.name, message: e.message };
   return { error: "Error", message: String(e) };
 }

@@ -44,8 +44,12 @@ export class Session {
   recorder?: Recorder;
   /** Every recorded statement since the shell started (a recording starts with it). */
   readonly journal: string[] = [];
-  /** Set by `exit`. */
+  /** Set by `exit` (and by Ctrl-C outside the prompt: 130); ends the session. */
   exitCode?: number;
+  /** The exit status of the last failure (2 usage, 1 kernel/runtime), once anything failed. */
+  failStatus?: number;
+  /** The last successful guest run's exit code (port 0xF4) & 0xff, 0 without one. */
+  runStatus = 0;
   /** The last command's error (undefined after a success). */
   lastError?: unknown;
   /** Set while a command can be interrupted (a running guest): Ctrl-C calls it. */
@@ -64,6 +68,14 @@ export class Session {
   depth = 0;
 
   constructor(readonly kvmPath?: string) {}
+
+  /**
+   * kvmsh's exit status outside the prompt: `exit N` (or 130 after Ctrl-C); else the last
+   * failure's once anything failed; else the last run's guest exit code; else 0.
+   */
+  get status(): number {
+    return this.exitCode ?? this.failStatus ?? this.runStatus;
+  }
 
   /** The Kvm, opened on first use. */
   get kvm(): Kvm {

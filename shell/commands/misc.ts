@@ -4,6 +4,7 @@
  */
 
 import { UsageError } from "../usage_error.ts";
+import { CommandFailed } from "../failure.ts";
 import { paint } from "../output.ts";
 import { small } from "../values.ts";
 import { words } from "./complete_helpers.ts";
@@ -11,6 +12,19 @@ import type { Command } from "./types.ts";
 
 /** Files `debug leak-fd` opened on purpose (kept referenced: never closed). */
 const leaked: Deno.FsFile[] = [];
+
+/** What `help` says about kvmsh's exit status (Session.status). */
+export const EXIT_STATUS: string[] = [
+  "exit status (-c, commands on stdin, one command as arguments; at the prompt only `exit N` sets it):",
+  "  0    every command succeeded (and the last run wrote no exit code)",
+  "  N    the last run's guest exit code: the value written to port 0xF4 (isa-debug-exit), & 0xff,",
+  "       unless a later command fails",
+  "  1    a kernel or runtime failure, or a run stopped by its timeout, an assertion (ucall assert) or",
+  "       an exit kvmsh does not resume from (SHUTDOWN, MMIO, INTERNAL_ERROR, an unhandled port …);",
+  "       the script stops there unless --keep-going (which keeps a failure's status to the end)",
+  "  2    a usage error (unknown command, bad argument): the same for `kvmsh frob` and `kvmsh -c frob`",
+  "  130  Ctrl-C (SIGINT) stopped the guest and the script",
+];
 
 /** Help text for one command, from the table. */
 export function helpFor(c: Command): string[] {
@@ -41,6 +55,7 @@ export function miscCommands(table: () => Command[]): Command[] {
           "kvmsh commands (help <command> for flags and an example; numbers: 4096, 0x1000, 4K, 2M, 1G):",
           ...chosen.map((c) => `  ${c.usage.padEnd(50)} ${c.summary}`),
           "global flags: --json (one JSON object per command); -c 'cmd; cmd', --keep-going on the command line",
+          ...EXIT_STATUS,
         ];
         return {
           lines,
@@ -86,7 +101,14 @@ export function miscCommands(table: () => Command[]): Command[] {
           } finally {
             ctx.depth--;
           }
-          if (!ok) throw new UsageError(`source ${a.pos[0]}: stopped at line ${n + 1}`);
+          if (!ok) {
+            // The status stays the failing line's (2 for its usage error, 1 for a kernel error).
+            throw new CommandFailed(
+              `source ${a.pos[0]}: stopped at line ${n + 1}`,
+              ctx.failStatus ?? 1,
+              "SourceStopped",
+            );
+          }
           if (ctx.exitCode !== undefined) break;
           n++;
         }

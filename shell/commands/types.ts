@@ -5,6 +5,7 @@
  */
 
 import type { Session } from "../session.ts";
+import type { CommandFailed } from "../failure.ts";
 
 /** Completes a value from the prefix typed so far. */
 export type Completer = (ctx: Session, prefix: string) => string[];
@@ -56,6 +57,13 @@ export interface Outcome {
   observed?: unknown;
   /** Lines for stderr that are not an error (a warning before sending). */
   warnings?: string[];
+  /**
+   * The command ran (its lines and data are shown) but failed as a whole: a guest stopped by its
+   * timeout. Printed as an error after the lines; the command counts as failed.
+   */
+  fail?: CommandFailed;
+  /** A guest run's share of kvmsh's exit status: its exit code (port 0xF4) & 0xff, or 0 without one. */
+  runStatus?: number;
 }
 
 /** The TypeScript a command records: one API call. */

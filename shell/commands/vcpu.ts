@@ -6,7 +6,7 @@
  * @module
  */
 
-import { formatExit, hex, REG_NAMES, runGuest } from "../../mod.ts";
+import { formatExit, type GuestResult, hex, REG_NAMES, runGuest } from "../../mod.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
 import { choice, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
@@ -15,6 +15,7 @@ import { debugCommands } from "./debug_step.ts";
 import { adoptVcpus, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import type { Args, Command } from "./types.ts";
 import type { Session } from "../session.ts";
+import { CommandFailed } from "../failure.ts";
 
 function regArgs(a: Args): { vcpu?: string; set?: Record<string, bigint> } {
   const pos = [...a.pos];
@@ -94,6 +95,41 @@ function absolute(path: string): string {
     return Deno.realPathSync(path);
   } catch {
     return path;
+  }
+}
+
+/** Stops after which a run succeeded: the guest ended itself (HLT, an exit code, ucall done). */
+function runOk(res: GuestResult): boolean {
+  if (res.stop === "exit") return res.exit.name === "HLT";
+  return res.stop === "exit-code" || res.stop === "done" || res.stop === "ucall";
+}
+
+/**
+ * Whether a run failed, as a script sees it: stopped by its timeout, an assertion or an exit kvmsh
+ * does not resume from. Ctrl-C at the prompt is no failure; outside it (-c, stdin) it ends the
+ * script with status 130.
+ */
+function runFailure(ctx: Session, res: GuestResult, timeoutMs: number): CommandFailed | undefined {
+  if (runOk(res)) return undefined;
+  switch (res.stop) {
+    case "interrupt":
+      if (ctx.interactive) return undefined;
+      ctx.exitCode = 130;
+      return new CommandFailed("interrupted (SIGINT): the guest was stopped and the script ends (status 130)", 130);
+    case "timeout":
+      return new CommandFailed(`run: the guest did not finish within its --timeout (${timeoutMs} ms)`);
+    case "deadline":
+      return new CommandFailed("run: the guest did not finish before the deadline");
+    case "assert": {
+      const u = res.ucalls.findLast((x) => x.cmd === "assert");
+      return new CommandFailed(`run: the guest asserted${u?.message ? `: ${u.message}` : ""}`);
+    }
+    case "unhandled-io":
+      return new CommandFailed(`run: the guest used an I/O port kvmsh does not handle (${formatExit(res.exit)})`);
+    case "exit":
+      return new CommandFailed(`run: the guest stopped on ${res.exit.name}, an exit kvmsh does not resume from`);
+    default:
+      return new CommandFailed(`run: the guest stopped (${res.stop})`);
   }
 }
 
@@ -193,7 +229,8 @@ export const vcpuCommands: Command[] = [
   },
   {
     name: "run",
-    summary: "loads a guest (flat binary, ELF64, or --asm text) on the current VM and runs it; Ctrl-C stops it",
+    summary:
+      "loads a guest (flat binary, ELF64, or --asm text) on the current VM and runs it; Ctrl-C stops it; the value it writes to port 0xF4 is kvmsh's exit status (help: exit status)",
     usage:
       "run <guest.bin|guest.elf|asm text> [--asm] [--mode real|long] [--timeout 5s] [--memory anon|gmem:FLAGS] [--userspace none|gmem|anon] [--arg V]… [--vcpu vcpuN]",
     example: "run scripts/guests/bin/hello16.bin --mode real",
@@ -257,6 +294,7 @@ export const vcpuCommands: Command[] = [
             formatExit(res.exit)
           }; ${res.exits} exits in ${res.elapsedMs.toFixed(1)} ms`,
         );
+        const fail = runFailure(ctx, res, r.timeoutMs);
         return {
           lines,
           data: {
@@ -268,6 +306,7 @@ export const vcpuCommands: Command[] = [
             elapsedMs: res.elapsedMs,
           },
           observed: { stop: res.stop, exit: res.exit.name, console: res.console },
+          ...(fail ? { fail } : { runStatus: res.exitCode ? res.exitCode.value & 0xff : 0 }),
         };
       } finally {
         adoptVcpus(ctx, vm.name, vm.obj);

@@ -13,6 +13,8 @@ interface Case {
   lines: string[];
   /** Must appear in stdout. */
   out?: RegExp[];
+  /** Must not appear in stdout. */
+  notOut?: RegExp[];
   /** Must appear in stderr. */
   err?: RegExp[];
   /** Exit code (0 unless the last line fails). */
@@ -215,7 +217,7 @@ const CASES: Case[] = [
     name: "regs set of an unknown register",
     lines: [VM, "vcpu create", "regs set rzz=1"],
     err: [/unknown register 'rzz'/],
-    code: 1,
+    code: 2,
   },
   { name: "sregs", lines: [VM, "vcpu create", "sregs"], out: [/vcpu0: cr0 0x[0-9a-f]+ .* efer 0x0/, /cs +sel 0xf000/] },
   {
@@ -224,9 +226,20 @@ const CASES: Case[] = [
     out: [/console: Hello, world!/, /stop: exit; last exit HLT/],
   },
   {
-    name: "run --asm with a timeout",
+    name: "run --asm with a timeout (a failed run: the script stops)",
+    lines: [VM, 'run "jmp ." --asm --timeout 200ms', "echo not reached"],
+    out: [/stop: timeout/],
+    notOut: [/not reached/],
+    err: [/^error: run: the guest did not finish within its --timeout \(200 ms\)$/m],
+    code: 1,
+  },
+  {
+    name: "run --asm with a timeout, --keep-going",
     lines: [VM, 'run "jmp ." --asm --timeout 200ms', "echo after"],
+    keepGoing: true,
     out: [/stop: timeout/, /^after$/m],
+    err: [/^error: run: the guest did not finish/m],
+    code: 1,
   },
   {
     name: "step and continue after run",
@@ -247,6 +260,12 @@ const CASES: Case[] = [
   { name: "echo", lines: ["echo hello world"], out: [/^hello world$/m] },
   { name: "reset", lines: [VM, G, "reset", "vm list"], out: [/every VM closed/, /no VMs/] },
   { name: "exit", lines: ["echo before", "exit 3", "echo after"], out: [/before/], code: 3 },
+  {
+    name: "run's exit code is the status",
+    lines: [VM, 'run --asm "mov $7, %al; out %al, $0xf4"'],
+    out: [/exit code 0x7/],
+    code: 7,
+  },
 ];
 
 for (const c of CASES) {
@@ -257,6 +276,7 @@ for (const c of CASES) {
     for (const r of [byC, byStdin]) {
       assert.equal(r.code, c.code ?? 0, `exit code; stderr: ${r.stderr}`);
       for (const re of c.out ?? []) assert.match(r.stdout, re);
+      for (const re of c.notOut ?? []) assert.doesNotMatch(r.stdout, re);
       for (const re of c.err ?? []) assert.match(r.stderr, re);
       if (!c.err) assert.equal(r.stderr, "");
     }

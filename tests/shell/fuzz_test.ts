@@ -50,7 +50,7 @@ const BAD: [string[], RegExp][] = [
 for (const [lines, re] of BAD) {
   kvmTest(`shell bad input: ${lines[lines.length - 1]}`, async () => {
     const r = await runC(lines);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2, "a usage error");
     const errLines = r.stderr.trim().split("\n");
     assert.equal(errLines.length, 1, r.stderr);
     assert.match(errLines[0], re);
@@ -65,7 +65,7 @@ kvmTest("shell bad input sends nothing: the kernel never saw the malformed gmem 
   ], ["--keep-going"]);
   // The refused line made no guest_memfd: the next one is gmem0.
   assert.match(r.stdout, /^gmem0: fd \d+, size 0x200000/m);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 2, "--keep-going keeps the usage error's status");
 });
 
 kvmTest("shell: one-shot usage errors exit 2, kernel errors 1, success 0", async () => {
@@ -74,10 +74,12 @@ kvmTest("shell: one-shot usage errors exit 2, kernel errors 1, success 0", async
   assert.equal((await kvmsh(["caps", "NOPE"])).code, 2);
   assert.equal((await kvmsh(["vm", "create", "--type", "tdx"])).code, 1);
   assert.equal((await kvmsh(["caps", "GUEST_MEMFD"])).code, 0);
-  assert.equal((await kvmsh(["-c", "frob; echo not reached"])).stdout, "");
+  const c = await kvmsh(["-c", "frob; echo not reached"]);
+  assert.equal(c.stdout, "");
+  assert.equal(c.code, 2, "-c frob: the same status as kvmsh frob");
   const kg = await kvmsh(["--keep-going", "-c", "frob; echo reached"]);
   assert.equal(kg.stdout, "reached\n");
-  assert.equal(kg.code, 1);
+  assert.equal(kg.code, 2);
 });
 
 // ---- the fuzzer ----

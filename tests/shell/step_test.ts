@@ -62,8 +62,9 @@ kvmTest("run --timeout on jmp $, then step: RIP unchanged at the jmp; continue r
     "step",
     "continue --timeout 300ms",
     "regs",
-  ]);
-  assert.equal(r.code, 0, r.stderr);
+  ], ["--keep-going"]); // a run stopped by its timeout is a failed command
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^error: run: the guest did not finish within its --timeout \(1000 ms\)\n$/);
   assert.match(r.stdout, /stop: timeout; last exit INTR \(KVM_RUN: EINTR\)/);
   assert.match(r.stdout, /^vcpu0: step 1: rip 0x1 \(pc 0x10001\)$/m);
   assert.match(r.stdout, /^rip 0x1 \(real mode, cs:ip 0x1000:0x1, linear 0x10001, gpa 0x10001\): eb fe/m);
@@ -81,8 +82,9 @@ kvmTest(
       "regs set rip=2",
       "continue",
       "continue",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
+    ], ["--keep-going"]); // a run stopped by its timeout is a failed command
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: run: the guest did not finish within its --timeout \(300 ms\)\n$/);
     const parts = r.stdout.split(/^stop: /m);
     assert.match(parts[1], /^timeout; last exit INTR/, "run: timeout");
     assert.match(parts[2], /^timeout; last exit INTR/, "continue: timeout again, still on the jmp");
@@ -110,7 +112,7 @@ kvmTest("step/continue bad input: one clear line each, nothing sent, the shell g
   ];
   for (const [lines, err] of cases) {
     const r = await runC([...lines, "echo after"], ["--keep-going"]);
-    assert.equal(r.code, 1, `${lines.join("; ")}: ${r.stderr}`);
+    assert.equal(r.code, 2, `a usage error: ${lines.join("; ")}: ${r.stderr}`);
     assert.match(r.stderr, err, lines.join("; "));
     assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
     assert.match(r.stdout, /^after$/m);
@@ -249,7 +251,7 @@ kvmTest("run --arg repeated and as a list: rdi, rsi, rdx in order", async () => 
   assert.match(regs[1], /rdx 0x0000000000000006/);
   assert.match(regs[1], /rsi 0x0000000000000005 +rdi 0x0000000000000004/);
   const many = await runC(["vm create", 'run "hlt" --asm --arg 1,2,3,4 --arg 5 --arg 6 --arg 7']);
-  assert.equal(many.code, 1);
+  assert.equal(many.code, 2);
   assert.match(many.stderr, /--arg: at most 6 values/);
 });
 

@@ -74,6 +74,6 @@ kvmTest("shell source: runs a file and stops at its first failure", async () => 
   assert.match(r.stdout, /gmem0: fd/);
   assert.doesNotMatch(r.stdout, /not reached|after/);
   assert.match(r.stderr, /unknown command 'frob'[^]*source .*stopped at line 4/);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 2, "the failing line's status (a usage error)");
   await Deno.remove(dir, { recursive: true });
 });
