@@ -179,7 +179,7 @@ kvmTest("record start refuses an existing file unless --force (nothing is overwr
   const file = `${dir}/keep.ts`;
   await Deno.writeTextFile(file, "// precious\n");
   const r = await kvmsh(["-c", `record start ${file}; echo not reached`]);
-  assert.notEqual(r.code, 0);
+  assert.equal(r.code, 2, "a usage error");
   assert.match(r.stderr, /^error: record start: '.*keep\.ts' exists; give --force to overwrite it$/m);
   assert.doesNotMatch(r.stdout, /not reached/);
   assert.equal(await Deno.readTextFile(file), "// precious\n");
