@@ -8,21 +8,12 @@
  * @module
  */
 
-import {
-  type CodeAt,
-  codeAt,
-  type ExitInfo,
-  formatExit,
-  hex,
-  runVcpu,
-  stepVcpu,
-  type Vcpu,
-  type VcpuRunResult,
-} from "../../mod.ts";
+import { codeAt, type ExitInfo, formatExit, hex, runVcpu, stepVcpu, type Vcpu, type VcpuRunResult } from "../../mod.ts";
 import { big, int, str } from "../ts_literal.ts";
 import { small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
 import { objects } from "./complete_helpers.ts";
+import { codeLine, consoleLines } from "./guest_view.ts";
 import { parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import type { Args, Command, Outcome, Recorded } from "./types.ts";
 import type { Session } from "../session.ts";
@@ -75,24 +66,8 @@ function stopLine(r: VcpuRunResult): string {
   }; ${r.exits} exits in ${r.elapsedMs.toFixed(1)} ms`;
 }
 
-function consoleLines(text: string): string[] {
-  return text ? text.replace(/\n$/, "").split("\n").map((l) => `console: ${l}`) : [];
-}
-
 function exitsText(exits: ExitInfo[]): string {
   return exits.length ? ` after ${exits.map(formatExit).join(", ")}` : "";
-}
-
-/** `rip 0x4 (real mode, cs:ip 0x1000:0x4, linear 0x10004, gpa 0x10004): 90 b0 41 …` */
-function codeLine(c: CodeAt): string {
-  const where = c.mode === "real"
-    ? `real mode, cs:ip ${hex(c.cs.selector)}:${hex(c.rip)}, linear ${hex(c.linear)}`
-    : `${c.mode} mode, linear ${hex(c.linear)}`;
-  const gpa = c.gpa === undefined ? "" : `, gpa ${hex(c.gpa)}`;
-  const bytes = c.bytes
-    ? [...c.bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ")
-    : `bytes not readable (${c.note})`;
-  return `rip ${hex(c.rip)} (${where}${gpa}): ${bytes}`;
 }
 
 /** Replay checks shared by step and continue: stop (unless a timeout/Ctrl-C ended it), last exit, console. */

@@ -6,11 +6,13 @@
  * @module
  */
 
-import { formatExit, type GuestResult, hex, REG_NAMES, runGuest } from "../../mod.ts";
+import { formatExit, type GuestResult, hex, REG_NAMES, runGuest, type Ucall } from "../../mod.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
 import { choice, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
 import { objects, words } from "./complete_helpers.ts";
+import { consoleLines, ucallLine } from "./guest_view.ts";
+import { out } from "../output.ts";
 import { debugCommands } from "./debug_step.ts";
 import { adoptVcpus, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import type { Args, Command } from "./types.ts";
@@ -274,9 +276,12 @@ export const vcpuCommands: Command[] = [
           throw new UsageError(`run: no guest file '${r.guest}' (or give --asm "hlt")`);
         }
       }
+      // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`.
+      const onUcall = a.json ? undefined : (u: Ucall) => void out(ucallLine(u));
       try {
         const res = ctx.blocking(() =>
           runGuest(vm.obj, {
+            onUcall,
             ...(r.asm ? { asm: r.guest } : { image: r.guest }),
             mode: r.mode,
             timeoutMs: r.timeoutMs,
@@ -287,8 +292,7 @@ export const vcpuCommands: Command[] = [
           })
         );
         adoptVcpus(ctx, vm.name, vm.obj);
-        const lines: string[] = [];
-        if (res.console) lines.push(...res.console.replace(/\n$/, "").split("\n").map((l) => `console: ${l}`));
+        const lines = consoleLines(res.console);
         lines.push(
           `stop: ${res.stop}${res.exitCode ? ` (exit code ${hex(res.exitCode.value)})` : ""}; last exit ${
             formatExit(res.exit)
@@ -302,6 +306,7 @@ export const vcpuCommands: Command[] = [
             exit: res.exit,
             console: res.console,
             exitCode: res.exitCode,
+            ucalls: res.ucalls,
             exits: res.exits,
             elapsedMs: res.elapsedMs,
           },
