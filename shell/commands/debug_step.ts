@@ -196,8 +196,16 @@ export const debugCommands: Command[] = [
       clearStep(v.obj);
       const res = ctx.blocking(() => runVcpu(v.obj, { timeoutMs }));
       const rip = v.obj.getReg("rip");
+      // Stopped from outside (timeout, Ctrl-C): the instruction it was on, e.g. a vmcall it spins on.
+      const outside = res.stop === "timeout" || res.stop === "deadline" || res.stop === "interrupt";
+      const code = outside ? codeAt(v.obj) : undefined;
       return {
-        lines: [...consoleLines(res.console), stopLine(res), `${v.name}: rip ${hex(rip)}`],
+        lines: [
+          ...consoleLines(res.console),
+          stopLine(res),
+          `${v.name}: rip ${hex(rip)}`,
+          ...(code ? [codeLine(code)] : []),
+        ],
         data: {
           vcpu: v.name,
           stop: res.stop,
@@ -207,6 +215,7 @@ export const debugCommands: Command[] = [
           exits: res.exits,
           elapsedMs: res.elapsedMs,
           rip,
+          ...(code ? { code } : {}),
         },
         observed: { stop: res.stop, exit: res.exit.name, console: res.console } satisfies Observed,
       };

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type CodeAt, hex, type Ucall } from "../../mod.ts";
+import { type CodeAt, type Conversion, hex, type Ucall } from "../../mod.ts";
 
 /** Console text as `console: …` lines. */
 export function consoleLines(text: string): string[] {
@@ -33,14 +33,37 @@ export function ucallLine(u: Ucall): string {
   }
 }
 
-/** `rip 0x4 (real mode, cs:ip 0x1000:0x4, linear 0x10004, gpa 0x10004): 90 b0 41 …` */
+/** A few instructions a stopped guest is often found on, by their first bytes (no disassembler). */
+const KNOWN: [number[], string][] = [
+  [[0x0f, 0x01, 0xc1], "vmcall"],
+  [[0x0f, 0x01, 0xd9], "vmmcall"],
+  [[0xeb, 0xfe], "jmp ."],
+  [[0xf3, 0x90], "pause"],
+  [[0xf4], "hlt"],
+  [[0x0f, 0x0b], "ud2"],
+];
+
+/** The name of the instruction the bytes start with, when it is one of {@link KNOWN}. */
+export function knownInstruction(b: Uint8Array): string | undefined {
+  return KNOWN.find(([p]) => p.length <= b.length && p.every((x, i) => b[i] === x))?.[1];
+}
+
+/** `rip 0x4 (real mode, cs:ip 0x1000:0x4, linear 0x10004, gpa 0x10004): 90 b0 41 …` (and `(vmcall)` when known). */
 export function codeLine(c: CodeAt): string {
   const where = c.mode === "real"
     ? `real mode, cs:ip ${hex(c.cs.selector)}:${hex(c.rip)}, linear ${hex(c.linear)}`
     : `${c.mode} mode, linear ${hex(c.linear)}`;
   const gpa = c.gpa === undefined ? "" : `, gpa ${hex(c.gpa)}`;
+  const known = c.bytes && knownInstruction(c.bytes);
   const bytes = c.bytes
-    ? [...c.bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ")
+    ? [...c.bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ") + (known ? ` (${known})` : "")
     : `bytes not readable (${c.note})`;
   return `rip ${hex(c.rip)} (${where}${gpa}): ${bytes}`;
+}
+
+/** `hypercall MAP_GPA_RANGE gpa 0x100000000 npages 0x1 (decrypted) → shared: ENOTTY (guest RAX 0x…)` */
+export function conversionLine(c: Conversion): string {
+  return `hypercall MAP_GPA_RANGE gpa ${hex(c.gpa)} npages ${hex(c.npages)} (${c.attrNames}) → ${c.to}: ${c.result}${
+    c.result === "ok" ? "" : ` (guest RAX ${hex(c.ret)})`
+  }`;
 }

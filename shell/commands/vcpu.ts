@@ -6,12 +6,12 @@
  * @module
  */
 
-import { formatExit, type GuestResult, hex, REG_NAMES, runGuest, type Ucall } from "../../mod.ts";
+import { codeAt, formatExit, type GuestResult, hex, REG_NAMES, runGuest, type Ucall } from "../../mod.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
 import { choice, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
 import { objects, words } from "./complete_helpers.ts";
-import { consoleLines, ucallLine } from "./guest_view.ts";
+import { codeLine, consoleLines, conversionLine, ucallLine } from "./guest_view.ts";
 import { out } from "../output.ts";
 import { debugCommands } from "./debug_step.ts";
 import { adoptVcpus, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
@@ -45,6 +45,8 @@ interface RunArgs {
   memory?: string;
   userspace?: "none" | "gmem" | "anon";
   args: bigint[];
+  /** KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL) with the MAP_GPA_RANGE bit before the run. */
+  hypercallExit: boolean;
   vcpu?: string;
   /** How the recorded script names the vCPU given with --vcpu. */
   vcpuRef?: string;
@@ -56,6 +58,7 @@ function runArgs(a: Args, ctx: Session): RunArgs {
     asm: a.flags.asm === true,
     timeoutMs: parseTimeout(a.flags.timeout) ?? 5000,
     args: [],
+    hypercallExit: a.flags["exit-hypercall"] === true,
   };
   if (a.flags.mode !== undefined) r.mode = choice(String(a.flags.mode), ["real", "long"] as const, "--mode");
   if (a.flags.memory !== undefined) {
@@ -88,6 +91,7 @@ function specLit(r: RunArgs): string {
   if (r.memory) parts.push(`memory: ${str(r.memory)} as kvmsh.GuestMemory`);
   if (r.userspace) parts.push(`userspace: ${str(r.userspace)}`);
   if (r.args.length) parts.push(`args: [${r.args.map(big).join(", ")}]`);
+  if (r.hypercallExit) parts.push("hypercallExit: true");
   if (r.vcpuRef) parts.push(`vcpu: ${r.vcpuRef}`);
   return `{ ${parts.join(", ")} }`;
 }
@@ -98,6 +102,11 @@ function absolute(path: string): string {
   } catch {
     return path;
   }
+}
+
+/** The run was stopped from outside the guest (its timeout, a deadline, Ctrl-C). */
+export function stoppedOutside(stop: string): boolean {
+  return stop === "timeout" || stop === "deadline" || stop === "interrupt";
 }
 
 /** Stops after which a run succeeded: the guest ended itself (HLT, an exit code, ucall done). */
@@ -234,7 +243,7 @@ export const vcpuCommands: Command[] = [
     summary:
       "loads a guest (flat binary, ELF64, or --asm text) on the current VM and runs it; Ctrl-C stops it; the value it writes to port 0xF4 is kvmsh's exit status (help: exit status)",
     usage:
-      "run <guest.bin|guest.elf|asm text> [--asm] [--mode real|long] [--timeout 5s] [--memory anon|gmem:FLAGS] [--userspace none|gmem|anon] [--arg V]… [--vcpu vcpuN]",
+      "run <guest.bin|guest.elf|asm text> [--asm] [--mode real|long] [--timeout 5s] [--memory anon|gmem:FLAGS] [--userspace none|gmem|anon] [--arg V]… [--exit-hypercall] [--vcpu vcpuN]",
     example: "run scripts/guests/bin/hello16.bin --mode real",
     args: [{ name: "guest" }],
     flags: [
@@ -264,6 +273,11 @@ export const vcpuCommands: Command[] = [
         help:
           "guest arguments in rdi, rsi, rdx, rcx, r8, r9: repeat it (--arg 1 --arg 0x2000) or give a list (--arg 1,0x2000)",
       },
+      {
+        name: "exit-hypercall",
+        help:
+          "KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL) with the KVM_HC_MAP_GPA_RANGE bit first, so the guest's MAP_GPA_RANGE vmcall exits to kvmsh (which converts the range's attributes); the kernel's answer is shown",
+      },
       { name: "vcpu", value: "VCPU", help: "vCPU to run (default: the VM's first)", complete: objects("vcpu") },
     ],
     run(ctx, a) {
@@ -288,16 +302,26 @@ export const vcpuCommands: Command[] = [
             memory: r.memory as never,
             userspace: r.userspace,
             args: r.args,
+            hypercallExit: r.hypercallExit || undefined,
             vcpu: r.vcpu ? vcpuOf(ctx, r.vcpu).obj : undefined,
           })
         );
         adoptVcpus(ctx, vm.name, vm.obj);
-        const lines = consoleLines(res.console);
+        const lines: string[] = [];
+        if (res.hypercallExit !== undefined) {
+          lines.push(
+            `exit-hypercall: KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL, KVM_HC_MAP_GPA_RANGE): ${res.hypercallExit}`,
+          );
+        }
+        lines.push(...res.conversions.map(conversionLine), ...consoleLines(res.console));
         lines.push(
           `stop: ${res.stop}${res.exitCode ? ` (exit code ${hex(res.exitCode.value)})` : ""}; last exit ${
             formatExit(res.exit)
           }; ${res.exits} exits in ${res.elapsedMs.toFixed(1)} ms`,
         );
+        // Stopped from outside (timeout, Ctrl-C): where the guest was, e.g. spinning on a vmcall.
+        const code = stoppedOutside(res.stop) ? codeAt(res.vcpu) : undefined;
+        if (code) lines.push(codeLine(code));
         const fail = runFailure(ctx, res, r.timeoutMs);
         return {
           lines,
@@ -307,8 +331,11 @@ export const vcpuCommands: Command[] = [
             console: res.console,
             exitCode: res.exitCode,
             ucalls: res.ucalls,
+            conversions: res.conversions,
+            ...(res.hypercallExit !== undefined ? { hypercallExit: res.hypercallExit } : {}),
             exits: res.exits,
             elapsedMs: res.elapsedMs,
+            ...(code ? { code } : {}),
           },
           observed: { stop: res.stop, exit: res.exit.name, console: res.console },
           ...(fail ? { fail } : { runStatus: res.exitCode ? res.exitCode.value & 0xff : 0 }),

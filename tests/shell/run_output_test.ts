@@ -50,3 +50,50 @@ kvmTest("run --json: ucalls and exitCode in the result", async () => {
   assert.equal(a.result.ucalls[0].cmd, "assert");
   assert.deepEqual(a.result.ucalls[0].args.slice(0, 2), ["0x200000", "0x0"]);
 });
+
+kvmTest(
+  "run stopped by its timeout shows where the guest is: RIP and the instruction bytes (jmp . is eb fe)",
+  async () => {
+    const r = await runC(["vm create", 'run --asm "nop; 1: jmp 1b" --timeout 200ms'], ["--keep-going"]);
+    assert.match(
+      r.stdout,
+      /^stop: timeout; .*\nrip 0x100001 \(long mode, linear 0x100001, gpa 0x100001\): eb fe .*\(jmp \.\)$/m,
+    );
+    const j = await runC(["vm create", 'run --asm "1: jmp 1b" --timeout 200ms --json']);
+    const o = JSON.parse(j.stdout.trim().split("\n").at(-1)!);
+    assert.equal(o.result.code.rip, "0x100000");
+    assert.match(o.result.code.bytes, /^ebfe/);
+    const c = await runC(["vm create", 'run --asm "hlt; 1: jmp 1b"', "continue --timeout 200ms"], ["--keep-going"]);
+    assert.match(c.stdout, /^stop: timeout; .*\nvcpu0: rip 0x100001\nrip 0x100001 \(long mode, .*\): eb fe/m);
+  },
+);
+
+kvmTest(
+  "run map_gpa.elf: vmcall does not reach userspace here; --exit-hypercall asks KVM (through the API) and the run shows it spinning on vmcall",
+  async () => {
+    for (const extra of ["", " --exit-hypercall"]) {
+      const r = await runC([
+        "vm create",
+        `run scripts/guests/bin/map_gpa.elf --arg 0x100000000,1,0 --timeout 300ms${extra}`,
+      ]);
+      if (extra) {
+        assert.match(r.stdout, /^exit-hypercall: KVM_ENABLE_CAP\(KVM_CAP_EXIT_HYPERCALL, KVM_HC_MAP_GPA_RANGE\): \S/m);
+      } else assert.doesNotMatch(r.stdout, /exit-hypercall/);
+      // Host property (kvm_pvm): the hypercall never exits to userspace, so the guest is stopped by the timeout on
+      // its vmcall. A host where it does exit gets the conversion line and `stop: done` instead.
+      if (/^stop: timeout/m.test(r.stdout)) {
+        assert.match(r.stdout, /^rip 0x[0-9a-f]+ \(long mode, .*\): 0f 01 (c1|d9) .*\(vmm?call\)$/m);
+        assert.equal(r.code, 1);
+      } else {
+        assert.match(r.stdout, /^hypercall MAP_GPA_RANGE gpa 0x100000000 npages 0x1 .*→ shared: /m);
+      }
+    }
+    const j = await runC([
+      "vm create",
+      "run scripts/guests/bin/map_gpa.elf --arg 0x100000000,1,0 --timeout 300ms --exit-hypercall --json",
+    ]);
+    const o = JSON.parse(j.stdout.trim().split("\n").at(-1)!);
+    assert.equal(typeof o.result.hypercallExit, "string");
+    assert.ok(Array.isArray(o.result.conversions));
+  },
+);

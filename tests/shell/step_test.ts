@@ -160,8 +160,9 @@ kvmTest("--json: step and continue print one object each with the documented sha
   assert.equal(cont.command, "continue");
   assert.deepEqual(
     Object.keys(cont.result).sort(),
-    ["console", "elapsedMs", "exit", "exits", "rip", "stop", "vcpu"],
+    ["code", "console", "elapsedMs", "exit", "exits", "rip", "stop", "vcpu"],
   );
+  assert.equal(cont.result.code.rip, cont.result.rip, "stopped by its timeout: where it was");
   assert.equal(cont.result.stop, "timeout");
   assert.equal(cont.result.exit.name, "INTR");
   assert.equal(bad.ok, false);
