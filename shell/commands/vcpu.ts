@@ -70,6 +70,12 @@ function runArgs(a: Args, ctx: Session): RunArgs {
   }
   if (a.flags.userspace !== undefined) {
     r.userspace = choice(String(a.flags.userspace), ["none", "gmem", "anon"] as const, "--userspace");
+    // runGuest reads `userspace` only for gmem memory: refuse rather than ignore it.
+    if (!r.memory?.startsWith("gmem")) {
+      throw new UsageError(
+        `--userspace ${r.userspace} applies to guest_memfd memory only: add --memory gmem:<flags> (the main memory is anonymous)`,
+      );
+    }
   }
   if (a.flags.arg !== undefined) {
     // Repeated flags arrive joined by commas (parse.ts), so `--arg 1 --arg 2` is `--arg 1,2`.

@@ -97,3 +97,20 @@ kvmTest(
     assert.ok(Array.isArray(o.result.conversions));
   },
 );
+
+kvmTest(
+  "run --userspace without gmem memory is a usage error (it only applies to --memory gmem…); nothing runs",
+  async () => {
+    for (const mem of ["", " --memory anon"]) {
+      const r = await runC(["vm create", `run --asm hlt --userspace none${mem}`]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        /^error: --userspace none applies to guest_memfd memory only: add --memory gmem:<flags> \(the main memory is anonymous\)$/m,
+      );
+      assert.doesNotMatch(r.stdout, /stop:/);
+    }
+    const ok = await runC(["vm create", "run --asm hlt --memory gmem:mmap,init-shared --userspace gmem"]);
+    assert.equal(ok.code, 0, ok.stderr);
+  },
+);
