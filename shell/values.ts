@@ -10,6 +10,9 @@ import { UsageError } from "./usage_error.ts";
 /** A u64 typed as 4096, 0x1000, 4K, 2M, 1G. */
 export function num(text: string | true | undefined, what: string): bigint {
   if (text === undefined || text === true) throw new UsageError(`missing value for ${what}`);
+  if (/^\s*-/.test(text)) {
+    throw new UsageError(`${what}: '${text}' is negative; numbers here are unsigned (4096, 0x1000, 4K, 2M, 1G)`);
+  }
   try {
     return parseU64(text);
   } catch (e) {

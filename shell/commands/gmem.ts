@@ -48,12 +48,27 @@ function flagsLit(f: bigint): string {
   return f === 0n ? "0n" : JSON.stringify(GUEST_MEMFD_FLAGS.format(f));
 }
 
-function mmapOpts(a: Args): { offset?: bigint; length?: bigint; shared: boolean } {
-  return {
+/** One page: what `gmem mmap` sends when --offset is at or past the end and no --length is given. */
+const PAGE = 0x1000n;
+
+/**
+ * The mmap options as typed. Without --length the API maps size - offset; at or past the end that
+ * would be ≤ 0, so one page is sent instead (the kernel's answer to a mapping past EOF is the
+ * point) and `note` says so.
+ */
+function mmapOpts(a: Args, g: GuestMemfd): { offset?: bigint; length?: bigint; shared: boolean; note?: string } {
+  const o: { offset?: bigint; length?: bigint; shared: boolean; note?: string } = {
     offset: a.flags.offset === undefined ? undefined : num(a.flags.offset, "--offset"),
     length: a.flags.length === undefined ? undefined : num(a.flags.length, "--length"),
     shared: a.flags.private !== true,
   };
+  if (o.offset !== undefined && o.length === undefined && o.offset >= g.size) {
+    o.length = PAGE;
+    o.note = `warning: --offset ${hex(o.offset)} is at or past the end of ${a.pos[0]} (size ${
+      hex(g.size)
+    }) and no --length: mapping one page (${hex(PAGE)}) to show the kernel's answer`;
+  }
+  return o;
 }
 
 function mmapLit(o: { offset?: bigint; length?: bigint; shared: boolean }): string {
@@ -196,11 +211,17 @@ export const gmemCommands: Command[] = [
     flags: [
       { name: "private", help: "MAP_PRIVATE instead of MAP_SHARED" },
       { name: "offset", value: "O", help: "file offset" },
-      { name: "length", value: "L", help: "length (default: size - offset)" },
+      {
+        name: "length",
+        value: "L",
+        help: "length (default: size - offset; one page when --offset is at or past the end)",
+      },
     ],
     run(ctx, a) {
       const { name, obj } = g(ctx, a);
-      const m = obj.mmap(mmapOpts(a));
+      const { note, ...opts } = mmapOpts(a, obj);
+      if (note) ctx.pendingWarnings.push(note);
+      const m = obj.mmap(opts);
       const mname = ctx.addMap(m, name);
       return {
         lines: [
@@ -213,7 +234,8 @@ export const gmemCommands: Command[] = [
       };
     },
     record(a, ctx) {
-      return [{ expr: `${ident(g(ctx, a).name)}.mmap(${mmapLit(mmapOpts(a))})` }];
+      const x = g(ctx, a);
+      return [{ expr: `${ident(x.name)}.mmap(${mmapLit(mmapOpts(a, x.obj))})` }];
     },
   },
   {

@@ -41,6 +41,9 @@ export function parseTimeout(t: string | true | undefined): number | undefined {
   if (t === undefined) return undefined;
   if (t === true) throw new UsageError("missing value for --timeout");
   if (t === "none") return 0; // 0: no timeout (Ctrl-C still stops the guest)
+  if (t.startsWith("-")) {
+    throw new UsageError(`--timeout: '${t}' is negative (e.g. 5s, 500ms, 1m; 0 or none: no timeout)`);
+  }
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(t);
   if (!m) throw new UsageError(`bad --timeout '${t}' (e.g. 5s, 500ms, 1m; 0 or none: no timeout)`);
   const v = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
