@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
-import { runC, runStdin } from "./helpers.ts";
+import { normalise, runC, runStdin } from "./helpers.ts";
 
 interface Case {
   name: string;
@@ -280,13 +280,8 @@ for (const c of CASES) {
       for (const re of c.err ?? []) assert.match(r.stderr, re);
       if (!c.err) assert.equal(r.stderr, "");
     }
-    const norm = (s: string) =>
-      s.replace(/0x7[0-9a-f]{11}\b/g, "ADDR").replace(/ino \d+/g, "ino N").replace(
-        /\d+ exits in [\d.]+ ms/g,
-        "N exits",
-      );
-    assert.equal(norm(byC.stdout), norm(byStdin.stdout));
-    assert.equal(norm(byC.stderr), norm(byStdin.stderr));
+    assert.equal(normalise(byC.stdout), normalise(byStdin.stdout));
+    assert.equal(normalise(byC.stderr), normalise(byStdin.stderr));
   });
 }
 

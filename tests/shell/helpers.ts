@@ -45,3 +45,16 @@ export function runC(lines: string[], extra: string[] = []): Promise<Run> {
 export function runStdin(lines: string[], extra: string[] = []): Promise<Run> {
   return kvmsh(extra, lines.join("\n") + "\n");
 }
+
+/**
+ * Output with what legitimately differs between two runs of the same commands replaced: fd
+ * numbers (`fd 23`, `fd=23`), mmap addresses (0x7f…), inode numbers and timings (`… in 1.2 ms`).
+ * Everything else — names, sizes, counts, errnos — stays, so a comparison still catches them.
+ */
+export function normalise(s: string): string {
+  return s
+    .replace(/\bfd([ =])\d+\b/g, "fd$1N")
+    .replace(/\b0x7[0-9a-f]{11}\b/g, "ADDR") // mmap picks from the top of the 47-bit space down: 0x7f…, 0x7e…
+    .replace(/\bino \d+/g, "ino N")
+    .replace(/\b\d+(\.\d+)? ms\b/g, "T ms");
+}

@@ -54,10 +54,10 @@ kvmTest("run --json: ucalls and exitCode in the result", async () => {
 kvmTest(
   "run stopped by its timeout shows where the guest is: RIP and the instruction bytes (jmp . is eb fe)",
   async () => {
-    const r = await runC(["vm create", 'run --asm "nop; 1: jmp 1b" --timeout 200ms'], ["--keep-going"]);
+    const r = await runC(["vm create", 'run --asm "1: jmp 1b" --timeout 200ms'], ["--keep-going"]);
     assert.match(
       r.stdout,
-      /^stop: timeout; .*\nrip 0x100001 \(long mode, linear 0x100001, gpa 0x100001\): eb fe .*\(jmp \.\)$/m,
+      /^stop: timeout; .*\nrip 0x100000 \(long mode, linear 0x100000, gpa 0x100000\): eb fe .*\(jmp \.\)$/m,
     );
     const j = await runC(["vm create", 'run --asm "1: jmp 1b" --timeout 200ms --json']);
     const o = JSON.parse(j.stdout.trim().split("\n").at(-1)!);

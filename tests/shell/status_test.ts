@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
+import { readProcText } from "../../ffi/procfs.ts";
 import { KVMSH, kvmsh, ROOT, runC, runStdin } from "./helpers.ts";
 
 const EXIT5 = 'run --asm "mov $5, %al; out %al, $0xf4"';
@@ -97,7 +98,17 @@ async function interrupted(args: string[], stdin?: string) {
     if (done) break;
     text += dec.decode(value);
   }
-  await new Promise((r) => setTimeout(r, 700)); // the guest is in its loop by now
+  // The guest is in its loop once the process burns CPU (a spinning vCPU; an idle Deno does not):
+  // at least 300 ms of it, and 700 ms of wall time for the watchdog worker's SIGINT listener.
+  const cpu = () => {
+    const f = (readProcText(`/proc/${child.pid}/stat`) ?? "").replace(/^.*\) /s, "").split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in 10 ms clock ticks
+  };
+  const start = cpu();
+  const t0 = Date.now();
+  while ((cpu() - start < 300 || Date.now() - t0 < 700) && Date.now() - t0 < 10_000) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   child.kill("SIGINT");
   for (;;) {
     const { value, done } = await reader.read();

@@ -68,7 +68,11 @@ kvmTest("run --timeout on jmp $, then step: RIP unchanged at the jmp; continue r
   assert.match(r.stdout, /stop: timeout; last exit INTR \(KVM_RUN: EINTR\)/);
   assert.match(r.stdout, /^vcpu0: step 1: rip 0x1 \(pc 0x10001\)$/m);
   assert.match(r.stdout, /^rip 0x1 \(real mode, cs:ip 0x1000:0x1, linear 0x10001, gpa 0x10001\): eb fe/m);
-  assert.match(r.stdout, /stop: timeout; last exit INTR \(KVM_RUN: EINTR\); 1 exits in 3\d\d\.\d ms\nvcpu0: rip 0x1$/m);
+  const cont = /stop: timeout; last exit INTR \(KVM_RUN: EINTR\); 1 exits in ([\d.]+) ms\nvcpu0: rip 0x1$/m.exec(
+    r.stdout,
+  );
+  assert.ok(cont, r.stdout);
+  assert.ok(Number(cont[1]) >= 295, `continue --timeout 300ms ran ${cont[1]} ms`); // no upper bound: a loaded host is slow
   assert.match(r.stdout, /rip 0x0000000000000001/);
 });
 

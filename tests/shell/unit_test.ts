@@ -11,6 +11,7 @@ import { complete } from "../../shell/complete.ts";
 import { Session } from "../../shell/session.ts";
 import { big, str } from "../../shell/ts_literal.ts";
 import { UsageError } from "../../shell/usage_error.ts";
+import { normalise } from "./helpers.ts";
 
 Deno.test("lexer: quotes, escapes, ; and comments", () => {
   assert.deepEqual(splitCommands(`a 'b c' "d\\"e\\n"; f # g`), [["a", "b c", 'd"e\n'], ["f"]]);
@@ -46,4 +47,20 @@ Deno.test("recorder literals escape everything typed", () => {
   assert.equal(eval(str(evil)), evil);
   assert.ok(!str(evil).includes("\n"));
   assert.equal(big(0x1000n), "0x1000n");
+});
+
+Deno.test("normalise: fd numbers, addresses, inode numbers and timings compare equal; the rest does not", () => {
+  const same = (a: string, b: string) => assert.equal(normalise(a), normalise(b));
+  same("gmem0: fd 23, size 0x1000", "gmem0: fd 24, size 0x1000");
+  same(
+    "error: KVM_CREATE_GUEST_MEMFD: EINVAL [vm=vm0 fd=22 size=0x1]",
+    "error: KVM_CREATE_GUEST_MEMFD: EINVAL [vm=vm0 fd=21 size=0x1]",
+  );
+  same("map0: 0x7f5dadb1f000 size 0x1000", "map0: 0x7efee43d7000 size 0x1000");
+  same("st_blocks 8, ino 4242, mode 0100600", "st_blocks 8, ino 17, mode 0100600");
+  same("stop: exit; last exit HLT; 1 exits in 0.1 ms", "stop: exit; last exit HLT; 1 exits in 12.9 ms");
+  same("step 1 (3.5 ms)", "step 1 (41.0 ms)");
+  assert.notEqual(normalise("gmem0: size 0x1000"), normalise("gmem0: size 0x2000"));
+  assert.notEqual(normalise("1 exits in 1 ms"), normalise("2 exits in 1 ms"));
+  assert.notEqual(normalise("gmem0: fd 23"), normalise("gmem1: fd 23"));
 });
