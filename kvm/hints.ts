@@ -22,11 +22,18 @@ const HINTS: Record<string, Record<string, HintRule>> = {
     ENOTTY: () => "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)",
   },
   KVM_SET_USER_MEMORY_REGION2: {
-    EINVAL: () =>
-      "check alignment of GPA/size/offset, that the gmem range is inside the file and not bound twice, that a " +
-      "gmem slot has no readonly/log-dirty, and that an existing gmem slot is only deleted, never changed",
+    EINVAL: (a) =>
+      isZero(a.size)
+        ? `there is no memslot ${a.slot} to delete (size 0 deletes a slot; KVM answers EINVAL for one that does not exist)`
+        : "check alignment of GPA/size/offset, that the gmem range is inside the file and not bound twice, that a " +
+          "gmem slot has no readonly/log-dirty, and that an existing gmem slot is only deleted, never changed",
     EEXIST: () => "the GPA range overlaps another memslot",
     EBADF: () => "guest_memfd is not an open file descriptor",
+  },
+  KVM_CREATE_VCPU: {
+    EINVAL: () =>
+      "the vCPU id must be below KVM_CAP_MAX_VCPU_ID (caps MAX_VCPU_ID) and the VM holds at most KVM_CAP_MAX_VCPUS vCPUs",
+    EEXIST: () => "a vCPU with this id exists on this VM (KVM keeps a closed vCPU's id until the VM closes)",
   },
   KVM_CREATE_VM: {
     EINVAL: () => "this host does not accept that VM type (see KVM_CAP_VM_TYPES)",
@@ -47,6 +54,27 @@ const HINTS: Record<string, Record<string, HintRule>> = {
     EINVAL: () => "offset and length must be page aligned, inside the file, and non-zero",
     EOPNOTSUPP: () => "guest_memfd supports only plain allocate (mode 0 or KEEP_SIZE) and PUNCH_HOLE|KEEP_SIZE",
   },
+  read: {
+    EINVAL: (a) => gmem(a, "guest_memfd has no read/write: reach its memory through mmap (the mmap flag) or a memslot"),
+  },
+  write: {
+    EINVAL: (a) => gmem(a, "guest_memfd has no read/write: reach its memory through mmap (the mmap flag) or a memslot"),
+  },
+  pread: {
+    ESPIPE: (a) => gmem(a, "guest_memfd has no pread/pwrite (it is not seekable): reach its memory through mmap"),
+    EINVAL: (a) => gmem(a, "guest_memfd has no pread/pwrite: reach its memory through mmap"),
+  },
+  pwrite: {
+    ESPIPE: (a) => gmem(a, "guest_memfd has no pread/pwrite (it is not seekable): reach its memory through mmap"),
+    EINVAL: (a) => gmem(a, "guest_memfd has no pread/pwrite: reach its memory through mmap"),
+  },
+  ftruncate: {
+    EINVAL: (a) =>
+      gmem(
+        a,
+        "a guest_memfd's size is fixed when it is created (KVM_CREATE_GUEST_MEMFD size): it cannot be truncated or grown",
+      ),
+  },
   process_vm_readv: {
     EFAULT: () => "the page is not accessible from the host (private guest_memfd memory would SIGBUS)",
   },
@@ -54,6 +82,16 @@ const HINTS: Record<string, Record<string, HintRule>> = {
     EFAULT: () => "the page is not accessible from the host (private guest_memfd memory would SIGBUS)",
   },
 };
+
+/** A size argument that is zero (bigint or number). */
+function isZero(v: unknown): boolean {
+  return v === 0n || v === 0;
+}
+
+/** The hint when the failing call was on a guest_memfd (its args name one). */
+function gmem(a: Record<string, unknown>, hint: string): string | undefined {
+  return a.gmem === undefined ? undefined : hint;
+}
 
 /**
  * Why opening a KVM device node (`/dev/kvm` or any path given to `Kvm.open`) failed, and how to

@@ -86,7 +86,9 @@ export class Kvm {
     let fd: number;
     for (let tries = 0;; tries++) {
       try {
-        fd = ioctlInt(this.fd, IOCTL.KVM_CREATE_VM, t, { type: vmTypeName(t) });
+        // A known type by its name, any other as the number sent ([type=99], not [type=type 99]).
+        const shown = Object.values(VM_TYPES).includes(t) ? vmTypeName(t) : t;
+        fd = ioctlInt(this.fd, IOCTL.KVM_CREATE_VM, t, { type: shown });
         break;
       } catch (e) {
         if (!(e instanceof KvmError) || e.errnoName !== "EINTR" || tries >= 100) throw e;

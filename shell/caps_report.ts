@@ -47,9 +47,10 @@ export function formatHostReport(r: HostReport, opts: ReportOptions = {}): strin
   const key = new Set(REPORT_CAPS.map((n) => resolveCap(n)));
   const first = r.caps.filter((c) => key.has(c.cap));
   const rest = r.caps.filter((c) => !key.has(c.cap) && (opts.all || c.system !== 0 || c.vm !== 0));
+  lines.push("key capabilities (guest_memfd, memory attributes, …):");
   for (const c of first) lines.push(formatCapRow(c));
   if (rest.length) {
-    lines.push("");
+    lines.push("", opts.all ? "every other capability:" : "other capabilities this host answers non-zero:");
     for (const c of rest) lines.push(formatCapRow(c));
   }
   return lines.join("\n");

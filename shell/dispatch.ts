@@ -6,8 +6,9 @@
 
 import { KvmError } from "../mod.ts";
 import { parseCommand } from "./parse.ts";
+import { lookup, subCommands } from "./table.ts";
 import { splitCommands } from "./lexer.ts";
-import { err, errorJson, errorLine, jsonLine, jsonReplacer, out, paint } from "./output.ts";
+import { err, errorJson, errorLine, jsonLine, out, paint } from "./output.ts";
 import { statements } from "./recorder.ts";
 import type { Session } from "./session.ts";
 import type { Args, Command, Outcome, Recorded } from "./commands/types.ts";
@@ -18,8 +19,8 @@ import { failureStatus } from "./failure.ts";
 export interface RunOptions {
   /** Go on after a failure (within the line). */
   keepGoing?: boolean;
-  /** Pretty JSON (one-shot `kvmsh caps --json`). */
-  jsonIndent?: number;
+  /** With --json, print the result object alone (one-shot `kvmsh caps --json`: the host report), one line. */
+  jsonBare?: boolean;
 }
 
 /** Notes a failure: the last error, and the exit status it gives. */
@@ -41,18 +42,30 @@ function journal(ctx: Session, a: Args, recs: Recorded[], result: { out?: Outcom
   ctx.recorder?.append(lines);
 }
 
+/**
+ * The command's name as `--json` reports it, also when its words do not parse: the table's name
+ * (`vm create`) when the command is known, else the words that would name it (`gmem frob`, `frob`).
+ */
+function commandName(words: string[]): string {
+  try {
+    return lookup(words).cmd.name;
+  } catch {
+    const sub = words[1] !== undefined && !words[1].startsWith("-") && subCommands(words[0]).length > 0;
+    return sub ? `${words[0]} ${words[1]}` : words[0] ?? "";
+  }
+}
+
 /** Runs one command (its words). Returns true on success. */
 export async function runCommand(ctx: Session, words: string[], opts: RunOptions = {}): Promise<boolean> {
   let cmd: Command;
   let a: Args;
   let recs: Recorded[];
-  const name = words[0] ?? "";
   const json = ctx.json || words.includes("--json");
   try {
     ({ cmd, args: a } = parseCommand(words, ctx.json));
     recs = cmd.record?.(a, ctx) ?? [];
   } catch (e) {
-    printError(ctx, name, e, json);
+    printError(ctx, commandName(words), e, json);
     if (!(e instanceof UsageError) && !(e instanceof KvmError) && !(e instanceof Error)) throw e;
     return false;
   }
@@ -91,9 +104,7 @@ export async function runCommand(ctx: Session, words: string[], opts: RunOptions
       result: o.data ?? {},
       ...(o.fail ? { error: errorJson(o.fail) } : {}),
     };
-    out(
-      opts.jsonIndent ? JSON.stringify(obj.result, jsonReplacer, opts.jsonIndent) : jsonLine(obj),
-    );
+    out(opts.jsonBare && !o.fail ? jsonLine(obj.result) : jsonLine(obj));
   } else {
     for (const w of warnings) err(paint("yellow", w, "stderr"));
     if (o.lines?.length) out(o.lines.join("\n"));
@@ -104,6 +115,8 @@ export async function runCommand(ctx: Session, words: string[], opts: RunOptions
 
 /** Runs a line of `;`-separated commands. Returns true when all succeeded. */
 export async function runLine(ctx: Session, line: string, opts: RunOptions = {}): Promise<boolean> {
+  // History outside a terminal: every line given (the prompt keeps its own); not a sourced file's lines.
+  if (!ctx.interactive && ctx.depth === 0 && line.trim()) ctx.history.push(line.trim());
   let cmds: string[][];
   try {
     cmds = splitCommands(line);

@@ -26,3 +26,14 @@ export function failureStatus(e: unknown): number {
   if (e instanceof CommandFailed) return e.status;
   return 1;
 }
+
+/**
+ * The reason in an OS error's words, as a person reads it: `is a directory`, `no such file or
+ * directory` (Deno says "Is a directory (os error 21): readfile '/tmp'"); other errors' message.
+ */
+export function osReason(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  const i = m.indexOf(" (os error ");
+  const reason = i >= 0 ? m.slice(0, i) : m;
+  return reason.charAt(0).toLowerCase() + reason.slice(1);
+}

@@ -76,7 +76,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     // Exit status (help tells it): see Session.status.
     if (rest.length) {
-      await runCommand(ctx, rest, { jsonIndent: rest[0] === "caps" ? 2 : undefined });
+      ctx.history.push(rest.join(" "));
+      await runCommand(ctx, rest, { jsonBare: rest[0] === "caps" });
       return ctx.status;
     }
     if (scripts.length) {

@@ -6,7 +6,7 @@
 
 import { KvmError } from "../mod.ts";
 import { UsageError } from "./usage_error.ts";
-import { CommandFailed } from "./failure.ts";
+import { CommandFailed, osReason } from "./failure.ts";
 
 const enc = new TextEncoder();
 
@@ -76,14 +76,27 @@ function writeAll(f: { writeSync(p: Uint8Array): number }, b: Uint8Array): void 
   }
 }
 
-/** The one-line form of any error. */
+/**
+ * The printed form of any error: its message, without a JS class name (`RangeError: `) or Deno's
+ * `(os error N)`; a message of several lines (the assembler's answer) goes on indented lines.
+ */
 export function errorLine(e: unknown): string {
   if (e instanceof KvmError && e.errnoName === "EFAULT" && e.syscall.startsWith("process_vm_")) {
-    return `EFAULT: would SIGBUS — ${oneLine(e.message)}`;
+    return `EFAULT: would SIGBUS — ${indentLines(e.message)}`;
   }
-  if (e instanceof KvmError || e instanceof UsageError || e instanceof CommandFailed) return oneLine(e.message);
-  if (e instanceof Error) return oneLine(`${e.name}: ${e.message}`);
-  return oneLine(String(e));
+  if (e instanceof KvmError || e instanceof UsageError || e instanceof CommandFailed) return indentLines(e.message);
+  if (isOsError(e)) {
+    // "Is a directory (os error 21): readfile '/tmp'" → "is a directory (readfile '/tmp')"
+    const tail = /\(os error \d+\): (.*)$/s.exec((e as Error).message)?.[1];
+    return indentLines(`${osReason(e)}${tail ? ` (${tail})` : ""}`);
+  }
+  if (e instanceof Error) return indentLines(e.message);
+  return indentLines(String(e));
+}
+
+/** An error of Deno's file API (NotFound, IsADirectory, PermissionDenied …). */
+function isOsError(e: unknown): boolean {
+  return e instanceof Error && Object.values(Deno.errors).some((c) => e instanceof c);
 }
 
 /** The JSON form of any error (KvmError.toJSON for kernel errors). */
@@ -93,8 +106,9 @@ export function errorJson(e: unknown): Record<string, unknown> {
   return { error: "Error", message: String(e) };
 }
 
-function oneLine(s: string): string {
-  return s.replace(/\r?\n/g, "\\n");
+/** Lines after the first indented by two spaces (under the `error: ` line); trailing newlines dropped. */
+function indentLines(s: string): string {
+  return s.replace(/\s+$/, "").replace(/\r?\n/g, "\n  ");
 }
 
 /** Aligned table rows. */

@@ -66,6 +66,8 @@ export class Session {
   readonly pendingWarnings: string[] = [];
   /** Depth of nested `source`. */
   depth = 0;
+  /** VM name → the vCPU its last run/step/continue used. */
+  readonly lastVcpu = new Map<string, string>();
 
   constructor(readonly kvmPath?: string) {}
 
@@ -123,15 +125,31 @@ export class Session {
     return this.#find(this.maps, "mapping", name);
   }
 
-  /** The vCPU called `name`, or the only/last one of the current VM. */
+  /**
+   * The vCPU called `name`, or the current VM's default: the one the last run/step/continue used,
+   * else the VM's first (what runGuest picks), so `regs` shows the vCPU `run` ran.
+   */
   vcpu(name?: string): Named<VcpuLike> {
     if (name === undefined) {
       const cur = this.current;
       const mine = [...this.vcpus.values()].filter((v) => v.live() && v.parent === cur);
       if (!mine.length) throw new UsageError("no vCPU on the current VM: `vcpu create` first");
-      return mine[mine.length - 1];
+      const last = cur === undefined ? undefined : this.lastVcpu.get(cur);
+      return mine.find((v) => v.name === last) ?? mine[0];
     }
     return this.#find(this.vcpus, "vCPU", name);
+  }
+
+  /** The current VM's default vCPU name (see {@link vcpu}), or undefined when it has none. */
+  defaultVcpu(): string | undefined {
+    const cur = this.current;
+    if (cur === undefined || ![...this.vcpus.values()].some((v) => v.live() && v.parent === cur)) return undefined;
+    return this.vcpu().name;
+  }
+
+  /** Notes the vCPU a run/step/continue used: the default of its VM from now on. */
+  usedVcpu(obj: VcpuLike): void {
+    for (const v of this.vcpus.values()) if (v.obj === obj && v.parent) this.lastVcpu.set(v.parent, v.name);
   }
 
   /** Live object names of a kind (completion). */

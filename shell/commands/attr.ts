@@ -72,7 +72,13 @@ export const attrCommands: Command[] = [
           ])
           : ["no KVM_SET_MEMORY_ATTRIBUTES sent yet"]),
       ];
-      return { lines, data: { vm: vm.name, capMemoryAttributes: cap, log: [...log] } };
+      // Attributes by name, as the text says them (the bits too).
+      const entries = log.map((r) => ({
+        ...r,
+        attributes: MEMORY_ATTRIBUTES.format(r.attributes) || "shared",
+        attributeBits: r.attributes,
+      }));
+      return { lines, data: { vm: vm.name, capMemoryAttributes: cap, log: entries } };
     },
   },
 ];

@@ -32,8 +32,9 @@ export const capsCommands: Command[] = [{
     const report = hostReport(ctx.kvm, caps);
     const lines = names.length
       ? report.caps.map((c) =>
-        `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${c.vm} ${
-          describeCapValue(c.cap, typeof c.vm === "number" ? c.vm : 0)
+        // describeCapValue gives the value and its meaning ("3 (mmap|init-shared)"); an error text as it is.
+        `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${
+          typeof c.vm === "number" ? describeCapValue(c.cap, c.vm) : c.vm
         }`
       )
       : formatHostReport(report, { all: a.flags.all === true }).split("\n");

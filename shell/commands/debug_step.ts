@@ -29,7 +29,7 @@ const MAX_STEPS = 100_000_000;
 const VCPU_FLAG = {
   name: "vcpu",
   value: "VCPU",
-  help: "the vCPU (default: the current VM's last)",
+  help: "the vCPU (default: the one the last run/step used, else the VM's first)",
   complete: objects("vcpu"),
 };
 const TIMEOUT_FLAG = {
@@ -61,9 +61,9 @@ function stepOptions(s: StepArgs): { count: number; timeoutMs: number; keepSteps
 
 /** What a stop line says: why, the exit code if any, the last exit decoded, the count and time. */
 function stopLine(r: VcpuRunResult): string {
-  return `stop: ${r.stop}${r.exitCode ? ` (exit code ${hex(r.exitCode.value)})` : ""}; last exit ${
-    formatExit(r.exit)
-  }; ${r.exits} exits in ${r.elapsedMs.toFixed(1)} ms`;
+  return `stop: ${r.stop === "exit" ? r.exit.name : r.stop}${
+    r.exitCode ? ` (exit code ${hex(r.exitCode.value)})` : ""
+  }; last exit ${formatExit(r.exit)}; ${r.exits} exits in ${r.elapsedMs.toFixed(1)} ms`;
 }
 
 function exitsText(exits: ExitInfo[]): string {
@@ -123,6 +123,7 @@ export const debugCommands: Command[] = [
       const v = vcpuOf(ctx, s.vcpu);
       warnNoMemory(ctx, v.obj, v.vm);
       const res = ctx.blocking(() => stepVcpu(v.obj, stepOptions(s)));
+      ctx.usedVcpu(v.obj);
       const at = codeAt(v.obj);
       const first = res.stepped - res.steps.length + 1;
       const line = (i: number) => {
@@ -195,6 +196,7 @@ export const debugCommands: Command[] = [
       warnNoMemory(ctx, v.obj, v.vm);
       clearStep(v.obj);
       const res = ctx.blocking(() => runVcpu(v.obj, { timeoutMs }));
+      ctx.usedVcpu(v.obj);
       const rip = v.obj.getReg("rip");
       // Stopped from outside (timeout, Ctrl-C): the instruction it was on, e.g. a vmcall it spins on.
       const outside = res.stop === "timeout" || res.stop === "deadline" || res.stop === "interrupt";

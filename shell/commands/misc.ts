@@ -4,7 +4,7 @@
  */
 
 import { UsageError } from "../usage_error.ts";
-import { CommandFailed } from "../failure.ts";
+import { CommandFailed, osReason } from "../failure.ts";
 import { paint } from "../output.ts";
 import { small } from "../values.ts";
 import { words } from "./complete_helpers.ts";
@@ -90,7 +90,7 @@ export function miscCommands(table: () => Command[]): Command[] {
         try {
           text = await Deno.readTextFile(a.pos[0]);
         } catch (e) {
-          throw new UsageError(`source: cannot read '${a.pos[0]}': ${(e as Error).message}`);
+          throw new UsageError(`source: cannot read '${a.pos[0]}': ${osReason(e)}`);
         }
         let n = 0;
         for (const line of text.split("\n")) {

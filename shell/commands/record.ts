@@ -5,6 +5,7 @@
 
 import { Recorder } from "../recorder.ts";
 import { UsageError } from "../usage_error.ts";
+import { CommandFailed, osReason } from "../failure.ts";
 import type { Command } from "./types.ts";
 
 /** Recorder commands. */
@@ -26,7 +27,7 @@ export const recordCommands: Command[] = [
         if (e instanceof Deno.errors.AlreadyExists) {
           throw new UsageError(`record start: '${path}' exists; give --force to overwrite it`);
         }
-        throw e;
+        throw new CommandFailed(`record start: cannot create '${path}': ${osReason(e)}`);
       }
       return { lines: [`recording to ${path} (replay with ./deno run -A ${path})`], data: { recording: path } };
     },

@@ -82,9 +82,12 @@ function runArgs(a: Args, ctx: Session): RunArgs {
     r.args = String(a.flags.arg).split(",").filter(Boolean).map((x) => num(x, "--arg"));
     if (r.args.length > 6) throw new UsageError("--arg: at most 6 values (rdi rsi rdx rcx r8 r9)");
   }
-  if (a.flags.vcpu !== undefined) {
-    r.vcpu = vcpuOf(ctx, String(a.flags.vcpu)).name;
-    r.vcpuRef = vcpuRef(ctx, r.vcpu);
+  // Without --vcpu: the VM's default (the one the last run used, else its first), named in the
+  // recording too, so a replay runs the same vCPU; none yet: runGuest creates the first.
+  const name = a.flags.vcpu !== undefined ? vcpuOf(ctx, String(a.flags.vcpu)).name : ctx.defaultVcpu();
+  if (name !== undefined) {
+    r.vcpu = name;
+    r.vcpuRef = vcpuRef(ctx, name);
   }
   return r;
 }
@@ -108,6 +111,11 @@ function absolute(path: string): string {
   } catch {
     return path;
   }
+}
+
+/** Why a run stopped, for people: the exit's name when an exit ended it (`HLT`, `SHUTDOWN`), else the reason. */
+export function stopName(r: { stop: string; exit: { name: string } }): string {
+  return r.stop === "exit" ? r.exit.name : r.stop;
 }
 
 /** The run was stopped from outside the guest (its timeout, a deadline, Ctrl-C). */
@@ -284,17 +292,24 @@ export const vcpuCommands: Command[] = [
         help:
           "KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL) with the KVM_HC_MAP_GPA_RANGE bit first, so the guest's MAP_GPA_RANGE vmcall exits to kvmsh (which converts the range's attributes); the kernel's answer is shown",
       },
-      { name: "vcpu", value: "VCPU", help: "vCPU to run (default: the VM's first)", complete: objects("vcpu") },
+      {
+        name: "vcpu",
+        value: "VCPU",
+        help: "vCPU to run (default: the one the last run used, else the VM's first)",
+        complete: objects("vcpu"),
+      },
     ],
     run(ctx, a) {
       const r = runArgs(a, ctx);
       const vm = ctx.vm();
       if (!r.asm) {
+        let st: Deno.FileInfo;
         try {
-          Deno.statSync(r.guest);
+          st = Deno.statSync(r.guest);
         } catch {
           throw new UsageError(`run: no guest file '${r.guest}' (or give --asm "hlt")`);
         }
+        if (st.isDirectory) throw new UsageError(`run: cannot read '${r.guest}': is a directory`);
       }
       // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`.
       const onUcall = a.json ? undefined : (u: Ucall) => void out(ucallLine(u));
@@ -313,6 +328,7 @@ export const vcpuCommands: Command[] = [
           })
         );
         adoptVcpus(ctx, vm.name, vm.obj);
+        ctx.usedVcpu(res.vcpu);
         const lines: string[] = [];
         if (res.hypercallExit !== undefined) {
           lines.push(
@@ -321,7 +337,7 @@ export const vcpuCommands: Command[] = [
         }
         lines.push(...res.conversions.map(conversionLine), ...consoleLines(res.console));
         lines.push(
-          `stop: ${res.stop}${res.exitCode ? ` (exit code ${hex(res.exitCode.value)})` : ""}; last exit ${
+          `stop: ${stopName(res)}${res.exitCode ? ` (exit code ${hex(res.exitCode.value)})` : ""}; last exit ${
             formatExit(res.exit)
           }; ${res.exits} exits in ${res.elapsedMs.toFixed(1)} ms`,
         );

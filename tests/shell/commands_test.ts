@@ -223,7 +223,7 @@ const CASES: Case[] = [
   {
     name: "run a real-mode guest",
     lines: [VM, "run scripts/guests/bin/hello16.bin --mode real"],
-    out: [/console: Hello, world!/, /stop: exit; last exit HLT/],
+    out: [/console: Hello, world!/, /stop: HLT; last exit HLT/],
   },
   {
     name: "run --asm with a timeout (a failed run: the script stops)",
@@ -256,7 +256,7 @@ const CASES: Case[] = [
     lines: ["help gmem create"],
     out: [/gmem create --size S \[--flags mmap,init-shared\]/, /example: gmem create --size 2M/],
   },
-  { name: "history", lines: ["echo a", "history"], out: [/^a$/m] },
+  { name: "history", lines: ["echo a; history"], out: [/^a$/m, /^ +1 +echo a; history$/m] },
   { name: "echo", lines: ["echo hello world"], out: [/^hello world$/m] },
   { name: "reset", lines: [VM, G, "reset", "vm list"], out: [/every VM closed/, /no VMs/] },
   { name: "exit", lines: ["echo before", "exit 3", "echo after"], out: [/before/], code: 3 },

@@ -293,8 +293,8 @@ kvmTest("shell fuzz: 10,000 seeded random lines in one process; no crash, no fd 
   assert.equal(status.signal, null, "the shell died of a signal");
   assert.ok(status.code === 1 || status.code === 2, `keep-going exits 1 or 2 after failures, got ${status.code}`);
   assert.doesNotMatch(err, /Uncaught|panicked|TypeError|ReferenceError|at file:/);
-  // Every error was one line that starts with error: (or a warning).
-  for (const l of err.split("\n").filter(Boolean)) assert.match(l, /^(error|warning): /);
+  // Every error starts with error: (or a warning); a message of several lines goes on indented lines.
+  for (const l of err.split("\n").filter(Boolean)) assert.match(l, /^(error|warning): |^ {2}\S/);
   assert.deepEqual(fdDiff(before, after), [], `fds before:\n${before.join("\n")}\nafter:\n${after.join("\n")}`);
   // After reset, of KVM only /dev/kvm itself is open.
   assert.deepEqual(after.filter((t) => /kvm|gmem/.test(t)), ["/dev/kvm"]);

@@ -20,7 +20,7 @@ kvmTest("step: n=1 and n=3 in real mode from a HLT stop; IO exits on the way; by
   const r = await runC(["vm create", REAL, "step", "step 3", "step 2"]);
   assert.equal(r.code, 0, r.stderr);
   const o = r.stdout;
-  assert.match(o, /stop: exit; last exit HLT/);
+  assert.match(o, /stop: HLT; last exit HLT/);
   // step 1: hlt@0 is done, nop@1 → rip 2.
   assert.match(o, /^vcpu0: step 1: rip 0x2 \(pc 0x10002\)$/m);
   assert.match(o, /^rip 0x2 \(real mode, cs:ip 0x1000:0x2, linear 0x10002, gpa 0x10002\): b0 41 e6 e9 e6 e9 90 eb fe/m);
@@ -94,9 +94,9 @@ kvmTest(
     assert.match(parts[2], /^timeout; last exit INTR/, "continue: timeout again, still on the jmp");
     assert.match(parts[2], /vcpu0: rip 0x0\n/);
     assert.match(parts[2], /\nconsole: C\n$/, "after regs set rip=2: the OUT prints C");
-    assert.match(parts[3], /^exit; last exit HLT; 2 exits in [\d.]+ ms\nvcpu0: rip 0x7\n/);
+    assert.match(parts[3], /^HLT; last exit HLT; 2 exits in [\d.]+ ms\nvcpu0: rip 0x7\n/);
     assert.match(parts[3], /\nconsole: D\n$/);
-    assert.match(parts[4], /^exit; last exit HLT; 2 exits in [\d.]+ ms\nvcpu0: rip 0xc\n?$/);
+    assert.match(parts[4], /^HLT; last exit HLT; 2 exits in [\d.]+ ms\nvcpu0: rip 0xc\n?$/);
   },
 );
 

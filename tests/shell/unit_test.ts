@@ -58,7 +58,7 @@ Deno.test("normalise: fd numbers, addresses, inode numbers and timings compare e
   );
   same("map0: 0x7f5dadb1f000 size 0x1000", "map0: 0x7efee43d7000 size 0x1000");
   same("st_blocks 8, ino 4242, mode 0100600", "st_blocks 8, ino 17, mode 0100600");
-  same("stop: exit; last exit HLT; 1 exits in 0.1 ms", "stop: exit; last exit HLT; 1 exits in 12.9 ms");
+  same("stop: HLT; last exit HLT; 1 exits in 0.1 ms", "stop: HLT; last exit HLT; 1 exits in 12.9 ms");
   same("step 1 (3.5 ms)", "step 1 (41.0 ms)");
   assert.notEqual(normalise("gmem0: size 0x1000"), normalise("gmem0: size 0x2000"));
   assert.notEqual(normalise("1 exits in 1 ms"), normalise("2 exits in 1 ms"));
