@@ -120,9 +120,9 @@ export type { GuestName } from "./kvm/loaders/library.ts";
 /** Inline assembly (GNU as/ld), cached by content hash. */
 export { asmCacheDir, assemble } from "./kvm/asm.ts";
 export type { AsmOptions } from "./kvm/asm.ts";
-/** The vCPU watchdog (timeout, deadline, Ctrl-C kick). */
-export { stopWatchdog, watchdogKicks, watchdogRunning } from "./kvm/kick.ts";
-export type { StopCause } from "./kvm/kick.ts";
+/** Stopping a running guest (timeout, deadline, Ctrl-C kick; no Worker): counters and the old watchdog API. */
+export { kickStats, stopWatchdog, watchdogKicks, watchdogRunning } from "./kvm/kick.ts";
+export type { KickStats, StopCause } from "./kvm/kick.ts";
 
 // Scenarios: kernel bug reproductions with KTAP results (scenario/).
 export { scenario } from "./scenario/registry.ts";

@@ -31,6 +31,12 @@ const CORE = {
   getpid: { parameters: [], result: "i32" },
   gettid: { parameters: [], result: "i32" },
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** Stopping a guest (kvm/kick.ts): the kick's signal handlers, its code page, the deadline timer. */
+  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  timer_settime: { parameters: ["u64", "i32", "buffer", "buffer"], result: "i32" },
+  timer_delete: { parameters: ["u64"], result: "i32" },
   sysconf: { parameters: ["i32"], result: "i64" },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -120,6 +126,16 @@ export const MADV = Object.freeze({
   POPULATE_WRITE: 23,
   COLLAPSE: 25,
 });
+/** Signal numbers (x86_64 Linux). */
+export const SIG = Object.freeze({ INT: 2, USR2: 12 });
+/** sigaction(2) flags. */
+export const SA = Object.freeze({ SIGINFO: 0x4, ONSTACK: 0x08000000, RESTART: 0x10000000 });
+/** `SIG_DFL` and `SIG_IGN` as sa_handler values. */
+export const SIG_DFL = 0n;
+export const SIG_IGN = 1n;
+/** timer_create(2): clock and notification. */
+export const CLOCK_MONOTONIC = 1;
+export const SIGEV_THREAD_ID = 4;
 /** fcntl commands. */
 export const F = Object.freeze({ GETFD: 1, SETFD: 2, FD_CLOEXEC: 1 });
 /** `MAP_FAILED`, `(void *)-1`. */

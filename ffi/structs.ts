@@ -317,3 +317,27 @@ export const ELF64_PHDR = defineStruct("Elf64_Phdr", 56, {
   p_memsz: { offset: 40, type: "u64" },
   p_align: { offset: 48, type: "u64" },
 });
+
+/** glibc's `struct sigaction` (x86_64; what `sigaction(3)` takes; glibc adds SA_RESTORER itself). */
+export const SIGACTION = defineStruct("sigaction", 152, {
+  sa_handler: { offset: 0, type: "u64" },
+  sa_mask: { offset: 8, type: "u64", count: 16 },
+  sa_flags: { offset: 136, type: "i32" },
+  sa_restorer: { offset: 144, type: "u64" },
+});
+
+/** `struct sigevent` (timer_create); `sigev_notify_thread_id` is glibc's `_sigev_un._tid`. */
+export const SIGEVENT = defineStruct("sigevent", 64, {
+  sigev_value: { offset: 0, type: "u64" },
+  sigev_signo: { offset: 8, type: "i32" },
+  sigev_notify: { offset: 12, type: "i32" },
+  sigev_notify_thread_id: { offset: 16, type: "i32" },
+});
+
+/** `struct itimerspec` (timer_settime): two `struct timespec` {tv_sec, tv_nsec}. */
+export const ITIMERSPEC = defineStruct("itimerspec", 32, {
+  interval_sec: { offset: 0, type: "i64" },
+  interval_nsec: { offset: 8, type: "i64" },
+  value_sec: { offset: 16, type: "i64" },
+  value_nsec: { offset: 24, type: "i64" },
+});

@@ -1,28 +1,43 @@
 /**
  * Stopping a running guest: the vCPU kick. KVM_RUN is a synchronous FFI call, so while a guest
- * runs the main thread's event loop is frozen. A watchdog Worker (its own thread and event
- * loop) holds the deadline and, during interruptible runs, a SIGINT listener; to stop the run
- * it sets kvm_run.immediate_exit and tgkill()s the vCPU thread with KICK_SIGNAL, SIGUSR2 (a listener is
- * installed so the signal only interrupts). KVM_RUN then returns EINTR / KVM_EXIT_INTR.
+ * runs the thread's event loop is frozen; what stops the run must come from the kernel. No
+ * Worker is involved (creating one costs ~20 ms, synchronously, in Deno).
  *
- * Ctrl-C reaches a vCPU blocked in FFI this way: the kernel delivers the process-directed
- * SIGINT to some thread, Deno's handler dispatches it to every isolate's listeners, and the
- * worker's listener (its loop is free) kicks the vCPU thread.
+ * - Deadline (`timeoutMs`, a scenario deadline): a per-thread POSIX timer (timer_create,
+ *   CLOCK_MONOTONIC, SIGEV_THREAD_ID to the vCPU thread) sends the kick signal (SIGUSR2) at the
+ *   deadline and then every {@link TICK_MS} ms, so a signal that lands while the loop is outside
+ *   KVM_RUN is followed by another. KVM_RUN returns EINTR; the loop sees the deadline has passed.
+ *   The timer is deleted when the run ends. A run without a deadline has no timer.
+ * - Ctrl-C: while an interruptible run is armed, SIGINT goes to a handler in machine code
+ *   (kick_code.ts) that sets kvm_run.immediate_exit, records the stop and tgkill()s the vCPU
+ *   thread — on whichever thread the kernel delivered the SIGINT to. Then it passes the signal to
+ *   the handler it replaced: Deno's when the process has signal listeners (so a SIGINT listener,
+ *   e.g. the scenario runner's, still sees the Ctrl-C; the kick then also keeps a do-nothing
+ *   main-thread listener registered until Deno has dispatched that SIGINT, because Deno ends the
+ *   process on a SIGINT nobody listens to), else nothing: the run's stop is the answer. The
+ *   previous SIGINT disposition is restored when the run ends, so Ctrl-C outside a run does what
+ *   it did before.
+ * - The kick signal's handler (installed once, never removed) does nothing: the signal only
+ *   interrupts, and a late kick is harmless.
  *
- * The worker starts on the first armed run (~25 ms) and stops when the last vCPU that used it
- * closes, or after {@link IDLE_STOP_MS} idle (an unref'd timer), so it never keeps a script alive
- * for long.
+ * One interruptible run at a time per isolate (a run is synchronous). Isolates (Workers) running
+ * guests at the same time each chain their SIGINT handler to the one before.
  * @module
  */
 
-import { CTL, KICK_SIGNAL, STOP_CODE, STOP_NAMES, type StopCause } from "./kick_shared.ts";
+import { CLOCK_MONOTONIC, errno, libc, MAP, PROT, SA, SIG, SIG_DFL, SIG_IGN, SIGEV_THREAD_ID } from "../ffi/libc.ts";
+import { ITIMERSPEC, KVM_RUN_LAYOUT, SIGACTION, SIGEVENT } from "../ffi/structs.ts";
+import { DATA_PLACEHOLDER, ENTRY, KICK_CODE } from "./kick_code.ts";
+import { CELL, CELL_BYTES, KICK_SIGNO, STOP_CODE, STOP_NAMES, type StopCause } from "./kick_shared.ts";
+import { KvmError } from "./errors.ts";
+import { mmapRaw } from "./mapping.ts";
 
 export type { StopCause } from "./kick_shared.ts";
 
-/** The worker is stopped after this long without an armed run. */
-export const IDLE_STOP_MS = 2000;
+/** After the deadline the timer fires again every this many ms until the run has stopped. */
+export const TICK_MS = 5;
 
-/** What a run arms the watchdog with. */
+/** What a run arms the kick with. */
 export interface ArmOptions {
   /** The vCPU thread (Vcpu.tid). */
   tid: number;
@@ -36,120 +51,217 @@ export interface ArmOptions {
   interruptible: boolean;
 }
 
-class Watchdog {
-  readonly #sab = new SharedArrayBuffer(CTL.INTS * 4 + 8);
-  readonly ctl = new Int32Array(this.#sab, 0, CTL.INTS);
-  readonly #deadline = new Float64Array(this.#sab, CTL.INTS * 4, 1);
-  readonly #worker: Worker;
-  #gen = 0;
-  #idle: ReturnType<typeof setTimeout> | undefined;
-
-  constructor() {
-    this.#worker = new Worker(new URL("./kick_worker.ts", import.meta.url), { type: "module" });
-    this.#worker.postMessage({ sab: this.#sab });
-    // No waiting for READY: the worker boots (~20 ms) on its own thread while the run starts and
-    // reads the armed state when it begins to listen, so start-up and short runs don't pay for it.
-    // A deadline already past by then is acted on at once; a Ctrl-C before then has the default effect.
-  }
-
-  arm(o: ArmOptions): number {
-    if (this.#idle !== undefined) clearTimeout(this.#idle);
-    this.#idle = undefined;
-    const gen = ++this.#gen;
-    const c = this.ctl;
-    Atomics.store(c, CTL.STOP, 0);
-    Atomics.store(c, CTL.TID, o.tid);
-    Atomics.store(c, CTL.RUN_LO, Number(o.runAddress & 0xffffffffn) | 0);
-    Atomics.store(c, CTL.RUN_HI, Number(o.runAddress >> 32n) | 0);
-    Atomics.store(c, CTL.INTERRUPTIBLE, o.interruptible ? 1 : 0);
-    Atomics.store(c, CTL.DEADLINE_KIND, o.deadlineKind === "deadline" ? STOP_CODE.deadline : STOP_CODE.timeout);
-    this.#deadline[0] = o.deadline;
-    Atomics.store(c, CTL.STATE, gen);
-    Atomics.add(c, CTL.DOORBELL, 1);
-    Atomics.notify(c, CTL.DOORBELL);
-    return gen;
-  }
-
-  /** Why the armed run was stopped, if it was. */
-  stopped(): StopCause | undefined {
-    const s = Atomics.load(this.ctl, CTL.STOP);
-    return s ? STOP_NAMES[s] : undefined;
-  }
-
-  disarm(gen: number): void {
-    const c = this.ctl;
-    // Wait out a kick in progress (it writes into kvm_run, which must stay mapped meanwhile).
-    while (Atomics.compareExchange(c, CTL.STATE, gen, 0) !== gen) {
-      if (Atomics.load(c, CTL.STATE) !== -1) break;
-      Atomics.wait(c, CTL.STATE, -1, 1);
-    }
-    this.#deadline[0] = 0;
-    Atomics.add(c, CTL.DOORBELL, 1);
-    Atomics.notify(c, CTL.DOORBELL);
-    const t = setTimeout(() => stopWatchdog(), IDLE_STOP_MS);
-    Deno.unrefTimer(t);
-    this.#idle = t;
-  }
-
-  terminate(): void {
-    if (this.#idle !== undefined) clearTimeout(this.#idle);
-    this.#worker.terminate();
-  }
-}
-
-let dog: Watchdog | undefined;
-let kickListenerKept = false;
-
-/** The watchdog, started on first use. */
-function watchdog(): Watchdog {
-  if (!kickListenerKept) {
-    // The worker's kick-signal listener goes away with the worker (stopWatchdog when the last vCPU
-    // closes). Deno hands a signal to listeners on its own thread, a little later: a kick that
-    // lands just before the worker stops then finds no listener, and Deno re-raises it with the
-    // default action, killing the process at exit. This listener outlives every worker (it does
-    // not keep the process alive).
-    Deno.addSignalListener(KICK_SIGNAL, () => {});
-    kickListenerKept = true;
-  }
-  dog ??= new Watchdog();
-  return dog;
-}
-
 /** An armed run: ask why it stopped, then disarm exactly once. */
 export interface ArmedRun {
-  /** Why the watchdog stopped the run (undefined: it did not). */
+  /** Why the run must stop (Ctrl-C seen, or the deadline passed); undefined: it goes on. */
   stopped(): StopCause | undefined;
-  /** Ends the run's watch. */
+  /** Ends the run's watch (timer deleted, SIGINT disposition restored). */
   disarm(): void;
 }
 
-/** Arms the watchdog for one run of the exit loop. */
-export function armWatchdog(o: ArmOptions): ArmedRun {
-  const d = watchdog();
-  const gen = d.arm(o);
-  let done = false;
-  return {
-    stopped: () => d.stopped(),
-    disarm: () => {
-      if (done) return;
-      done = true;
-      d.disarm(gen);
-    },
+/** Counters of what the kick did in this isolate (tests, bench). */
+export interface KickStats {
+  /** Workers started for stopping guests: always 0 (kept so a test can prove it). */
+  workerStarts: number;
+  /** Runs armed. */
+  runs: number;
+  /** Deadline timers created (one per run with a deadline). */
+  timers: number;
+  /** Runs that had the SIGINT handler installed. */
+  sigintRuns: number;
+  /** Runs stopped from outside (timeout, deadline, Ctrl-C). */
+  kicks: number;
+  /** SIGINTs the handler saw (process-wide, since this isolate installed it). */
+  sigints: number;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+class Kick {
+  readonly cells: Int32Array;
+  readonly #dv: DataView;
+  readonly #sigint: bigint;
+  readonly #act = new Uint8Array(SIGACTION.size);
+  readonly #old = new Uint8Array(SIGACTION.size);
+  readonly #sev = new Uint8Array(SIGEVENT.size);
+  readonly #its = new Uint8Array(ITIMERSPEC.size);
+  readonly #timerId = new Uint8Array(8);
+  #gen = 0;
+  /** A do-nothing main-thread SIGINT listener while Deno may still dispatch a SIGINT we passed on. */
+  #denoListener = false;
+  #interruptibleArmed = false;
+  readonly stats: KickStats = { workerStarts: 0, runs: 0, timers: 0, sigintRuns: 0, kicks: 0, sigints: 0 };
+
+  constructor() {
+    const page = 4096n;
+    // Page 0: the data block (read/write). Page 1: the handlers (read/execute). Kept for the
+    // isolate's life: a handler may still be running on another thread after any restore.
+    const p = mmapRaw(2n * page, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0n);
+    const base = Deno.UnsafePointer.value(p);
+    const mem = Deno.UnsafePointerView.getArrayBuffer(p, Number(2n * page));
+    this.cells = new Int32Array(mem, 0, CELL_BYTES.SIZE / 4);
+    this.#dv = new DataView(mem, 0, CELL_BYTES.SIZE);
+    const code = new Uint8Array(mem, Number(page), KICK_CODE.length);
+    code.set(KICK_CODE);
+    const cdv = new DataView(mem, Number(page));
+    let patched = 0;
+    for (let o = 0; o + 8 <= KICK_CODE.length; o++) {
+      if (cdv.getBigUint64(o, true) === DATA_PLACEHOLDER) {
+        cdv.setBigUint64(o, base, true);
+        patched++;
+      }
+    }
+    if (patched !== 1) throw new Error(`kick code: data placeholder found ${patched} times`);
+    const l = libc();
+    const codePtr = Deno.UnsafePointer.create(base + page);
+    if (l.mprotect(codePtr, page, PROT.READ | PROT.EXEC) !== 0) {
+      throw new KvmError({ syscall: "mprotect", errno: errno(), args: { length: page, prot: "r-x" } });
+    }
+    const codeAddr = base + page;
+    this.#sigint = codeAddr + BigInt(ENTRY.sigint);
+    this.cells[CELL.PID] = l.getpid();
+    // The kick signal's handler: installed once, never removed.
+    const usr2 = new Uint8Array(SIGACTION.size);
+    const adv = new DataView(usr2.buffer);
+    adv.setBigUint64(SIGACTION.fields.sa_handler.offset, codeAddr + BigInt(ENTRY.usr2), true);
+    adv.setInt32(SIGACTION.fields.sa_flags.offset, SA.RESTART | SA.ONSTACK, true);
+    this.#sigaction(KICK_SIGNO, usr2, null);
+    // The SIGINT action (the old one is read per run).
+    const idv = new DataView(this.#act.buffer);
+    idv.setBigUint64(SIGACTION.fields.sa_handler.offset, this.#sigint, true);
+    idv.setInt32(SIGACTION.fields.sa_flags.offset, SA.SIGINFO | SA.RESTART | SA.ONSTACK, true);
+    const sdv = new DataView(this.#sev.buffer);
+    sdv.setInt32(SIGEVENT.fields.sigev_signo.offset, KICK_SIGNO, true);
+    sdv.setInt32(SIGEVENT.fields.sigev_notify.offset, SIGEV_THREAD_ID, true);
+  }
+
+  #sigaction(sig: number, act: Uint8Array<ArrayBuffer> | null, old: Uint8Array<ArrayBuffer> | null): void {
+    if (libc().sigaction(sig, act, old) !== 0) {
+      throw new KvmError({ syscall: "sigaction", errno: errno(), args: { signal: sig } });
+    }
+  }
+
+  arm(o: ArmOptions): ArmedRun {
+    const c = this.cells;
+    const gen = this.#gen = (this.#gen % 0x7fffffff) + 1;
+    this.stats.runs++;
+    Atomics.store(c, CELL.STOP, 0);
+    Atomics.store(c, CELL.TID, o.tid);
+    this.#dv.setBigUint64(CELL_BYTES.RUN, o.runAddress + BigInt(KVM_RUN_LAYOUT.fields.immediate_exit.offset), true);
+    Atomics.store(c, CELL.STATE, gen);
+    const sigintsAtArm = Atomics.load(c, CELL.SIGINTS);
+
+    let restoreSigint = false;
+    if (o.interruptible) {
+      this.#sigaction(SIG.INT, null, this.#old);
+      const old = new DataView(this.#old.buffer).getBigUint64(SIGACTION.fields.sa_handler.offset, true);
+      if (old !== this.#sigint) {
+        this.#dv.setBigUint64(CELL_BYTES.OLD, old, true);
+        if (old !== SIG_DFL && old !== SIG_IGN && !this.#denoListener) {
+          // Deno's handler (or another's) gets the SIGINT after us: Deno ends the process on a
+          // SIGINT no listener takes, so listen (and do nothing) until it has dispatched it.
+          Deno.addSignalListener("SIGINT", this.#onDenoSigint);
+          this.#denoListener = true;
+        }
+        this.#sigaction(SIG.INT, this.#act, null);
+        restoreSigint = true;
+        this.#interruptibleArmed = true;
+        this.stats.sigintRuns++;
+      }
+    }
+
+    let timer: bigint | undefined;
+    const deadline = o.deadline;
+    const kind = o.deadlineKind === "deadline" ? STOP_CODE.deadline : STOP_CODE.timeout;
+    if (deadline > 0) {
+      const l = libc();
+      new DataView(this.#sev.buffer).setInt32(SIGEVENT.fields.sigev_notify_thread_id.offset, o.tid, true);
+      if (l.timer_create(CLOCK_MONOTONIC, this.#sev, this.#timerId) !== 0) {
+        const e = errno();
+        this.#disarm(gen, undefined, restoreSigint, sigintsAtArm);
+        throw new KvmError({ syscall: "timer_create", errno: e, args: { tid: o.tid } });
+      }
+      timer = new DataView(this.#timerId.buffer).getBigUint64(0, true);
+      this.stats.timers++;
+      const wait = Math.max(deadline - now(), 0.001);
+      const t = new DataView(this.#its.buffer);
+      const F = ITIMERSPEC.fields;
+      t.setBigInt64(F.value_sec.offset, BigInt(Math.floor(wait / 1000)), true);
+      t.setBigInt64(F.value_nsec.offset, BigInt(Math.max(1, Math.round((wait % 1000) * 1e6))), true);
+      t.setBigInt64(F.interval_sec.offset, 0n, true);
+      t.setBigInt64(F.interval_nsec.offset, BigInt(TICK_MS * 1e6), true);
+      if (l.timer_settime(timer, 0, this.#its, null) !== 0) {
+        const e = errno();
+        this.#disarm(gen, timer, restoreSigint, sigintsAtArm);
+        throw new KvmError({ syscall: "timer_settime", errno: e, args: { tid: o.tid } });
+      }
+    }
+
+    let done = false;
+    return {
+      stopped: () => {
+        const s = Atomics.load(c, CELL.STOP);
+        if (s) return STOP_NAMES[s];
+        return deadline > 0 && now() >= deadline ? STOP_NAMES[kind] : undefined;
+      },
+      disarm: () => {
+        if (done) return;
+        done = true;
+        if (Atomics.load(c, CELL.STOP) || (deadline > 0 && now() >= deadline)) this.stats.kicks++;
+        this.#disarm(gen, timer, restoreSigint, sigintsAtArm);
+      },
+    };
+  }
+
+  #disarm(gen: number, timer: bigint | undefined, restoreSigint: boolean, sigintsAtArm: number): void {
+    const c = this.cells;
+    // Wait out a kick in progress on another thread (it writes into kvm_run, which must stay mapped).
+    while (Atomics.compareExchange(c, CELL.STATE, gen, 0) !== gen) {
+      if (Atomics.load(c, CELL.STATE) !== -1) break;
+    }
+    if (timer !== undefined) libc().timer_delete(timer);
+    if (restoreSigint) {
+      this.#interruptibleArmed = false;
+      this.#sigaction(SIG.INT, this.#old, null);
+      // No SIGINT was passed on to Deno during the run: nothing left for it to dispatch.
+      if (this.#denoListener && Atomics.load(c, CELL.SIGINTS) === sigintsAtArm) this.#dropDenoListener();
+    }
+    this.stats.sigints = Atomics.load(c, CELL.SIGINTS);
+  }
+
+  readonly #onDenoSigint = () => {
+    if (!this.#interruptibleArmed) this.#dropDenoListener();
   };
+
+  #dropDenoListener(): void {
+    Deno.removeSignalListener("SIGINT", this.#onDenoSigint);
+    this.#denoListener = false;
+  }
 }
 
-/** Stops the watchdog worker (it restarts on the next armed run). */
-export function stopWatchdog(): void {
-  dog?.terminate();
-  dog = undefined;
+let kick: Kick | undefined;
+
+/** Arms the kick for one run of the exit loop. */
+export function armWatchdog(o: ArmOptions): ArmedRun {
+  kick ??= new Kick();
+  return kick.arm(o);
 }
 
-/** True while the watchdog worker exists. */
+/** Nothing to stop any more (no Worker); kept for callers of the old API. */
+export function stopWatchdog(): void {}
+
+/** Whether a watchdog Worker exists: never (stopping a guest needs none). */
 export function watchdogRunning(): boolean {
-  return dog !== undefined;
+  return false;
 }
 
-/** Kicks sent since the watchdog started. */
+/** Runs stopped from outside (timeout, deadline, Ctrl-C) in this isolate. */
 export function watchdogKicks(): number {
-  return dog ? Atomics.load(dog.ctl, CTL.KICKS) : 0;
+  return kick?.stats.kicks ?? 0;
+}
+
+/** What the kick did in this isolate (all zero before the first armed run). */
+export function kickStats(): KickStats {
+  if (kick) kick.stats.sigints = Atomics.load(kick.cells, CELL.SIGINTS);
+  return { ...(kick?.stats ?? { workerStarts: 0, runs: 0, timers: 0, sigintRuns: 0, kicks: 0, sigints: 0 }) };
 }

@@ -1,34 +1,39 @@
 /**
- * The shared-memory protocol between the exit loop (main thread) and the watchdog Worker.
+ * What the exit loop (JS) and the kick's signal handlers (kick_code.ts) share: the data block's
+ * layout, the stop codes and the kick signal.
  * @module
  */
 
-/** Int32 cells of the control block; a Float64 deadline follows the ints. */
-export const CTL = Object.freeze({
-  /** 1 once the worker listens. */
-  READY: 0,
-  /** Bumped (and notified) whenever STATE or the deadline changes. */
-  DOORBELL: 1,
-  /** 0 idle, n > 0 run n armed, -1 the worker is kicking. */
-  STATE: 2,
-  /** Why the worker stopped the run (STOP_CODE), 0 while not stopped. */
-  STOP: 3,
-  /** The vCPU thread's tid. */
-  TID: 4,
-  /** 1 when SIGINT (Ctrl-C) stops the run. */
-  INTERRUPTIBLE: 5,
-  /** kvm_run address, low and high 32 bits. */
-  RUN_LO: 6,
-  RUN_HI: 7,
-  /** STOP_CODE to report when the deadline passes (timeout or deadline). */
-  DEADLINE_KIND: 8,
-  /** Kicks sent so far. */
-  KICKS: 9,
-  /** Number of Int32 cells (the Float64 deadline starts at INTS*4, 8-aligned). */
-  INTS: 10,
+import { SIG } from "../ffi/libc.ts";
+
+/** Int32 cells at the start of the kick's data block (index × 4 = byte offset). */
+export const CELL = Object.freeze({
+  /** 0 idle, n > 0 run n armed, -1 a signal handler is kicking it. */
+  STATE: 0,
+  /** Why the run was stopped from outside (STOP_CODE), 0 while not stopped. */
+  STOP: 1,
+  /** SIGINTs the handler saw (ever). */
+  SIGINTS: 2,
+  /** Kicks the SIGINT handler sent. */
+  KICKS: 3,
+  /** tgkill's tgid and tid: this process, the vCPU thread. */
+  PID: 4,
+  TID: 5,
 });
 
-/** Why the watchdog stopped a run. */
+/** Byte offsets of the 64-bit fields after the cells. */
+export const CELL_BYTES = Object.freeze({
+  /** Address of the armed vCPU's kvm_run.immediate_exit. */
+  RUN: 24,
+  /** The SIGINT handler the kick's replaced (0 SIG_DFL, 1 SIG_IGN, else a function). */
+  OLD: 32,
+  /** A zeroed kernel `struct sigaction` (SIG_DFL) for rt_sigaction: 32 bytes. */
+  DFL_ACTION: 40,
+  /** The block's size. */
+  SIZE: 72,
+});
+
+/** Why a run was stopped from outside the guest. */
 export const STOP_CODE = Object.freeze({ timeout: 1, deadline: 2, interrupt: 3 });
 
 /** STOP_CODE number → name. */
@@ -42,11 +47,11 @@ export const STOP_NAMES: Readonly<Record<number, StopCause>> = Object.freeze({
 export type StopCause = "timeout" | "deadline" | "interrupt";
 
 /**
- * The signal that kicks a vCPU thread out of KVM_RUN (a listener is kept installed so it only
- * interrupts). Not SIGUSR1, QEMU's choice: Deno, like Node, starts its V8 inspector on
+ * The signal that kicks a vCPU thread out of KVM_RUN (a do-nothing handler is kept installed so
+ * it only interrupts). Not SIGUSR1, QEMU's choice: Deno, like Node, starts its V8 inspector on
  * 127.0.0.1:9229 when a process gets SIGUSR1, listener or not — an open debugger in a process
  * that holds /dev/kvm. SIGUSR2 does nothing of the kind (tests/kvm/vcpu_kick_signal_test.ts).
  */
 export const KICK_SIGNAL: Deno.Signal = "SIGUSR2";
-/** Its number on x86-64 Linux (what tgkill takes). */
-export const KICK_SIGNO = 12;
+/** Its number on x86-64 Linux (what tgkill and the deadline timer send). */
+export const KICK_SIGNO = SIG.USR2;

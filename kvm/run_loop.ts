@@ -1,6 +1,6 @@
 /**
  * The exit loop: KVM_RUN, decode the exit in place, dispatch, repeat — until a handler or the
- * guest ABI says stop, or the watchdog (timeout, deadline, Ctrl-C) kicks the vCPU.
+ * guest ABI says stop, or the kick (timeout, deadline, Ctrl-C; kick.ts) interrupts KVM_RUN.
  *
  * How to use (REPL engineer): `const cpu = vm.createVcpu()` is `vcpu create`; `regs` is
  * `cpu.getRegs()` (bigints in kvm_regs order, names in REG_NAMES), `regs set r=v …` is
@@ -19,11 +19,12 @@
  * `exit-code`, `done`, `assert`, `unhandled-io`, `ucall`, `handler`, `max-exits`, `timeout`,
  * `deadline`, `interrupt`), `console`, `exitCode` ({value, status} as QEMU's isa-debug-exit),
  * `ucalls`, `conversions`, `exits`, `elapsedMs`. Runs are interruptible by default: Ctrl-C stops
- * the guest (stop `interrupt`) through the watchdog Worker; Deno also queues that SIGINT for
- * your own listener, which runs after the run returns — ignore one SIGINT right after a run
- * whose stop is `interrupt`. The VM and vCPU stay usable after any stop. Long-mode page tables
- * identity-map the whole low 512 GiB (an access without a memslot is an MMIO exit) and every
- * memslot that exists when the guest is loaded.
+ * the guest (stop `interrupt`) through the kick's SIGINT handler (no Worker); where your code has
+ * a Deno SIGINT listener, the kick passes the signal on and Deno queues it for the listener,
+ * which runs after the run returns — ignore one SIGINT right after a run whose stop is
+ * `interrupt`. The VM and vCPU stay usable after any stop. Long-mode page tables identity-map the
+ * whole low 512 GiB (an access without a memslot is an MMIO exit) and every memslot that exists
+ * when the guest is loaded.
  * @module
  */
 
@@ -214,8 +215,8 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
       }
       if (armed !== undefined && (exits & 63) === 63) {
         // A kick can be lost when the loop is outside KVM_RUN (single-stepping spends most of its
-        // time here): its signal lands in userspace, and a stray EINTR just before may clear its
-        // immediate_exit. The watchdog's stop code stays set, so look at it now and then.
+        // time here): its signal lands in userspace. The stop code stays set and the deadline
+        // stays passed, so look at them now and then.
         const why = armed.stopped();
         if (why) {
           stop = why;
@@ -250,9 +251,14 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
       } else if (reason === EXIT.HYPERCALL) {
         if (abi.hypercall(x, vcpu) !== true) stop = "exit";
       } else if (reason === EXIT.INTR) {
-        const why = armed?.stopped();
+        let why = armed?.stopped();
+        if (!why) {
+          // A stray signal: run on. Look again after clearing immediate_exit: a Ctrl-C kick that
+          // set it just before is then seen here rather than lost.
+          x.immediateExit = 0;
+          why = armed?.stopped();
+        }
         if (why) stop = why;
-        else x.immediateExit = 0; // a stray signal: run on
       } else {
         stop = "exit";
       }

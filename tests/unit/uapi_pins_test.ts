@@ -71,6 +71,26 @@ Deno.test("struct sizes match the kernel headers", () => {
   eq(S.KVM_CPUID_ENTRY2.size, 40, "sizeof kvm_cpuid_entry2");
 });
 
+Deno.test("libc signal and timer structs match glibc 2.36's headers (x86_64)", () => {
+  // Printed by a C program compiled against /usr/include (sizeof, offsetof; _sigev_un._tid).
+  eq(S.SIGACTION.size, 152, "sizeof struct sigaction");
+  eq(S.SIGACTION.fields.sa_handler.offset, 0, "offsetof(sigaction, sa_handler)");
+  eq(S.SIGACTION.fields.sa_mask.offset, 8, "offsetof(sigaction, sa_mask)");
+  eq(S.SIGACTION.fields.sa_mask.count! * 8, 128, "sizeof sigset_t");
+  eq(S.SIGACTION.fields.sa_flags.offset, 136, "offsetof(sigaction, sa_flags)");
+  eq(S.SIGACTION.fields.sa_restorer.offset, 144, "offsetof(sigaction, sa_restorer)");
+  eq(S.SIGEVENT.size, 64, "sizeof struct sigevent");
+  eq(S.SIGEVENT.fields.sigev_value.offset, 0, "offsetof(sigevent, sigev_value)");
+  eq(S.SIGEVENT.fields.sigev_signo.offset, 8, "offsetof(sigevent, sigev_signo)");
+  eq(S.SIGEVENT.fields.sigev_notify.offset, 12, "offsetof(sigevent, sigev_notify)");
+  eq(S.SIGEVENT.fields.sigev_notify_thread_id.offset, 16, "offsetof(sigevent, _sigev_un._tid)");
+  eq(S.ITIMERSPEC.size, 32, "sizeof struct itimerspec");
+  eq(S.ITIMERSPEC.fields.interval_sec.offset, 0, "offsetof(itimerspec, it_interval)");
+  eq(S.ITIMERSPEC.fields.interval_nsec.offset, 8, "offsetof(itimerspec, it_interval.tv_nsec)");
+  eq(S.ITIMERSPEC.fields.value_sec.offset, 16, "offsetof(itimerspec, it_value)");
+  eq(S.ITIMERSPEC.fields.value_nsec.offset, 24, "offsetof(itimerspec, it_value.tv_nsec)");
+});
+
 Deno.test("struct field offsets match the kernel headers", () => {
   const R = S.KVM_RUN_LAYOUT.fields;
   eq(
