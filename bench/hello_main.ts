@@ -1,8 +1,8 @@
 /**
  * Row 7 through mod.ts: a plain Deno script that runs a flat real-mode guest with runGuest,
  * prints its console and exits with its isa-debug-exit status (value << 1 | 1), like
- * `kvmsh run guest.bin` and bench/c/hello.c. `--no-interrupt` runs without the Ctrl-C watchdog
- * (whose worker costs a process ~20–30 ms to create).
+ * `kvmsh run guest.bin` and bench/c/hello.c. `--no-interrupt` runs without the kick's Ctrl-C
+ * handler (it once needed a Worker, ~20–30 ms a process; now it costs two sigaction calls).
  * @module
  */
 

@@ -114,14 +114,14 @@ export const setupRow: Row = {
       });
     const c = () => runBaseline(ctx.bins.setup, reps, per);
     const plain = await sideBySide(this, ctx.quick ? 2 : 6, c, side(false, per), "in-process, run not interruptible");
-    // runGuest's default: Ctrl-C can stop the run, which needs the watchdog worker; it starts on
-    // a VM's first run and stops when its last vCPU closes, so every cycle here pays its start.
+    // runGuest's default: Ctrl-C can stop the run. The kick installs its SIGINT handler for the
+    // run and restores the old disposition after it (two sigaction calls; no Worker, no thread).
     const interruptible = await sideBySide(
       { ...this, id: "4b", name: `${this.name}, interruptible (default)`, target: undefined },
       1,
       c,
       side(true, Math.max(3, Math.round(per / 3))),
-      "watchdog worker start per VM",
+      "SIGINT handler set and restored per run",
     );
     return [plain, interruptible];
   },

@@ -136,16 +136,16 @@ export const processRow: Row = {
     const plainRow = qemu
       ? summarize(
         "7c",
-        "mod.ts script, run without Ctrl-C watchdog, vs QEMU",
+        "mod.ts script, run not interruptible, vs QEMU",
         "ns",
         merge(ps),
         merge(qs),
         undefined,
-        "what the watchdog worker costs",
+        "the API without the shell: what kvmsh's own modules and output add",
         pair(ps, qs),
       )
       : skipped(
-        { ...this, id: "7c", name: "mod.ts script without watchdog vs QEMU", target: undefined },
+        { ...this, id: "7c", name: "mod.ts script, not interruptible, vs QEMU", target: undefined },
         "QEMU not installed",
       );
     return [vsC, vsQemu, plainRow];
