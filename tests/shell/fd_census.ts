@@ -6,7 +6,7 @@
  * @module
  */
 
-import { listDir, readLink } from "../../ffi/procfs.ts";
+import { listDir, readLink, readProcText } from "../../ffi/procfs.ts";
 
 /** The link targets of a process's fds (`socket:[123]`, `/dev/kvm`, `anon_inode:kvm-vcpu:0`). */
 export function fdTargets(pid: number): string[] {
@@ -54,4 +54,18 @@ export async function stableFdTargets(pid: number, like?: string[], timeoutMs = 
     if (Date.now() > end) return cur;
     prev = cur;
   }
+}
+
+/**
+ * How many of a process's sockets are blocking (no O_NONBLOCK in /proc/<pid>/fdinfo): the Deno
+ * runtime's own late socketpair is the only such pair in kvmsh (tokio's signal pair and every
+ * other socket Deno makes are non-blocking). See RUNTIME_SETTLE_MS in fuzz_test.ts.
+ */
+export function blockingSockets(pid: number): number {
+  const O_NONBLOCK = 0o4000;
+  return (listDir(`/proc/${pid}/fd`) ?? []).filter((fd) => {
+    if (!readLink(`/proc/${pid}/fd/${fd}`)?.startsWith("socket:")) return false;
+    const flags = /^flags:\s+([0-7]+)$/m.exec(readProcText(`/proc/${pid}/fdinfo/${fd}`) ?? "")?.[1];
+    return flags !== undefined && (parseInt(flags, 8) & O_NONBLOCK) === 0;
+  }).length;
 }
