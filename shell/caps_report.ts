@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type CapReport, type HostReport, REPORT_CAPS, resolveCap } from "../mod.ts";
+import { type CapReport, type HostReport, REPORT_CAPS, resolveCap } from "../core.ts";
 
 /** Options of {@link formatHostReport}. */
 export interface ReportOptions {

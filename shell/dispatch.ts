@@ -4,14 +4,14 @@
  * @module
  */
 
-import { KvmError } from "../mod.ts";
+import { KvmError } from "../core.ts";
 import { parseCommand } from "./parse.ts";
-import { lookup, subCommands } from "./table.ts";
+import { implOf, lookup, subCommands } from "./table.ts";
 import { splitCommands } from "./lexer.ts";
 import { err, errorJson, errorLine, jsonLine, out, paint } from "./output.ts";
-import { statements } from "./recorder.ts";
+import { statements } from "./journal.ts";
 import type { Session } from "./session.ts";
-import type { Args, Command, Outcome, Recorded } from "./commands/types.ts";
+import type { Args, Command, CommandImpl, Outcome, Recorded } from "./commands/types.ts";
 import { UsageError } from "./usage_error.ts";
 import { failureStatus } from "./failure.ts";
 
@@ -58,12 +58,14 @@ function commandName(words: string[]): string {
 /** Runs one command (its words). Returns true on success. */
 export async function runCommand(ctx: Session, words: string[], opts: RunOptions = {}): Promise<boolean> {
   let cmd: Command;
+  let impl: CommandImpl;
   let a: Args;
   let recs: Recorded[];
   const json = ctx.json || words.includes("--json");
   try {
     ({ cmd, args: a } = parseCommand(words, ctx.json));
-    recs = cmd.record?.(a, ctx) ?? [];
+    impl = await implOf(cmd);
+    recs = impl.record?.(a, ctx) ?? [];
   } catch (e) {
     printError(ctx, commandName(words), e, json);
     if (!(e instanceof UsageError) && !(e instanceof KvmError) && !(e instanceof Error)) throw e;
@@ -72,7 +74,7 @@ export async function runCommand(ctx: Session, words: string[], opts: RunOptions
   ctx.pendingWarnings.length = 0;
   let o: Outcome;
   try {
-    o = await cmd.run(ctx, a);
+    o = await impl.run(ctx, a);
   } catch (e) {
     failed(ctx, e);
     for (const w of ctx.pendingWarnings) if (!a.json) err(paint("yellow", w, "stderr"));

@@ -5,7 +5,6 @@
  * @module
  */
 
-import * as api from "../mod.ts";
 import { runCommand, runLine } from "./dispatch.ts";
 import { Session } from "./session.ts";
 import { err } from "./output.ts";
@@ -63,12 +62,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const rest = argv.slice(i);
   if (rest[0] === "scenario") {
-    const run = (api as Record<string, unknown>).runScenarioCli as ((args: string[]) => Promise<number>) | undefined;
-    if (typeof run !== "function") {
-      err("kvmsh: the scenario runner is not in this build (mod.ts has no runScenarioCli)");
-      return 2;
-    }
-    return await run(rest.slice(1));
+    // The scenario runner (scenario/ through mod.ts) loads only here: the shell itself imports core.ts.
+    const { runScenarioCli } = await import("../mod.ts");
+    return await runScenarioCli(rest.slice(1));
   }
   const ctx = new Session();
   ctx.runLine = (line) => runLine(ctx, line);

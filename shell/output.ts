@@ -4,7 +4,7 @@
  * @module
  */
 
-import { KvmError } from "../mod.ts";
+import { KvmError } from "../core.ts";
 import { UsageError } from "./usage_error.ts";
 import { CommandFailed, osReason } from "./failure.ts";
 

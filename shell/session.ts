@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type GuestMemfd, Kvm, type Mapping, openKvm, type Vm } from "../mod.ts";
+import { type GuestMemfd, Kvm, type Mapping, openKvm, type Vm } from "../core.ts";
 import { UsageError } from "./usage_error.ts";
 import type { Recorder } from "./recorder.ts";
 

@@ -1,19 +1,22 @@
 /**
- * The command table: every command, one file per group under commands/. Help, completion,
- * parsing and recording all read it.
+ * The command table: every command's entry (name, usage, arguments, flags, completion), one
+ * file per group under specs/. Help, completion and parsing read it; what a command does
+ * (commands/<group>.ts) is imported on its first use (implOf), so a short `kvmsh -c …` loads
+ * only the groups it uses.
  * @module
  */
 
-import { attrCommands } from "./commands/attr.ts";
-import { capsCommands } from "./commands/caps.ts";
-import { gmemCommands } from "./commands/gmem.ts";
-import { memCommands } from "./commands/mem.ts";
-import { miscCommands } from "./commands/misc.ts";
-import { recordCommands } from "./commands/record.ts";
-import { slotCommands } from "./commands/slot.ts";
-import { vcpuCommands } from "./commands/vcpu.ts";
-import { vmCommands } from "./commands/vm.ts";
-import type { Command } from "./commands/types.ts";
+import { attrCommands } from "./specs/attr.ts";
+import { capsCommands } from "./specs/caps.ts";
+import { gmemCommands } from "./specs/gmem.ts";
+import { memCommands } from "./specs/mem.ts";
+import { miscCommands } from "./specs/misc.ts";
+import { recordCommands } from "./specs/record.ts";
+import { slotCommands } from "./specs/slot.ts";
+import { vcpuCommands } from "./specs/vcpu.ts";
+import { vmCommands } from "./specs/vm.ts";
+import { debugCommands } from "./specs/debug_step.ts";
+import type { Command, CommandImpl } from "./commands/types.ts";
 import { UsageError } from "./usage_error.ts";
 
 /** Every command. */
@@ -25,6 +28,7 @@ export const COMMANDS: Command[] = [
   ...attrCommands,
   ...memCommands,
   ...vcpuCommands,
+  ...debugCommands,
   ...recordCommands,
 ];
 COMMANDS.push(...miscCommands(() => COMMANDS));
@@ -53,4 +57,11 @@ export function lookup(words: string[]): { cmd: Command; used: number; suffix?: 
   const cmd = subs.find((c) => c.name === `${w0} ${words[1]}`);
   if (!cmd) throw new UsageError(`unknown sub-command '${w0} ${words[1]}' (${w0} ${visible.join("|")})`);
   return { cmd, used: 2 };
+}
+
+/** A command's implementation: its group's module is imported on first use (then cached by the module loader). */
+export async function implOf(cmd: Command): Promise<CommandImpl> {
+  const impl = (await cmd.load())[cmd.name];
+  if (!impl) throw new Error(`internal: no implementation for '${cmd.name}'`);
+  return impl;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type FlagSet, parseU64 } from "../mod.ts";
+import { type FlagSet, parseU64 } from "../core.ts";
 import { UsageError } from "./usage_error.ts";
 
 /** A u64 typed as 4096, 0x1000, 4K, 2M, 1G. */

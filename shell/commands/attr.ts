@@ -4,27 +4,20 @@
  * @module
  */
 
-import { CAP, formatSize, hex, MEMORY_ATTRIBUTES } from "../../mod.ts";
+import { CAP, formatSize, hex, MEMORY_ATTRIBUTES } from "../../core.ts";
 import { big, ident } from "../ts_literal.ts";
 import { table } from "../output.ts";
 import { choice, num } from "../values.ts";
-import { words } from "./complete_helpers.ts";
-import type { Args, Command } from "./types.ts";
-
-const KINDS = ["private", "shared"] as const;
+import { KINDS } from "../specs/attr.ts";
+import type { Args, CommandImpls } from "./types.ts";
 
 function attrArgs(a: Args) {
   return { kind: choice(a.pos[0], KINDS, "attribute"), gpa: num(a.pos[1], "gpa"), size: num(a.pos[2], "size") };
 }
 
-/** Attribute commands. */
-export const attrCommands: Command[] = [
-  {
-    name: "attr set",
-    summary: "KVM_SET_MEMORY_ATTRIBUTES on the current VM (always sent; warns when KVM_CAP_MEMORY_ATTRIBUTES=0)",
-    usage: "attr set private|shared <gpa> <size>",
-    example: "attr set private 4G 2M",
-    args: [{ name: "private|shared", complete: words(KINDS) }, { name: "gpa" }, { name: "size" }],
+/** The attr commands' behaviour (their table entries: specs/attr.ts). */
+export const attrImpl: CommandImpls = {
+  "attr set": {
     run(ctx, a) {
       const { kind, gpa, size } = attrArgs(a);
       const vm = ctx.vm();
@@ -48,12 +41,7 @@ export const attrCommands: Command[] = [
       return [{ expr: `${vm}.${kind === "private" ? "setPrivate" : "setShared"}(${big(gpa)}, ${big(size)})` }];
     },
   },
-  {
-    name: "attr show",
-    summary:
-      "KVM_CAP_MEMORY_ATTRIBUTES of the current VM and every KVM_SET_MEMORY_ATTRIBUTES sent with the kernel's answer",
-    usage: "attr show",
-    example: "attr show",
+  "attr show": {
     run(ctx) {
       const vm = ctx.vm();
       const cap = vm.obj.checkExtension(CAP.MEMORY_ATTRIBUTES);
@@ -81,4 +69,4 @@ export const attrCommands: Command[] = [
       return { lines, data: { vm: vm.name, capMemoryAttributes: cap, log: entries } };
     },
   },
-];
+};

@@ -3,12 +3,11 @@
  * @module
  */
 
-import { CAP, capName, describeCapValue, hostReport, resolveCap } from "../../mod.ts";
+import { CAP, capName, describeCapValue, hostReport, resolveCap } from "../../core.ts";
 import { formatHostReport, hostReportJson } from "../caps_report.ts";
 import { UsageError } from "../usage_error.ts";
 import { int, str } from "../ts_literal.ts";
-import { words } from "./complete_helpers.ts";
-import type { Args, Command } from "./types.ts";
+import type { Args, CommandImpls } from "./types.ts";
 
 function chosen(a: Args): number[] {
   return a.pos.map((t) => {
@@ -18,41 +17,37 @@ function chosen(a: Args): number[] {
   });
 }
 
-/** The caps command. */
-export const capsCommands: Command[] = [{
-  name: "caps",
-  summary: "host report: kernel, vendor module, API version, capabilities (system fd and a VM)",
-  usage: "caps [--all] [cap…]",
-  example: "caps GUEST_MEMFD_FLAGS MEMORY_ATTRIBUTES",
-  args: [{ name: "cap", optional: true, rest: true, complete: words(() => Object.keys(CAP)) }],
-  flags: [{ name: "all", help: "list every cap, also those the host answers 0" }],
-  run(ctx, a) {
-    const names = chosen(a);
-    const caps = names.length ? names : Object.values(CAP);
-    const report = hostReport(ctx.kvm, caps);
-    const lines = names.length
-      ? report.caps.map((c) =>
-        // describeCapValue gives the value and its meaning ("3 (mmap|init-shared)"); an error text as it is.
-        `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${
-          typeof c.vm === "number" ? describeCapValue(c.cap, c.vm) : c.vm
-        }`
-      )
-      : formatHostReport(report, { all: a.flags.all === true }).split("\n");
-    return {
-      lines,
-      data: hostReportJson(report),
-      observed: report.caps.map((c) => ({ cap: c.cap, system: c.system })),
-    };
+/** The caps command's behaviour (its table entry: specs/caps.ts). */
+export const capsImpl: CommandImpls = {
+  caps: {
+    run(ctx, a) {
+      const names = chosen(a);
+      const caps = names.length ? names : Object.values(CAP);
+      const report = hostReport(ctx.kvm, caps);
+      const lines = names.length
+        ? report.caps.map((c) =>
+          // describeCapValue gives the value and its meaning ("3 (mmap|init-shared)"); an error text as it is.
+          `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${
+            typeof c.vm === "number" ? describeCapValue(c.cap, c.vm) : c.vm
+          }`
+        )
+        : formatHostReport(report, { all: a.flags.all === true }).split("\n");
+      return {
+        lines,
+        data: hostReportJson(report),
+        observed: report.caps.map((c) => ({ cap: c.cap, system: c.system })),
+      };
+    },
+    record(a) {
+      return chosen(a).map((cap) => ({
+        expr: `kvm.checkExtension(${int(cap)})`,
+        check: (r, out) => {
+          const row = (out.observed as { cap: number; system: number | string }[]).find((x) => x.cap === cap);
+          return typeof row?.system === "number"
+            ? [`kvmsh.expectEqual(${r}, ${int(row.system)}, ${str(`${capName(cap)} on /dev/kvm`)});`]
+            : [];
+        },
+      }));
+    },
   },
-  record(a) {
-    return chosen(a).map((cap) => ({
-      expr: `kvm.checkExtension(${int(cap)})`,
-      check: (r, out) => {
-        const row = (out.observed as { cap: number; system: number | string }[]).find((x) => x.cap === cap);
-        return typeof row?.system === "number"
-          ? [`kvmsh.expectEqual(${r}, ${int(row.system)}, ${str(`${capName(cap)} on /dev/kvm`)});`]
-          : [];
-      },
-    }));
-  },
-}];
+};

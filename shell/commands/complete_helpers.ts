@@ -3,7 +3,7 @@
  * @module
  */
 
-import type { FlagSet } from "../../mod.ts";
+import type { FlagSet } from "../../core.ts";
 import type { Kind } from "../session.ts";
 import type { Completer } from "./types.ts";
 

@@ -8,14 +8,22 @@
  * @module
  */
 
-import { codeAt, type ExitInfo, formatExit, hex, runVcpu, stepVcpu, type Vcpu, type VcpuRunResult } from "../../mod.ts";
+import {
+  codeAt,
+  type ExitInfo,
+  formatExit,
+  hex,
+  runVcpu,
+  stepVcpu,
+  type Vcpu,
+  type VcpuRunResult,
+} from "../../core.ts";
 import { big, int, str } from "../ts_literal.ts";
 import { small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
-import { objects } from "./complete_helpers.ts";
 import { codeLine, consoleLines } from "./guest_view.ts";
 import { parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
-import type { Args, Command, Outcome, Recorded } from "./types.ts";
+import type { Args, CommandImpls, Outcome, Recorded } from "./types.ts";
 import type { Session } from "../session.ts";
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -25,18 +33,6 @@ const KEEP_STEPS = 1000;
 const SHOW_STEPS = 16;
 /** Steps beyond this are refused (one KVM_RUN round trip each; Ctrl-C or --timeout stop long ones anyway). */
 const MAX_STEPS = 100_000_000;
-
-const VCPU_FLAG = {
-  name: "vcpu",
-  value: "VCPU",
-  help: "the vCPU (default: the one the last run/step used, else the VM's first)",
-  complete: objects("vcpu"),
-};
-const TIMEOUT_FLAG = {
-  name: "timeout",
-  value: "T",
-  help: "stop after T (5s, 500ms); default 5s; 0 or none: no timeout (Ctrl-C stops)",
-};
 
 interface StepArgs {
   count: number;
@@ -109,15 +105,9 @@ function clearStep(cpu: Vcpu): void {
   if (cpu.singleStep) cpu.setGuestDebug({});
 }
 
-/** `step` and `continue`. */
-export const debugCommands: Command[] = [
-  {
-    name: "step",
-    summary: "single-steps n instructions (KVM_SET_GUEST_DEBUG) from where the vCPU stopped; shows RIP and its bytes",
-    usage: "step [n] [--vcpu vcpuN] [--timeout 5s]",
-    example: "step 3",
-    args: [{ name: "n", optional: true }],
-    flags: [VCPU_FLAG, TIMEOUT_FLAG],
+/** The debug_step commands' behaviour (their table entries: specs/debug_step.ts). */
+export const debugImpl: CommandImpls = {
+  "step": {
     run(ctx: Session, a: Args): Outcome {
       const s = stepArgs(a);
       const v = vcpuOf(ctx, s.vcpu);
@@ -184,12 +174,7 @@ export const debugCommands: Command[] = [
       }];
     },
   },
-  {
-    name: "continue",
-    summary: "resumes the vCPU from where it stopped (single-step off) until the next stop; Ctrl-C stops it",
-    usage: "continue [--timeout 5s] [--vcpu vcpuN]",
-    example: "continue --timeout 1s",
-    flags: [TIMEOUT_FLAG, VCPU_FLAG],
+  "continue": {
     run(ctx: Session, a: Args): Outcome {
       const timeoutMs = parseTimeout(a.flags.timeout) ?? DEFAULT_TIMEOUT_MS;
       const v = vcpuOf(ctx, a.flags.vcpu === undefined ? undefined : String(a.flags.vcpu));
@@ -235,4 +220,4 @@ export const debugCommands: Command[] = [
       return recs;
     },
   },
-];
+};

@@ -4,15 +4,12 @@
  * @module
  */
 
-import { formatSize, GUEST_MEMFD_FLAGS, type GuestMemfd, hex, type Mapping } from "../../mod.ts";
+import { formatSize, GUEST_MEMFD_FLAGS, type GuestMemfd, hex, type Mapping } from "../../core.ts";
 import { big, bool, bytes, ident, int, str } from "../ts_literal.ts";
 import { table } from "../output.ts";
 import { flags, num, small, writeData } from "../values.ts";
-import { flagList, objects } from "./complete_helpers.ts";
-import type { Args, Command, Outcome } from "./types.ts";
+import type { Args, CommandImpls, Outcome } from "./types.ts";
 import type { Session } from "../session.ts";
-
-const G = { name: "gmem", complete: objects("gmem") };
 
 function mapDesc(ctx: Session, m: Mapping): Record<string, unknown> {
   const named = [...ctx.maps.values()].find((x) => x.obj === m)?.name ?? null;
@@ -89,8 +86,6 @@ function bytesOf(a: Args, from: number): Uint8Array {
   return d.bytes;
 }
 
-const rangeArgs = [G, { name: "offset" }, { name: "length" }];
-
 function g(ctx: Session, a: Args): { name: string; obj: GuestMemfd } {
   return ctx.gmem(a.pos[0]);
 }
@@ -103,22 +98,9 @@ const checkBytes = (r: string, out: Outcome, claim: string) => [
   `kvmsh.expectBytes(${r}, unhex(${str(hexBytes(out.observed as Uint8Array).replace(/ /g, ""))}), ${str(claim)});`,
 ];
 
-/** guest_memfd commands. */
-export const gmemCommands: Command[] = [
-  {
-    name: "gmem create",
-    summary: "KVM_CREATE_GUEST_MEMFD on the current VM (sent as typed: odd sizes and flags show the kernel's answer)",
-    usage: "gmem create --size S [--flags mmap,init-shared]",
-    example: "gmem create --size 2M --flags mmap,init-shared",
-    flags: [
-      { name: "size", value: "S", required: true, help: "size in bytes (4096, 0x1000, 4K, 2M, 1G)" },
-      {
-        name: "flags",
-        value: "FLAGS",
-        help: "GUEST_MEMFD_FLAG_* names or bits",
-        complete: flagList(GUEST_MEMFD_FLAGS),
-      },
-    ],
+/** The gmem commands' behaviour (their table entries: specs/gmem.ts). */
+export const gmemImpl: CommandImpls = {
+  "gmem create": {
     run(ctx, a) {
       const { size, flags } = createArgs(a);
       const vm = ctx.vm();
@@ -135,11 +117,7 @@ export const gmemCommands: Command[] = [
       return [{ expr: `${ident(ctx.vm().name)}.createGuestMemfd(${big(size)}, ${flagsLit(flags)})` }];
     },
   },
-  {
-    name: "gmem list",
-    summary: "the open guest_memfds: fd, size, flags, mappings, memslot bindings",
-    usage: "gmem list",
-    example: "gmem list",
+  "gmem list": {
     run(ctx) {
       const rows = [...ctx.gmems.values()].filter((x) => x.live()).map((x) => gmemInfo(ctx, x.name, x.obj));
       const lines = rows.length
@@ -159,12 +137,7 @@ export const gmemCommands: Command[] = [
       return { lines, data: { gmems: rows } };
     },
   },
-  {
-    name: "gmem stat",
-    summary: "fstat of a guest_memfd plus its mappings and memslot bindings",
-    usage: "gmem stat <gmem>",
-    example: "gmem stat gmem0",
-    args: [G],
+  "gmem stat": {
     run(ctx, a) {
       const { name, obj } = g(ctx, a);
       const st = obj.stat();
@@ -202,21 +175,7 @@ export const gmemCommands: Command[] = [
       }];
     },
   },
-  {
-    name: "gmem mmap",
-    summary: "mmap(2) of a guest_memfd (ENODEV without the mmap flag, EINVAL for --private); names it mapN",
-    usage: "gmem mmap <gmem> [--private] [--offset O] [--length L]",
-    example: "gmem mmap gmem0 --length 4K",
-    args: [G],
-    flags: [
-      { name: "private", help: "MAP_PRIVATE instead of MAP_SHARED" },
-      { name: "offset", value: "O", help: "file offset" },
-      {
-        name: "length",
-        value: "L",
-        help: "length (default: size - offset; one page when --offset is at or past the end)",
-      },
-    ],
+  "gmem mmap": {
     run(ctx, a) {
       const { name, obj } = g(ctx, a);
       const { note, ...opts } = mmapOpts(a, obj);
@@ -238,12 +197,7 @@ export const gmemCommands: Command[] = [
       return [{ expr: `${ident(x.name)}.mmap(${mmapLit(mmapOpts(a, x.obj))})` }];
     },
   },
-  {
-    name: "gmem punch",
-    summary: "fallocate(PUNCH_HOLE|KEEP_SIZE): frees the range; it reads back as zeroes",
-    usage: "gmem punch <gmem> <offset> <length>",
-    example: "gmem punch gmem0 0 4K",
-    args: rangeArgs,
+  "gmem punch": {
     run(ctx, a) {
       const { name, obj } = g(ctx, a);
       const off = num(a.pos[1], "offset"), len = num(a.pos[2], "length");
@@ -259,13 +213,7 @@ export const gmemCommands: Command[] = [
       }];
     },
   },
-  {
-    name: "gmem alloc",
-    summary: "fallocate(KEEP_SIZE): allocates backing memory for the range (--no-keep-size sends mode 0)",
-    usage: "gmem alloc <gmem> <offset> <length> [--no-keep-size]",
-    example: "gmem alloc gmem0 0 2M",
-    args: rangeArgs,
-    flags: [{ name: "no-keep-size", help: "fallocate mode 0 (guest_memfd wants KEEP_SIZE: see the errno)" }],
+  "gmem alloc": {
     run(ctx, a) {
       const { name, obj } = g(ctx, a);
       const off = num(a.pos[1], "offset"), len = num(a.pos[2], "length");
@@ -283,12 +231,7 @@ export const gmemCommands: Command[] = [
       }];
     },
   },
-  {
-    name: "gmem read",
-    summary: "read(2) on the fd (guest_memfd refuses it: see the errno)",
-    usage: "gmem read <gmem> <length>",
-    example: "gmem read gmem0 16",
-    args: [G, { name: "length" }],
+  "gmem read": {
     run(ctx, a) {
       return readOutcome(g(ctx, a).obj.read(small(a.pos[1], "length", 1 << 20)));
     },
@@ -296,12 +239,7 @@ export const gmemCommands: Command[] = [
       return [{ expr: `${ident(g(ctx, a).name)}.read(${int(small(a.pos[1], "length", 1 << 20))})`, check: checkBytes }];
     },
   },
-  {
-    name: "gmem write",
-    summary: "write(2) on the fd (guest_memfd refuses it)",
-    usage: "gmem write <gmem> <bytes…|hex:…|str:…|fill:V[:len]>",
-    example: "gmem write gmem0 0xaa 0xbb",
-    args: [G, { name: "bytes", rest: true }],
+  "gmem write": {
     run(ctx, a) {
       const n = g(ctx, a).obj.write(bytesOf(a, 1));
       return { lines: [`wrote ${n} bytes`], data: { written: n } };
@@ -310,12 +248,7 @@ export const gmemCommands: Command[] = [
       return [{ expr: `${ident(g(ctx, a).name)}.write(${bytes(bytesOf(a, 1))})` }];
     },
   },
-  {
-    name: "gmem pread",
-    summary: "pread(2) on the fd (guest_memfd refuses it)",
-    usage: "gmem pread <gmem> <offset> <length>",
-    example: "gmem pread gmem0 0 16",
-    args: [G, { name: "offset" }, { name: "length" }],
+  "gmem pread": {
     run(ctx, a) {
       return readOutcome(g(ctx, a).obj.pread(small(a.pos[2], "length", 1 << 20), num(a.pos[1], "offset")));
     },
@@ -328,12 +261,7 @@ export const gmemCommands: Command[] = [
       }];
     },
   },
-  {
-    name: "gmem pwrite",
-    summary: "pwrite(2) on the fd (guest_memfd refuses it)",
-    usage: "gmem pwrite <gmem> <offset> <bytes…>",
-    example: "gmem pwrite gmem0 0 0xaa",
-    args: [G, { name: "offset" }, { name: "bytes", rest: true }],
+  "gmem pwrite": {
     run(ctx, a) {
       const n = g(ctx, a).obj.pwrite(bytesOf(a, 2), num(a.pos[1], "offset"));
       return { lines: [`wrote ${n} bytes`], data: { written: n } };
@@ -342,12 +270,7 @@ export const gmemCommands: Command[] = [
       return [{ expr: `${ident(g(ctx, a).name)}.pwrite(${bytes(bytesOf(a, 2))}, ${big(num(a.pos[1], "offset"))})` }];
     },
   },
-  {
-    name: "gmem truncate",
-    summary: "ftruncate(2) on the fd (guest_memfd refuses size changes)",
-    usage: "gmem truncate <gmem> <length>",
-    example: "gmem truncate gmem0 4M",
-    args: [G, { name: "length" }],
+  "gmem truncate": {
     run(ctx, a) {
       g(ctx, a).obj.truncate(num(a.pos[1], "length"));
       return { lines: ["truncated"], data: {} };
@@ -356,12 +279,7 @@ export const gmemCommands: Command[] = [
       return [{ expr: `${ident(g(ctx, a).name)}.truncate(${big(num(a.pos[1], "length"))})` }];
     },
   },
-  {
-    name: "gmem close",
-    summary: "unmaps the guest_memfd's mappings and closes its fd",
-    usage: "gmem close <gmem>",
-    example: "gmem close gmem0",
-    args: [G],
+  "gmem close": {
     run(ctx, a) {
       const { name, obj } = g(ctx, a);
       obj.close();
@@ -371,4 +289,4 @@ export const gmemCommands: Command[] = [
       return [{ expr: `${ident(g(ctx, a).name)}.close()` }];
     },
   },
-];
+};

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type CodeAt, type Conversion, hex, type Ucall } from "../../mod.ts";
+import { type CodeAt, type Conversion, hex, type Ucall } from "../../core.ts";
 
 /** Console text as `console: …` lines. */
 export function consoleLines(text: string): string[] {

@@ -5,12 +5,11 @@
  * @module
  */
 
-import { hex } from "../../mod.ts";
+import { hex } from "../../core.ts";
 import { big, bytes, ident, int, str } from "../ts_literal.ts";
 import { type Address, address, byte, writeData } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
-import { addresses } from "./complete_helpers.ts";
-import type { Args, Command, Outcome, Recorded } from "./types.ts";
+import type { Args, CommandImpls, Outcome, Recorded } from "./types.ts";
 import type { Session } from "../session.ts";
 
 const UNITS: Record<string, number> = { b: 1, h: 2, w: 4, g: 8 };
@@ -137,7 +136,6 @@ function hexString(b: Uint8Array): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-const ADDR = { name: "gpa|gmem:off", complete: addresses("gmem", "map") };
 const MAX_FILL_GPA = 1n << 26n;
 
 function writeParts(ctx: Session, a: Args) {
@@ -149,14 +147,9 @@ function writeParts(ctx: Session, a: Args) {
   return { t, d };
 }
 
-/** Memory commands. */
-export const memCommands: Command[] = [
-  {
-    name: "x",
-    summary: "dumps memory (fault-safe): x/<count><unit b|h|w|g><format x|d|u|c>, default x/16xb",
-    usage: "x/<n><unit><fmt> <gpa | gmemN:offset | mapN:offset>",
-    example: "x/16xb gmem0:0",
-    args: [ADDR],
+/** The mem commands' behaviour (their table entries: specs/mem.ts). */
+export const memImpl: CommandImpls = {
+  "x": {
     run(ctx, a) {
       const f = dumpFormat(a.suffix);
       const t = target(ctx, address(a.pos[0]));
@@ -179,12 +172,7 @@ export const memCommands: Command[] = [
       }];
     },
   },
-  {
-    name: "write",
-    summary: "writes bytes (fault-safe) by GPA or gmem/mapping offset; fill:V[:len] fills len bytes (default 4K)",
-    usage: "write <gpa | gmemN:offset | mapN:offset> <bytes…|hex:aabb|str:text|fill:0xaa[:len]>",
-    example: "write gmem0:0 fill:0xaa:4K",
-    args: [ADDR, { name: "bytes", rest: true }],
+  "write": {
     run(ctx, a) {
       const { t, d } = writeParts(ctx, a);
       if (d.kind === "fill") t.fill(d.length, d.value);
@@ -197,14 +185,7 @@ export const memCommands: Command[] = [
       return [{ expr: d.kind === "fill" ? t.fillExpr(d.length, d.value) : t.writeExpr(d.bytes) }];
     },
   },
-  {
-    name: "touch",
-    summary:
-      "a real load (or --write store) of a gmem byte in a child process: shows SIGBUS where the fault-safe path says EFAULT",
-    usage: "touch <gmemN:offset> [--write] [--value V]",
-    example: "touch gmem1:0",
-    args: [{ name: "gmem:off", complete: addresses("gmem") }],
-    flags: [{ name: "write", help: "store instead of load" }, { name: "value", value: "V", help: "byte to store" }],
+  "touch": {
     async run(ctx, a) {
       const { g, off, mode, value } = touchArgs(ctx, a);
       const r = await g.obj.touchInChild(off, mode, value);
@@ -239,7 +220,7 @@ export const memCommands: Command[] = [
       }];
     },
   },
-];
+};
 
 function touchArgs(ctx: Session, a: Args) {
   const addr = address(a.pos[0]);

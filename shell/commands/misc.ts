@@ -7,8 +7,8 @@ import { UsageError } from "../usage_error.ts";
 import { CommandFailed, osReason } from "../failure.ts";
 import { paint } from "../output.ts";
 import { small } from "../values.ts";
-import { words } from "./complete_helpers.ts";
-import type { Command } from "./types.ts";
+import { COMMANDS } from "../table.ts";
+import type { Command, CommandImpls } from "./types.ts";
 
 /** Files `debug leak-fd` opened on purpose (kept referenced: never closed). */
 const leaked: Deno.FsFile[] = [];
@@ -36,142 +36,100 @@ export function helpFor(c: Command): string[] {
   return lines;
 }
 
-/** The misc commands; `table` gives the whole command table (for help and completion). */
-export function miscCommands(table: () => Command[]): Command[] {
-  const groups = () => [...new Set(table().filter((c) => !c.hidden).map((c) => c.name.split(" ")[0]))];
-  return [
-    {
-      name: "help",
-      summary: "usage and an example for every command, or for one command or group",
-      usage: "help [command [sub-command]]",
-      example: "help gmem create",
-      args: [{ name: "command", optional: true, rest: true, complete: words(groups) }],
-      run(_ctx, a) {
-        const all = table().filter((c) => !c.hidden);
-        const want = a.pos.join(" ").replace(/^x\/.*/, "x");
-        const chosen = want ? all.filter((c) => c.name === want || c.name.startsWith(`${want} `)) : all;
-        if (!chosen.length) throw new UsageError(`no command '${want}' (help lists them all)`);
-        const lines = want ? chosen.flatMap(helpFor) : [
-          "kvmsh commands (help <command> for flags and an example; numbers: 4096, 0x1000, 4K, 2M, 1G):",
-          ...chosen.map((c) => `  ${c.usage.padEnd(50)} ${c.summary}`),
-          "global flags: --json (one JSON object per command); -c 'cmd; cmd', --keep-going on the command line",
-          ...EXIT_STATUS,
-        ];
-        return {
-          lines,
-          data: {
-            commands: chosen.map((c) => ({ name: c.name, usage: c.usage, summary: c.summary, example: c.example })),
-          },
-        };
-      },
+/** The misc commands' behaviour (their table entries: specs/misc.ts). */
+export const miscImpl: CommandImpls = {
+  "help": {
+    run(_ctx, a) {
+      const all = COMMANDS.filter((c) => !c.hidden);
+      const want = a.pos.join(" ").replace(/^x\/.*/, "x");
+      const chosen = want ? all.filter((c) => c.name === want || c.name.startsWith(`${want} `)) : all;
+      if (!chosen.length) throw new UsageError(`no command '${want}' (help lists them all)`);
+      const lines = want ? chosen.flatMap(helpFor) : [
+        "kvmsh commands (help <command> for flags and an example; numbers: 4096, 0x1000, 4K, 2M, 1G):",
+        ...chosen.map((c) => `  ${c.usage.padEnd(50)} ${c.summary}`),
+        "global flags: --json (one JSON object per command); -c 'cmd; cmd', --keep-going on the command line",
+        ...EXIT_STATUS,
+      ];
+      return {
+        lines,
+        data: {
+          commands: chosen.map((c) => ({ name: c.name, usage: c.usage, summary: c.summary, example: c.example })),
+        },
+      };
     },
-    {
-      name: "history",
-      summary: "the commands typed so far (kept in ~/.kvmsh_history, or $KVMSH_HISTORY)",
-      usage: "history [n]",
-      example: "history 20",
-      args: [{ name: "n", optional: true }],
-      run(ctx, a) {
-        const n = a.pos[0] === undefined ? ctx.history.length : small(a.pos[0], "n");
-        const start = Math.max(0, ctx.history.length - n);
-        const h = ctx.history.slice(start);
-        return { lines: h.map((l, i) => `${String(start + i + 1).padStart(5)}  ${l}`), data: { history: h } };
-      },
+  },
+  "history": {
+    run(ctx, a) {
+      const n = a.pos[0] === undefined ? ctx.history.length : small(a.pos[0], "n");
+      const start = Math.max(0, ctx.history.length - n);
+      const h = ctx.history.slice(start);
+      return { lines: h.map((l, i) => `${String(start + i + 1).padStart(5)}  ${l}`), data: { history: h } };
     },
-    {
-      name: "source",
-      summary: "runs the commands of a file (stops at the first failure)",
-      usage: "source <file>",
-      example: "source walk.kvmsh",
-      args: [{ name: "file" }],
-      async run(ctx, a) {
-        if (ctx.depth >= 16) throw new UsageError("source nested too deeply (16)");
-        let text: string;
+  },
+  "source": {
+    async run(ctx, a) {
+      if (ctx.depth >= 16) throw new UsageError("source nested too deeply (16)");
+      let text: string;
+      try {
+        text = await Deno.readTextFile(a.pos[0]);
+      } catch (e) {
+        throw new UsageError(`source: cannot read '${a.pos[0]}': ${osReason(e)}`);
+      }
+      let n = 0;
+      for (const line of text.split("\n")) {
+        ctx.depth++;
+        let ok: boolean;
         try {
-          text = await Deno.readTextFile(a.pos[0]);
-        } catch (e) {
-          throw new UsageError(`source: cannot read '${a.pos[0]}': ${osReason(e)}`);
+          ok = await ctx.runLine(line);
+        } finally {
+          ctx.depth--;
         }
-        let n = 0;
-        for (const line of text.split("\n")) {
-          ctx.depth++;
-          let ok: boolean;
-          try {
-            ok = await ctx.runLine(line);
-          } finally {
-            ctx.depth--;
-          }
-          if (!ok) {
-            // The status stays the failing line's (2 for its usage error, 1 for a kernel error).
-            throw new CommandFailed(
-              `source ${a.pos[0]}: stopped at line ${n + 1}`,
-              ctx.failStatus ?? 1,
-              "SourceStopped",
-            );
-          }
-          if (ctx.exitCode !== undefined) break;
-          n++;
+        if (!ok) {
+          // The status stays the failing line's (2 for its usage error, 1 for a kernel error).
+          throw new CommandFailed(
+            `source ${a.pos[0]}: stopped at line ${n + 1}`,
+            ctx.failStatus ?? 1,
+            "SourceStopped",
+          );
         }
-        return { lines: [], data: { file: a.pos[0], lines: n } };
-      },
+        if (ctx.exitCode !== undefined) break;
+        n++;
+      }
+      return { lines: [], data: { file: a.pos[0], lines: n } };
     },
-    {
-      name: "echo",
-      summary: "prints its arguments (markers in scripts)",
-      usage: "echo [text…]",
-      example: "echo step 2",
-      args: [{ name: "text", optional: true, rest: true }],
-      run(_ctx, a) {
-        return { lines: [a.pos.join(" ")], data: { echo: a.pos.join(" ") } };
-      },
+  },
+  "echo": {
+    run(_ctx, a) {
+      return { lines: [a.pos.join(" ")], data: { echo: a.pos.join(" ") } };
     },
-    {
-      name: "reset",
-      summary: "closes every VM and everything under it (fds, mappings); /dev/kvm stays open",
-      usage: "reset",
-      example: "reset",
-      run(ctx) {
-        ctx.closeAll();
-        return { lines: ["every VM closed"], data: { reset: true } };
-      },
-      record() {
-        return [{ expr: "kvm.vms.forEach((v) => v.close())" }];
-      },
+  },
+  "reset": {
+    run(ctx) {
+      ctx.closeAll();
+      return { lines: ["every VM closed"], data: { reset: true } };
     },
-    {
-      name: "exit",
-      summary: "leaves the shell, closing every fd and mapping (Ctrl-D does the same)",
-      usage: "exit [code]",
-      example: "exit",
-      args: [{ name: "code", optional: true }],
-      run(ctx, a) {
-        ctx.exitCode = a.pos[0] === undefined ? 0 : small(a.pos[0], "exit code", 255);
-        return { lines: [], data: { exit: ctx.exitCode } };
-      },
+    record() {
+      return [{ expr: "kvm.vms.forEach((v) => v.close())" }];
     },
-    {
-      name: "debug pid",
-      summary: "the shell's pid (tests read /proc/<pid>/fd)",
-      usage: "debug pid",
-      example: "debug pid",
-      hidden: true,
-      run() {
-        return { lines: [`pid ${Deno.pid}`], data: { pid: Deno.pid } };
-      },
+  },
+  "exit": {
+    run(ctx, a) {
+      ctx.exitCode = a.pos[0] === undefined ? 0 : small(a.pos[0], "exit code", 255);
+      return { lines: [], data: { exit: ctx.exitCode } };
     },
-    {
-      name: "debug leak-fd",
-      summary: "opens /dev/null and never closes it: the fd-leak check's own test (needs KVMSH_TEST_HOOKS=1)",
-      usage: "debug leak-fd",
-      example: "debug leak-fd",
-      hidden: true,
-      run() {
-        if (Deno.env.get("KVMSH_TEST_HOOKS") !== "1") {
-          throw new UsageError("debug leak-fd is a test hook: set KVMSH_TEST_HOOKS=1");
-        }
-        leaked.push(Deno.openSync("/dev/null"));
-        return { lines: [`leaked an fd on /dev/null (${leaked.length} so far)`], data: { leaked: leaked.length } };
-      },
+  },
+  "debug pid": {
+    run() {
+      return { lines: [`pid ${Deno.pid}`], data: { pid: Deno.pid } };
     },
-  ];
-}
+  },
+  "debug leak-fd": {
+    run() {
+      if (Deno.env.get("KVMSH_TEST_HOOKS") !== "1") {
+        throw new UsageError("debug leak-fd is a test hook: set KVMSH_TEST_HOOKS=1");
+      }
+      leaked.push(Deno.openSync("/dev/null"));
+      return { lines: [`leaked an fd on /dev/null (${leaked.length} so far)`], data: { leaked: leaked.length } };
+    },
+  },
+};

@@ -6,17 +6,11 @@
 import { Recorder } from "../recorder.ts";
 import { UsageError } from "../usage_error.ts";
 import { CommandFailed, osReason } from "../failure.ts";
-import type { Command } from "./types.ts";
+import type { CommandImpls } from "./types.ts";
 
-/** Recorder commands. */
-export const recordCommands: Command[] = [
-  {
-    name: "record start",
-    summary: "records every following command as the equivalent mod.ts call into a replayable .ts file",
-    usage: "record start <file.ts> [--force]",
-    example: "record start repro.ts",
-    args: [{ name: "file.ts" }],
-    flags: [{ name: "force", help: "overwrite the file if it exists (without it, an existing file is refused)" }],
+/** The record commands' behaviour (their table entries: specs/record.ts). */
+export const recordImpl: CommandImpls = {
+  "record start": {
     run(ctx, a) {
       if (ctx.recorder?.active) throw new UsageError(`already recording to ${ctx.recorder.path} (record stop first)`);
       const path = a.pos[0];
@@ -32,11 +26,7 @@ export const recordCommands: Command[] = [
       return { lines: [`recording to ${path} (replay with ./deno run -A ${path})`], data: { recording: path } };
     },
   },
-  {
-    name: "record stop",
-    summary: "finishes the recording",
-    usage: "record stop",
-    example: "record stop",
+  "record stop": {
     run(ctx) {
       const r = ctx.recorder;
       if (!r?.active) throw new UsageError("not recording (record start <file.ts>)");
@@ -45,4 +35,4 @@ export const recordCommands: Command[] = [
       return { lines: [`recorded ${r.count} commands to ${r.path}`], data: { file: r.path, commands: r.count } };
     },
   },
-];
+};

@@ -3,16 +3,14 @@
  * @module
  */
 
-import { formatSize, hex, MEMSLOT_FLAGS } from "../../mod.ts";
+import { formatSize, hex, MEMSLOT_FLAGS } from "../../core.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
 import { table } from "../output.ts";
 import { choice, flags, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
-import { flagList, objects, words } from "./complete_helpers.ts";
-import type { Args, Command } from "./types.ts";
+import { USERSPACE } from "../specs/slot.ts";
+import type { Args, CommandImpls } from "./types.ts";
 import type { Session } from "../session.ts";
-
-const USERSPACE = ["none", "anon", "gmem"] as const;
 
 interface SlotArgs {
   slot: number;
@@ -64,30 +62,9 @@ export function slotRows(ctx: Session, vmName?: string): Record<string, unknown>
   return vm.obj.memslots.map((s) => ({ ...s.describe(), gmem: ctx.gmemName(s.gmem), vm: vm.name }));
 }
 
-/** Memslot commands. */
-export const slotCommands: Command[] = [
-  {
-    name: "slot set",
-    summary: "KVM_SET_USER_MEMORY_REGION2: binds a GPA range to host memory and/or a guest_memfd range",
-    usage:
-      "slot set <id> --gpa A --size S [--gmem <g> [--offset O]] [--anon | --userspace none|anon|gmem] [--flags readonly,log-dirty]",
-    example: "slot set 1 --gpa 4G --size 2M --gmem gmem0",
-    args: [{ name: "id" }],
-    flags: [
-      { name: "gpa", value: "A", required: true, help: "guest physical address" },
-      { name: "size", value: "S", required: true, help: "size (0 deletes)" },
-      { name: "gmem", value: "G", help: "guest_memfd to bind", complete: objects("gmem") },
-      { name: "offset", value: "O", help: "offset in the guest_memfd" },
-      { name: "anon", help: "userspace_addr: fresh anonymous memory (same as --userspace anon)" },
-      {
-        name: "userspace",
-        value: "U",
-        help:
-          "userspace_addr: none (0), anon, or gmem (the gmem's mapping). Default: gmem if mmap-able, else none; anon without --gmem",
-        complete: words(USERSPACE),
-      },
-      { name: "flags", value: "FLAGS", help: "KVM_MEM_* names or bits", complete: flagList(MEMSLOT_FLAGS) },
-    ],
+/** The slot commands' behaviour (their table entries: specs/slot.ts). */
+export const slotImpl: CommandImpls = {
+  "slot set": {
     run(ctx, a) {
       const s = slotArgs(a, ctx);
       const vm = ctx.vm();
@@ -116,21 +93,7 @@ export const slotCommands: Command[] = [
       return [{ expr: `${ident(ctx.vm().name)}.addMemslot(${specLit(slotArgs(a, ctx))})` }];
     },
   },
-  {
-    name: "slot del",
-    summary: "deletes a memslot (memory_size 0) and frees memory the slot allocated",
-    usage: "slot del <id>",
-    example: "slot del 1",
-    args: [{
-      name: "id",
-      complete: (ctx, p) => {
-        try {
-          return ctx.vm().obj.memslots.map((s) => String(s.id)).filter((x) => x.startsWith(p));
-        } catch {
-          return [];
-        }
-      },
-    }],
+  "slot del": {
     run(ctx, a) {
       const id = small(a.pos[0], "slot id");
       const vm = ctx.vm();
@@ -141,11 +104,7 @@ export const slotCommands: Command[] = [
       return [{ expr: `${ident(ctx.vm().name)}.deleteMemslot(${int(small(a.pos[0], "slot id"))})` }];
     },
   },
-  {
-    name: "slot list",
-    summary: "the current VM's memslots: GPA, size, flags, userspace_addr, guest_memfd binding",
-    usage: "slot list",
-    example: "slot list",
+  "slot list": {
     run(ctx) {
       const rows = slotRows(ctx);
       const lines = rows.length
@@ -164,4 +123,4 @@ export const slotCommands: Command[] = [
       return { lines, data: { memslots: rows } };
     },
   },
-];
+};

@@ -1,6 +1,6 @@
 /**
- * The shape of a command in the table: one source of truth for parsing, help, completion,
- * running and recording.
+ * The shape of a command: its table entry (one source of truth for parsing, help and
+ * completion) and its implementation (running and recording), loaded on first use.
  * @module
  */
 
@@ -76,7 +76,21 @@ export interface Recorded {
   check?: (result: string, out: Outcome, claim: string) => string[];
 }
 
-/** A command of the table. */
+/** What a command does: its run (and recorded call), in a module loaded on first use. */
+export interface CommandImpl {
+  /** Runs it. Throws UsageError for bad input before anything is sent. */
+  run(ctx: Session, a: Args): Outcome | Promise<Outcome>;
+  /** The equivalent API call(s), computed before running (may throw UsageError). */
+  record?(a: Args, ctx: Session): Recorded[];
+}
+
+/** A group's command implementations, by the command's full name. */
+export type CommandImpls = Record<string, CommandImpl>;
+
+/**
+ * A command of the table: what help, completion and the parser need (shell/specs/). What it does
+ * is in its group's module under commands/, which `load` imports on first use (table.ts implOf).
+ */
 export interface Command {
   /** Full name: `gmem create`, `x`. */
   name: string;
@@ -90,8 +104,6 @@ export interface Command {
   flags?: FlagSpec[];
   /** Not listed in help (debugging aids). */
   hidden?: boolean;
-  /** Runs it. Throws UsageError for bad input before anything is sent. */
-  run(ctx: Session, a: Args): Outcome | Promise<Outcome>;
-  /** The equivalent API call(s), computed before running (may throw UsageError). */
-  record?(a: Args, ctx: Session): Recorded[];
+  /** Imports the group's implementations (commands/<group>.ts). */
+  load(): Promise<CommandImpls>;
 }

@@ -6,16 +6,14 @@
  * @module
  */
 
-import { codeAt, formatExit, type GuestResult, hex, REG_NAMES, runGuest, type Ucall } from "../../mod.ts";
+import { codeAt, formatExit, type GuestResult, hex, REG_NAMES, runGuest, type Ucall } from "../../core.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
 import { choice, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
-import { objects, words } from "./complete_helpers.ts";
 import { codeLine, consoleLines, conversionLine, ucallLine } from "./guest_view.ts";
 import { out } from "../output.ts";
-import { debugCommands } from "./debug_step.ts";
 import { adoptVcpus, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
-import type { Args, Command } from "./types.ts";
+import type { Args, CommandImpls } from "./types.ts";
 import type { Session } from "../session.ts";
 import { CommandFailed } from "../failure.ts";
 
@@ -158,16 +156,9 @@ function runFailure(ctx: Session, res: GuestResult, timeoutMs: number): CommandF
   }
 }
 
-const VCPU_ARG = { name: "vcpu", optional: true, complete: objects("vcpu") };
-
-/** vCPU commands. */
-export const vcpuCommands: Command[] = [
-  {
-    name: "vcpu create",
-    summary: "KVM_CREATE_VCPU on the current VM (and its kvm_run mapping)",
-    usage: "vcpu create [--id N]",
-    example: "vcpu create",
-    flags: [{ name: "id", value: "N", help: "vCPU id (default: next free)" }],
+/** The vcpu commands' behaviour (their table entries: specs/vcpu.ts). */
+export const vcpuImpl: CommandImpls = {
+  "vcpu create": {
     run(ctx, a) {
       const vm = ctx.vm();
       const id = a.flags.id === undefined ? undefined : small(a.flags.id, "--id");
@@ -184,17 +175,7 @@ export const vcpuCommands: Command[] = [
       return [{ expr: `${ident(ctx.vm().name)}.createVcpu(${id})` }];
     },
   },
-  {
-    name: "regs",
-    summary: "KVM_GET_REGS, or KVM_SET_REGS of the given registers",
-    usage: "regs [vcpu] [set r=v …]",
-    example: "regs set rax=1 rip=0x1000",
-    args: [VCPU_ARG, {
-      name: "set r=v",
-      optional: true,
-      rest: true,
-      complete: words(["set", ...REG_NAMES.map((r) => `${r}=`)]),
-    }],
+  "regs": {
     run(ctx, a) {
       const r = regArgs(a);
       const v = vcpuOf(ctx, r.vcpu);
@@ -219,12 +200,7 @@ export const vcpuCommands: Command[] = [
       return [{ expr: `${v}.setRegs({ ${body} })` }];
     },
   },
-  {
-    name: "sregs",
-    summary: "KVM_GET_SREGS: control registers, EFER, segments, GDT/IDT",
-    usage: "sregs [vcpu]",
-    example: "sregs vcpu0",
-    args: [VCPU_ARG],
+  "sregs": {
     run(ctx, a) {
       const v = vcpuOf(ctx, a.pos[0]);
       const s = v.obj.getSregs() as unknown as Record<string, unknown>;
@@ -252,53 +228,7 @@ export const vcpuCommands: Command[] = [
       return [{ expr: `${vcpuRef(ctx, a.pos[0])}.getSregs()` }];
     },
   },
-  {
-    name: "run",
-    summary:
-      "loads a guest (flat binary, ELF64, or --asm text) on the current VM and runs it; Ctrl-C stops it; the value it writes to port 0xF4 is kvmsh's exit status (help: exit status)",
-    usage:
-      "run <guest.bin|guest.elf|asm text> [--asm] [--mode real|long] [--timeout 5s] [--memory anon|gmem:FLAGS] [--userspace none|gmem|anon] [--arg V]… [--exit-hypercall] [--vcpu vcpuN]",
-    example: "run scripts/guests/bin/hello16.bin --mode real",
-    args: [{ name: "guest" }],
-    flags: [
-      { name: "asm", help: "the argument is AT&T assembly text, not a file" },
-      { name: "mode", value: "M", help: "real or long", complete: words(["real", "long"]) },
-      {
-        name: "timeout",
-        value: "T",
-        help: "stop after T (5s, 500ms); default 5s; 0 or none: no timeout (Ctrl-C stops)",
-      },
-      {
-        name: "memory",
-        value: "MEM",
-        help: "main memory: anon or gmem:<flags>",
-        complete: words(["anon", "gmem:mmap,init-shared", "gmem:mmap", "gmem"]),
-      },
-      {
-        name: "userspace",
-        value: "U",
-        help: "gmem memory's userspace_addr: none, gmem, anon",
-        complete: words(["none", "gmem", "anon"]),
-      },
-      {
-        name: "arg",
-        value: "V",
-        repeat: true,
-        help:
-          "guest arguments in rdi, rsi, rdx, rcx, r8, r9: repeat it (--arg 1 --arg 0x2000) or give a list (--arg 1,0x2000)",
-      },
-      {
-        name: "exit-hypercall",
-        help:
-          "KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL) with the KVM_HC_MAP_GPA_RANGE bit first, so the guest's MAP_GPA_RANGE vmcall exits to kvmsh (which converts the range's attributes); the kernel's answer is shown",
-      },
-      {
-        name: "vcpu",
-        value: "VCPU",
-        help: "vCPU to run (default: the one the last run used, else the VM's first)",
-        complete: objects("vcpu"),
-      },
-    ],
+  "run": {
     run(ctx, a) {
       const r = runArgs(a, ctx);
       const vm = ctx.vm();
@@ -384,5 +314,4 @@ export const vcpuCommands: Command[] = [
       }];
     },
   },
-  ...debugCommands,
-];
+};

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Vcpu, Vm } from "../../mod.ts";
+import type { Vcpu, Vm } from "../../core.ts";
 import { ident, int } from "../ts_literal.ts";
 import type { Session } from "../session.ts";
 import { UsageError } from "../usage_error.ts";

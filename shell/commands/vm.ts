@@ -3,13 +3,12 @@
  * @module
  */
 
-import { formatSize, VM_TYPES } from "../../mod.ts";
+import { formatSize, VM_TYPES } from "../../core.ts";
 import { ident, int, str } from "../ts_literal.ts";
 import { table } from "../output.ts";
 import { num } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
-import { objects, words } from "./complete_helpers.ts";
-import type { Args, Command } from "./types.ts";
+import type { Args, CommandImpls } from "./types.ts";
 import type { Session } from "../session.ts";
 
 function vmType(a: Args): string | number {
@@ -34,14 +33,9 @@ export function vmRows(ctx: Session): Record<string, unknown>[] {
   }));
 }
 
-/** VM commands. */
-export const vmCommands: Command[] = [
-  {
-    name: "vm create",
-    summary: "KVM_CREATE_VM; the new VM becomes the current one",
-    usage: "vm create [--type default|sw-protected|sev|sev-es|snp|tdx|N]",
-    example: "vm create",
-    flags: [{ name: "type", value: "T", help: "VM type name or number", complete: words(() => Object.keys(VM_TYPES)) }],
+/** The vm commands' behaviour (their table entries: specs/vm.ts). */
+export const vmImpl: CommandImpls = {
+  "vm create": {
     run(ctx, a) {
       const vm = ctx.kvm.createVm(vmType(a));
       const name = ctx.addVm(vm);
@@ -56,11 +50,7 @@ export const vmCommands: Command[] = [
       return [{ expr: `kvm.createVm(${typeof t === "number" ? int(t) : str(t)})` }];
     },
   },
-  {
-    name: "vm list",
-    summary: "the open VMs with their fds, guest_memfds, memslots and vCPUs",
-    usage: "vm list",
-    example: "vm list",
+  "vm list": {
     run(ctx) {
       const rows = vmRows(ctx);
       const lines = rows.length
@@ -82,12 +72,7 @@ export const vmCommands: Command[] = [
       return { lines, data: { vms: rows } };
     },
   },
-  {
-    name: "vm close",
-    summary: "closes a VM and everything it owns (vCPUs, guest_memfds, mappings, memslot memory)",
-    usage: "vm close [vm]",
-    example: "vm close vm0",
-    args: [{ name: "vm", optional: true, complete: objects("vm") }],
+  "vm close": {
     run(ctx, a) {
       const v = ctx.vm(a.pos[0]);
       v.obj.close();
@@ -98,16 +83,11 @@ export const vmCommands: Command[] = [
       return [{ expr: `${ident(ctx.vm(a.pos[0]).name)}.close()` }];
     },
   },
-  {
-    name: "use",
-    summary: "makes a VM the current one (the default for gmem, slot, attr, vcpu and GPA commands)",
-    usage: "use <vm>",
-    example: "use vm1",
-    args: [{ name: "vm", complete: objects("vm") }],
+  "use": {
     run(ctx, a) {
       const v = ctx.vm(a.pos[0]);
       ctx.current = v.name;
       return { lines: [`current VM: ${v.name}`], data: { current: v.name } };
     },
   },
-];
+};

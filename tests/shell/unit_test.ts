@@ -64,3 +64,49 @@ Deno.test("normalise: fd numbers, addresses, inode numbers and timings compare e
   assert.notEqual(normalise("1 exits in 1 ms"), normalise("2 exits in 1 ms"));
   assert.notEqual(normalise("gmem0: fd 23"), normalise("gmem1: fd 23"));
 });
+
+Deno.test("command table: every entry has an implementation in its group's module, and nothing else does", async () => {
+  const { COMMANDS, implOf } = await import("../../shell/table.ts");
+  const names = COMMANDS.map((c) => c.name);
+  assert.equal(new Set(names).size, names.length, "command names are unique");
+  const groups = new Map<() => unknown, Set<string>>();
+  for (const c of COMMANDS) {
+    const impl = await implOf(c);
+    assert.equal(typeof impl.run, "function", `${c.name}: run`);
+    groups.set(c.load, (groups.get(c.load) ?? new Set()).add(c.name));
+  }
+  for (const [load, listed] of groups) {
+    const implemented = Object.keys(await (load as () => Promise<Record<string, unknown>>)());
+    assert.deepEqual(implemented.sort(), [...listed].sort(), "a group implements exactly its table entries");
+  }
+});
+
+Deno.test("start-up layering: the shell imports core.ts, and loads mod.ts and command modules only with import()", async () => {
+  const root = new URL("../../shell/", import.meta.url);
+  const files: string[] = [];
+  const walk = async (dir: URL, rel: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) await walk(new URL(`${e.name}/`, dir), `${rel}${e.name}/`);
+      else if (e.name.endsWith(".ts")) files.push(`${rel}${e.name}`);
+    }
+  };
+  await walk(root, "");
+  assert.ok(files.includes("specs/vcpu.ts") && files.includes("commands/vcpu.ts"));
+  for (const f of files) {
+    const text = await Deno.readTextFile(new URL(f, root));
+    const statics = [...text.matchAll(/^(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms)]
+      .filter((m) => !/^(?:import|export)\s+type\s/.test(m[0]))
+      .map((m) => m[1]);
+    for (const s of statics) {
+      assert.ok(
+        !/(^|\/)mod\.ts$/.test(s),
+        `${f} imports ${s} statically (the shell imports core.ts; mod.ts by import())`,
+      );
+      assert.ok(!s.includes("scenario/"), `${f} imports ${s}`);
+      if (f.startsWith("specs/") || ["table.ts", "dispatch.ts", "main.ts", "parse.ts", "complete.ts"].includes(f)) {
+        const impl = /commands\/(?!types\.ts|complete_helpers\.ts)[a-z_]+\.ts$/.test(s);
+        assert.ok(!impl, `${f} imports ${s} statically: command implementations load on first use`);
+      }
+    }
+  }
+});
