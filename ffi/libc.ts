@@ -5,7 +5,11 @@
  * @module
  */
 
-/** What every process uses (opening KVM, ioctls, mappings, running a guest): loaded first. */
+/**
+ * Bound when libc() first runs: what every process uses (opening KVM, the ioctls, mapping kvm_run and
+ * guest memory, loading a guest, the kick's signal handler and deadline timer). These are plain
+ * properties of the object libc() returns (the hot paths: KVM_RUN, KVM_CHECK_EXTENSION).
+ */
 const CORE = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
@@ -17,9 +21,31 @@ const CORE = {
   ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "pointer"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  process_vm_writev: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
+  getpid: { parameters: [], result: "i32" },
+  gettid: { parameters: [], result: "i32" },
+  /** Stopping a guest (kvm/kick.ts): the kick's signal handlers, its code page, the deadline timer. */
+  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  timer_settime: { parameters: ["u64", "i32", "buffer", "buffer"], result: "i32" },
+  timer_delete: { parameters: ["u64"], result: "i32" },
+  /**
+   * errno's address: bound eagerly, since binding a symbol (dlopen) on the way to reading errno
+   * after a failed call could overwrite it.
+   */
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * The rest, each bound on its own first use: Deno compiles a call stub per symbol when it opens a
+ * library (~0.15 ms each), which a short `kvmsh -c "vm create; run …"` process need not pay for
+ * the 25 it never calls (bulk memory, strerror, files, /proc). A symbol is bound before its
+ * call, so errno after the call is the call's.
+ */
+const LAZY = {
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   process_vm_readv: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
-  process_vm_writev: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
   memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
   memcpy: { parameters: ["pointer", "pointer", "usize"], result: "pointer" },
   /** memcpy into a JS buffer (bulk reads of a mapping). */
@@ -28,25 +54,9 @@ const CORE = {
   memcpy_from_buf: { name: "memcpy", parameters: ["pointer", "buffer", "usize"], result: "pointer" },
   /** memcmp of mapped memory against a JS buffer (bulk verify). */
   memcmp: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
-  getpid: { parameters: [], result: "i32" },
-  gettid: { parameters: [], result: "i32" },
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  /** Stopping a guest (kvm/kick.ts): the kick's signal handlers, its code page, the deadline timer. */
-  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  timer_settime: { parameters: ["u64", "i32", "buffer", "buffer"], result: "i32" },
-  timer_delete: { parameters: ["u64"], result: "i32" },
   sysconf: { parameters: ["i32"], result: "i64" },
   strerror: { parameters: ["i32"], result: "pointer" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-/**
- * The rest, bound on first use of any of them: Deno compiles a call stub per symbol when it
- * opens a library (~0.1 ms each), which a short `kvmsh run` process need not pay for.
- */
-const EXTRA = {
   fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
@@ -63,7 +73,7 @@ const EXTRA = {
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-const SYMBOLS = { ...CORE, ...EXTRA } as const satisfies Deno.ForeignLibraryInterface;
+const SYMBOLS = { ...CORE, ...LAZY } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The library kvmsh loads: glibc's soname on Linux. */
 export const LIBC_PATH = "libc.so.6";
@@ -71,22 +81,27 @@ export const LIBC_PATH = "libc.so.6";
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 let syms: Symbols | undefined;
 
-/** The loaded C library (opened on first use, once per isolate; the rarely used part on its first use). */
+/**
+ * The loaded C library (opened on first use, once per isolate). CORE's functions are own data
+ * properties of the returned object, bound in one dlopen; a LAZY one is an accessor on its
+ * prototype that binds that symbol alone on first use and replaces itself there by the function,
+ * so the object's own shape never changes (the hot paths' property loads stay monomorphic).
+ */
 export function libc(): Symbols {
   if (syms) return syms;
-  const o = { ...Deno.dlopen(LIBC_PATH, CORE).symbols } as Record<string, unknown>;
-  const bindExtra = () => {
-    const extra = Deno.dlopen(LIBC_PATH, EXTRA).symbols as Record<string, unknown>;
-    for (const k of Object.keys(EXTRA)) Object.defineProperty(o, k, { value: extra[k], enumerable: true });
-  };
-  for (const k of Object.keys(EXTRA)) {
-    Object.defineProperty(o, k, {
+  const lazy: Record<string, unknown> = Object.create(null);
+  for (const k of Object.keys(LAZY) as (keyof typeof LAZY)[]) {
+    Object.defineProperty(lazy, k, {
       configurable: true,
       enumerable: true,
-      get: () => (bindExtra(), o[k]),
+      get() {
+        const fn = Deno.dlopen(LIBC_PATH, { [k]: LAZY[k] }).symbols[k];
+        Object.defineProperty(lazy, k, { value: fn, enumerable: true });
+        return fn;
+      },
     });
   }
-  syms = o as Symbols;
+  syms = Object.assign(Object.create(lazy), Deno.dlopen(LIBC_PATH, CORE).symbols) as Symbols;
   return syms;
 }
 
