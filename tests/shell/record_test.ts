@@ -112,6 +112,7 @@ kvmTest("record → replay: every command kind, same kernel answers", async () =
       "vm1.close()",
       "kvm.vms.forEach(",
       "kvmsh.runGuest(vm2,",
+      'kvmsh.expectGuestResult(r, { stop: "exit", exit: "HLT", console: "Hello, world!\\nserial ok\\n", exitCode: null, ucalls: [] }',
     ]
   ) assert.ok(text.includes(call), `recording lacks ${call}\n${text}`);
   const r = await replay(file);
@@ -186,5 +187,56 @@ kvmTest("record start refuses an existing file unless --force (nothing is overwr
   const f = await kvmsh(["-c", `vm create; record start --force ${file}; caps GUEST_MEMFD_FLAGS; record stop`]);
   assert.equal(f.code, 0, f.stderr);
   assert.match(await Deno.readTextFile(file), /kvm\.checkExtension\(/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+kvmTest("record → replay of runs: exit code and ucalls are checked; a tampered exit code or ucall fails", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/runs.ts`;
+  const live = await kvmsh([
+    "-c",
+    [
+      `record start ${file}`,
+      "vm create",
+      "run scripts/guests/bin/ucall_demo.elf",
+      "vm create",
+      "run --asm 'mov $0x2a, %al; out %al, $0xf4; hlt' --mode real",
+      "record stop",
+    ].join("; "),
+  ]);
+  assert.equal(live.code, 0x2a, `the guest's exit code is kvmsh's status: ${live.stderr}`);
+  const text = await Deno.readTextFile(file);
+  const ucalls = '{ cmd: "print", args: [0x0n, 0x0n, 0x0n, 0x0n], message: "hello from a ucall\\n" }, ' +
+    '{ cmd: "sync", args: [0x1n, 0x0n, 0x0n, 0x0n], message: "" }, ' +
+    '{ cmd: "sync", args: [0x2n, 0x0n, 0x0n, 0x0n], message: "" }, ' +
+    '{ cmd: "done", args: [0x0n, 0x0n, 0x0n, 0x0n], message: "" }';
+  for (
+    const want of [
+      `{ stop: "done", exit: "IO", console: "hello from a ucall\\n", exitCode: null, ucalls: [${ucalls}] }`,
+      '{ stop: "exit-code", exit: "IO", console: "", exitCode: { value: 42, status: 85 }, ucalls: [] }',
+    ]
+  ) assert.ok(text.includes(`kvmsh.expectGuestResult(r, ${want}`), `recording lacks ${want}\n${text}`);
+  const ok = await replay(file);
+  assert.equal(ok.code, 0, `replay failed:\n${ok.stdout}\n${ok.stderr}`);
+  assert.match(ok.stdout, /ok \d+ .*: exit code is 0x2a$/m);
+  assert.match(ok.stdout, /ok \d+ .*: ucalls are print\(.*sync\(0x1, .*sync\(0x2, .*done\(/m);
+  assert.doesNotMatch(ok.stdout, /^\s*not ok/m);
+
+  // Another kernel (or guest) would have written 0x2b: the replay says so and fails.
+  const tampered = `${dir}/exit_code.ts`;
+  await Deno.writeTextFile(
+    tampered,
+    text.replace("exitCode: { value: 42, status: 85 }", "exitCode: { value: 43, status: 87 }"),
+  );
+  const bad = await replay(tampered);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stdout, /not ok \d+ .*: exit code is 0x2b # got 0x2a \(status 85\), expected 0x2b \(status 87\)/);
+
+  // A ucall that differs (sync(2) recorded as sync(3)) fails too.
+  const ucallFile = `${dir}/ucall.ts`;
+  await Deno.writeTextFile(ucallFile, text.replace('{ cmd: "sync", args: [0x2n,', '{ cmd: "sync", args: [0x3n,'));
+  const badUcall = await replay(ucallFile);
+  assert.notEqual(badUcall.code, 0);
+  assert.match(badUcall.stdout, /not ok \d+ .*: ucalls are .* # ucall 3 is sync\(0x2, /);
   await Deno.remove(dir, { recursive: true });
 });
