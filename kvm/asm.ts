@@ -6,6 +6,7 @@
  */
 
 import { sha256Hex } from "./sha256.ts";
+import { InterruptedError } from "./errors.ts";
 
 /** Options of {@link assemble}. */
 export interface AsmOptions {
@@ -28,6 +29,8 @@ function run(cmd: string, args: string[]): void {
   } catch (e) {
     throw new Error(`cannot run ${cmd}: ${(e as Error).message} (binutils needed to assemble inline asm)`);
   }
+  // A Ctrl-C reaches `as` too (the terminal's foreground process group): that is no assembler error.
+  if (out.signal === "SIGINT") throw new InterruptedError(`while ${cmd} ran`);
   if (!out.success) {
     throw new Error(`${cmd} failed:\n${new TextDecoder().decode(out.stderr).trim()}`);
   }
@@ -42,7 +45,8 @@ export function asmKey(source: string, o: AsmOptions = {}): string {
 
 /**
  * Assembles `source` (AT&T syntax) into a flat binary linked at `origin`. Cached by content
- * hash; `cached` says whether the cache answered.
+ * hash; `cached` says whether the cache answered. The work directory (`$TMPDIR/kvmsh-asm-*`) is
+ * removed whatever happens; an assembler or linker that dies of SIGINT throws InterruptedError.
  */
 export function assemble(source: string, o: AsmOptions = {}): { bytes: Uint8Array; cached: boolean; path: string } {
   const mode = o.mode ?? "long";
@@ -74,10 +78,20 @@ export function assemble(source: string, o: AsmOptions = {}): { bytes: Uint8Arra
       `${tmp}/a.o`,
     ]);
     const bytes = Deno.readFileSync(`${tmp}/a.bin`);
-    Deno.writeFileSync(`${path}.${Deno.pid}`, bytes);
-    Deno.renameSync(`${path}.${Deno.pid}`, path);
+    const part = `${path}.${Deno.pid}`;
+    try {
+      Deno.writeFileSync(part, bytes);
+      Deno.renameSync(part, path);
+    } catch {
+      // A cache that cannot be written (read-only home) only costs the next run an `as`.
+      try {
+        Deno.removeSync(part);
+      } catch { /* not there */ }
+    }
     return { bytes, cached: false, path };
   } finally {
-    Deno.removeSync(tmp, { recursive: true });
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* gone already */ }
   }
 }

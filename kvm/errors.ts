@@ -131,3 +131,14 @@ export class MainMemoryError extends Error {
     this.slot = slot;
   }
 }
+
+/**
+ * A SIGINT (Ctrl-C) ended the work: e.g. the assembler runGuest started for inline asm died of it
+ * (it is in the terminal's foreground process group, so a Ctrl-C reaches it too).
+ */
+export class InterruptedError extends Error {
+  constructor(what: string) {
+    super(`interrupted (SIGINT) ${what}`);
+    this.name = "InterruptedError";
+  }
+}

@@ -20,13 +20,20 @@
  * - The kick signal's handler (installed once, never removed) does nothing: the signal only
  *   interrupts, and a late kick is harmless.
  *
- * One interruptible run at a time per isolate (a run is synchronous). Isolates (Workers) running
- * guests at the same time each chain their SIGINT handler to the one before.
+ * - A hold ({@link holdSigint}) keeps the SIGINT handler installed over a stretch of synchronous
+ *   work (the shell holds it for a whole command): SIGINTs are counted, and kept.
+ *
+ * The SIGINT handler is process-wide: interruptible runs and holds are counted per isolate (the
+ * first installs the handler, the last restores what it replaced), and one isolate at a time may
+ * have it: an interruptible run (or a hold) in a second Worker while the first has it throws a
+ * clear error (disarming out of order would restore one isolate's handler over the other's). Runs
+ * with `interruptible: false` (deadline only) may run in any number of isolates at once.
  * @module
  */
 
 import { CLOCK_MONOTONIC, errno, libc, MAP, PROT, SA, SIG, SIG_DFL, SIG_IGN, SIGEV_THREAD_ID } from "../ffi/libc.ts";
-import { ITIMERSPEC, KVM_RUN_LAYOUT, SIGACTION, SIGEVENT } from "../ffi/structs.ts";
+import { IOVEC, ITIMERSPEC, KVM_RUN_LAYOUT, SIGACTION, SIGEVENT } from "../ffi/structs.ts";
+import { encode } from "../ffi/struct_codec.ts";
 import { DATA_PLACEHOLDER, ENTRY, KICK_CODE } from "./kick_code.ts";
 import { CELL, CELL_BYTES, KICK_SIGNO, STOP_CODE, STOP_NAMES, type StopCause } from "./kick_shared.ts";
 import { KvmError } from "./errors.ts";
@@ -89,7 +96,13 @@ class Kick {
   #gen = 0;
   /** A do-nothing main-thread SIGINT listener while Deno may still dispatch a SIGINT we passed on. */
   #denoListener = false;
-  #interruptibleArmed = false;
+  /** Interruptible runs and holds using the SIGINT handler now. */
+  #sigintUsers = 0;
+  /** The handler was installed by this isolate's first user (the last restores {@link #old}). */
+  #sigintOwned = false;
+  /** Holds in force, and the SIGINT count when the first began. */
+  #holds = 0;
+  #holdBase = 0;
   readonly stats: KickStats = { workerStarts: 0, runs: 0, timers: 0, sigintRuns: 0, kicks: 0, sigints: 0 };
 
   constructor() {
@@ -112,6 +125,12 @@ class Kick {
       }
     }
     if (patched !== 1) throw new Error(`kick code: data placeholder found ${patched} times`);
+    // Deno installs its own SIGINT handler (signal-hook) ~0.4 s after start, listener or not, over
+    // whatever is there — over the kick's handler during a run or hold. Have it installed now:
+    // Deno installs it once per process, so from here on it is below the kick's (the kick's `old`).
+    const noop = () => {};
+    Deno.addSignalListener("SIGINT", noop);
+    Deno.removeSignalListener("SIGINT", noop);
     const l = libc();
     const codePtr = Deno.UnsafePointer.create(base + page);
     if (l.mprotect(codePtr, page, PROT.READ | PROT.EXEC) !== 0) {
@@ -153,20 +172,20 @@ class Kick {
 
     let restoreSigint = false;
     if (o.interruptible) {
-      this.#sigaction(SIG.INT, null, this.#old);
-      const old = new DataView(this.#old.buffer).getBigUint64(SIGACTION.fields.sa_handler.offset, true);
-      if (old !== this.#sigint) {
-        this.#dv.setBigUint64(CELL_BYTES.OLD, old, true);
-        if (old !== SIG_DFL && old !== SIG_IGN && !this.#denoListener) {
-          // Deno's handler (or another's) gets the SIGINT after us: Deno ends the process on a
-          // SIGINT no listener takes, so listen (and do nothing) until it has dispatched it.
-          Deno.addSignalListener("SIGINT", this.#onDenoSigint);
-          this.#denoListener = true;
-        }
-        this.#sigaction(SIG.INT, this.#act, null);
-        restoreSigint = true;
-        this.#interruptibleArmed = true;
-        this.stats.sigintRuns++;
+      try {
+        this.#acquireSigint(true);
+      } catch (e) {
+        Atomics.store(c, CELL.STATE, 0);
+        throw e;
+      }
+      restoreSigint = true;
+      this.stats.sigintRuns++;
+      if (this.#holds > 0 && Atomics.load(c, CELL.SIGINTS) !== this.#holdBase) {
+        // A Ctrl-C under the hold before this run (while assembling, loading, an earlier run of
+        // the same command): the run stops before the guest runs an instruction.
+        Atomics.store(c, CELL.STOP, STOP_CODE.interrupt);
+        const immediateExit = Deno.UnsafePointer.create(this.#dv.getBigUint64(CELL_BYTES.RUN, true))!;
+        new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(immediateExit, 1))[0] = 1;
       }
     }
 
@@ -220,23 +239,100 @@ class Kick {
       if (Atomics.load(c, CELL.STATE) !== -1) break;
     }
     if (timer !== undefined) libc().timer_delete(timer);
-    if (restoreSigint) {
-      this.#interruptibleArmed = false;
-      this.#sigaction(SIG.INT, this.#old, null);
-      // No SIGINT was passed on to Deno during the run: nothing left for it to dispatch.
-      if (this.#denoListener && Atomics.load(c, CELL.SIGINTS) === sigintsAtArm) this.#dropDenoListener();
-    }
+    if (restoreSigint) this.#releaseSigint(sigintsAtArm);
     this.stats.sigints = Atomics.load(c, CELL.SIGINTS);
   }
 
   readonly #onDenoSigint = () => {
-    if (!this.#interruptibleArmed) this.#dropDenoListener();
+    if (this.#sigintUsers === 0) this.#dropDenoListener();
   };
+
+  /**
+   * One more user of the SIGINT handler (an interruptible run, a hold); the first installs it,
+   * keeping the disposition it replaces. Refused while another isolate's kick has it: the handler
+   * is process-wide, and disarming out of order would restore one over the other.
+   */
+  #acquireSigint(forRun: boolean): void {
+    if (this.#sigintUsers > 0) {
+      this.#sigintUsers++;
+      return;
+    }
+    this.#sigaction(SIG.INT, null, this.#old);
+    const old = new DataView(this.#old.buffer).getBigUint64(SIGACTION.fields.sa_handler.offset, true);
+    if (old === this.#sigint) {
+      // Ours already (left in place by someone): nothing to restore at the end.
+      this.#sigintUsers = 1;
+      this.#sigintOwned = false;
+      return;
+    }
+    if (isKickHandler(old)) {
+      throw new Error(
+        "kick: another isolate (Worker) of this process has the Ctrl-C handler armed (an interruptible run or a " +
+          "hold): one at a time per process. Run with interruptible: false, or wait for that run to end",
+      );
+    }
+    this.#dv.setBigUint64(CELL_BYTES.OLD, old, true);
+    if (forRun && old !== SIG_DFL && old !== SIG_IGN && !this.#denoListener) {
+      // Deno's handler (or another's) gets the SIGINT after us: Deno ends the process on a
+      // SIGINT no listener takes, so listen (and do nothing) until it has dispatched it.
+      Deno.addSignalListener("SIGINT", this.#onDenoSigint);
+      this.#denoListener = true;
+    }
+    this.#sigaction(SIG.INT, this.#act, null);
+    this.#sigintUsers = 1;
+    this.#sigintOwned = true;
+  }
+
+  /** One user fewer; the last restores the disposition the first replaced. */
+  #releaseSigint(sigintsAtArm?: number): void {
+    if (this.#sigintUsers === 0 || --this.#sigintUsers > 0) return;
+    if (!this.#sigintOwned) return;
+    this.#sigintOwned = false;
+    this.#sigaction(SIG.INT, this.#old, null);
+    // No SIGINT was passed on to Deno meanwhile: nothing left for it to dispatch.
+    if (this.#denoListener && Atomics.load(this.cells, CELL.SIGINTS) === sigintsAtArm) this.#dropDenoListener();
+  }
+
+  /** See {@link holdSigint}. */
+  hold(): SigintHold {
+    const c = this.cells;
+    this.#acquireSigint(false);
+    if (this.#holds++ === 0) this.#holdBase = Atomics.load(c, CELL.SIGINTS);
+    Atomics.add(c, CELL.HOLD, 1);
+    const base = Atomics.load(c, CELL.SIGINTS);
+    let seen: number | undefined;
+    return {
+      count: () => (seen ?? Atomics.load(c, CELL.SIGINTS)) - base,
+      release: () => {
+        if (seen !== undefined) return;
+        seen = Atomics.load(c, CELL.SIGINTS);
+        Atomics.sub(c, CELL.HOLD, 1);
+        this.#holds--;
+        this.#releaseSigint();
+        this.stats.sigints = Atomics.load(c, CELL.SIGINTS);
+      },
+    };
+  }
 
   #dropDenoListener(): void {
     Deno.removeSignalListener("SIGINT", this.#onDenoSigint);
     this.#denoListener = false;
   }
+}
+
+/** True when the SIGINT handler at `addr` is a kick handler (another isolate's copy of KICK_CODE). */
+function isKickHandler(addr: bigint): boolean {
+  if (addr <= SIG_IGN) return false;
+  // The code after the data address is the same in every copy; read it fault-safe.
+  const from = ENTRY.sigint + 10;
+  const want = KICK_CODE.subarray(from, from + 32);
+  const got = new Uint8Array(want.length);
+  const local = new Uint8Array(IOVEC.size), remote = new Uint8Array(IOVEC.size);
+  encode(IOVEC, { iov_base: BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(got))), iov_len: got.length }, local);
+  encode(IOVEC, { iov_base: addr + 10n, iov_len: got.length }, remote);
+  const l = libc();
+  if (Number(l.process_vm_readv(l.getpid(), local, 1n, remote, 1n, 0n)) !== got.length) return false;
+  return got.every((b, i) => b === want[i]);
 }
 
 let kick: Kick | undefined;
@@ -245,6 +341,27 @@ let kick: Kick | undefined;
 export function armWatchdog(o: ArmOptions): ArmedRun {
   kick ??= new Kick();
   return kick.arm(o);
+}
+
+/** A hold on SIGINT: see {@link holdSigint}. */
+export interface SigintHold {
+  /** SIGINTs that arrived since the hold began (until released; then frozen). */
+  count(): number;
+  /** Ends the hold (once; later calls do nothing). The last hold restores the previous disposition. */
+  release(): void;
+}
+
+/**
+ * Holds SIGINT for a stretch of synchronous work (a REPL command: assembling with `as`, loading,
+ * runs): until released, every SIGINT is counted, readable at once with `count()`, and goes no
+ * further — the process does not die of it, and Deno's listeners do not hear it. An interruptible
+ * run armed under a hold still stops at a Ctrl-C, and stops before it starts when a SIGINT arrived
+ * under the hold already (so a Ctrl-C while loading stops the command, not just a later run).
+ * Holds nest (counted). One isolate at a time per process may hold or arm the handler.
+ */
+export function holdSigint(): SigintHold {
+  kick ??= new Kick();
+  return kick.hold();
 }
 
 /** Nothing to stop any more (no Worker); kept for callers of the old API. */

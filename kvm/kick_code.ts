@@ -8,7 +8,8 @@
  * - `sigint` (installed only while an interruptible run is armed): counts the SIGINT; if a run is
  *   armed it claims it (STATE gen → -1, so the loop cannot unmap kvm_run meanwhile), records the
  *   stop cause, sets kvm_run.immediate_exit and tgkill()s the vCPU thread with SIGUSR2 — on any
- *   thread the kernel picked. Then it hands the signal on to the handler it replaced (Deno's, which
+ *   thread the kernel picked. While a hold is in force (HOLD > 0) that is all: the holder reads
+ *   the count. Otherwise it hands the signal on to the handler it replaced (Deno's, which
  *   dispatches to JS listeners), or, with no run armed and SIG_DFL before it, restores SIG_DFL
  *   and re-raises (a stale handler behaves as the default).
  *
@@ -62,6 +63,8 @@ sigint:
 	lock incl ${i(CELL.KICKS)}(%r12)
 	mov %r13d, ${i(CELL.STATE)}(%r12)
 2:
+	cmpl $0, ${i(CELL.HOLD)}(%r12)
+	jne 5f
 	mov ${CELL_BYTES.OLD}(%r12), %rax
 	cmp $1, %rax
 	ja 3f
@@ -92,8 +95,8 @@ sigint:
 /** {@link KICK_ASM} assembled. */
 export const KICK_CODE: Uint8Array = Uint8Array.from(
   ("c366662e0f1f8400000000000f1f400049bc88776655443322114989f84989f14989d2f041ff442408418b04244189c685c07e41" +
-    "4189c5b9fffffffff0410fb10c24753141c744240403000000498b4c2418c60101418b7c2410418b742414ba0c000000b8ea0000" +
-    "000f05f041ff44240c45892c24498b4424204883f8017703720cc34c89c74c89ce4c89d2ffe04585f6752ab80d000000bf020000" +
-    "00498d74242831d241ba080000000f05b83e000000418b7c2410be020000000f05c3").match(/../g)!,
+    "4189c5b9fffffffff0410fb10c24753141c744240403000000498b4c2420c60101418b7c2410418b742414ba0c000000b8ea0000" +
+    "000f05f041ff44240c45892c2441837c2418007548498b4424284883f8017703720cc34c89c74c89ce4c89d2ffe04585f6752ab8" +
+    "0d000000bf02000000498d74243031d241ba080000000f05b83e000000418b7c2410be020000000f05c3").match(/../g)!,
   (h) => parseInt(h, 16),
 );

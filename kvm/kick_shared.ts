@@ -19,18 +19,23 @@ export const CELL = Object.freeze({
   /** tgkill's tgid and tid: this process, the vCPU thread. */
   PID: 4,
   TID: 5,
+  /**
+   * Holds in force (kick.ts holdSigint): while > 0 the SIGINT handler keeps every SIGINT (counted
+   * in SIGINTS, the holder reads the count) and passes none on.
+   */
+  HOLD: 6,
 });
 
 /** Byte offsets of the 64-bit fields after the cells. */
 export const CELL_BYTES = Object.freeze({
   /** Address of the armed vCPU's kvm_run.immediate_exit. */
-  RUN: 24,
+  RUN: 32,
   /** The SIGINT handler the kick's replaced (0 SIG_DFL, 1 SIG_IGN, else a function). */
-  OLD: 32,
+  OLD: 40,
   /** A zeroed kernel `struct sigaction` (SIG_DFL) for rt_sigaction: 32 bytes. */
-  DFL_ACTION: 40,
+  DFL_ACTION: 48,
   /** The block's size. */
-  SIZE: 72,
+  SIZE: 80,
 });
 
 /** Why a run was stopped from outside the guest. */

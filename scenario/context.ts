@@ -66,6 +66,25 @@ export function kvmUnavailable(e: unknown): string | undefined {
   return `KVM unavailable: ${e.message}`;
 }
 
+/** The only KVM API version there has ever been (KVM_GET_API_VERSION). */
+const KVM_API_VERSION = 12;
+
+/**
+ * Why the opened device `k` is not KVM (KVM_GET_API_VERSION fails, e.g. ENOTTY on /dev/null, or
+ * answers another version), as a skip reason; undefined when it is KVM.
+ */
+export function notKvmDevice(k: Kvm): string | undefined {
+  let v: number;
+  try {
+    v = k.apiVersion();
+  } catch (e) {
+    if (!(e instanceof KvmError)) throw e;
+    return `KVM unavailable: ${k.path} is not a KVM device (${e.message})`;
+  }
+  if (v === KVM_API_VERSION) return undefined;
+  return `KVM unavailable: ${k.path} is not a KVM device (KVM_GET_API_VERSION answered ${v}, not ${KVM_API_VERSION})`;
+}
+
 /** Hooks that stream a scenario's output as it happens. */
 export interface ContextHooks {
   /** A `#` diagnostic, as soon as it is noted. */
@@ -113,7 +132,8 @@ export class ScenarioContext {
 
   /**
    * The KVM device ({@link kvmDevicePath}), opened on first use and closed when the scenario ends.
-   * A host without usable KVM (missing device, no driver, no permission) skips with the reason.
+   * A host without usable KVM (missing device, no driver, no permission, a device that is not KVM)
+   * skips with the reason.
    */
   get kvm(): Kvm {
     if (!this.#kvm?.open) {
@@ -124,6 +144,11 @@ export class ScenarioContext {
         const why = kvmUnavailable(e);
         if (why) throw new SkipSignal(why);
         throw e;
+      }
+      const notKvm = notKvmDevice(k);
+      if (notKvm) {
+        k.close();
+        throw new SkipSignal(notKvm);
       }
       this.#kvm = k;
       this.defer(() => k.close(), "close /dev/kvm");

@@ -77,6 +77,19 @@ Deno.test("scenario runner: no KVM device (KVMSH_DEVICE=/nonexistent) → every 
   assert.doesNotMatch(lib.stdout, /not ok/);
 });
 
+Deno.test("scenario runner: a device that is not KVM (KVMSH_DEVICE=/dev/null: KVM_GET_API_VERSION fails) skips with the reason, exit 4 / 125", async () => {
+  const env = { KVMSH_DEVICE: "/dev/null" };
+  const r = await runRunner([`${F}/pass.ts`], { env });
+  assert.equal(r.code, 4, r.stdout + r.stderr);
+  assert.match(
+    r.stdout,
+    /^ *ok 1 fixture: pass # SKIP KVM unavailable: \/dev\/null is not a KVM device \(KVM_GET_API_VERSION: ENOTTY/m,
+  );
+  assert.doesNotMatch(r.stdout, /not ok|uncaught/);
+  const b = await runRunner(["--bisect", `${F}/pass.ts`], { env });
+  assert.equal(b.code, 125, b.stdout + b.stderr);
+});
+
 /** Root (effective uid 0, from /proc: Deno.uid() needs --allow-sys, which `deno task test` does not grant). */
 function isRoot(): boolean {
   const m = readProcText("/proc/self/status")?.match(/^Uid:\s+\d+\s+(\d+)/m);

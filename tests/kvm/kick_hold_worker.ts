@@ -1,0 +1,10 @@
+/** Worker of kick_hold_child.ts `isolates`: an interruptible run of a spinning guest for 2.5 s. */
+
+import { Kvm } from "../../mod.ts";
+import { runGuest } from "../../kvm/run_guest.ts";
+
+using kvm = Kvm.open();
+using vm = kvm.createVm();
+self.postMessage("started");
+const r = runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 2500 });
+self.postMessage(r.stop);
