@@ -3,8 +3,9 @@
 import { Kvm } from "../../mod.ts";
 import { runGuest } from "../../kvm/run_guest.ts";
 
+const post = (self as unknown as { postMessage(m: unknown): void }).postMessage.bind(self);
 using kvm = Kvm.open();
 using vm = kvm.createVm();
-self.postMessage("started");
+post("started");
 const r = runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 2500 });
-self.postMessage(r.stop);
+post(r.stop);
