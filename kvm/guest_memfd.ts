@@ -111,7 +111,7 @@ export class GuestMemfd {
     const m = new Mapping(
       p,
       length,
-      { source: this.name, offset, shared, prot: protText(prot) },
+      { source: this.name, name: this.vm.kvm.nextName("map"), offset, shared, prot: protText(prot) },
       (x) => this.#mappings.delete(x),
       () => this.vm.attributeLog.length,
     );

@@ -23,6 +23,7 @@ export class Kvm {
   readonly #fd: OwnedFd;
   readonly #vms = new Set<Vm>();
   #nextVm = 0;
+  readonly #next = { gmem: 0, vcpu: 0, map: 0 };
 
   private constructor(fd: number, readonly path: string) {
     this.#fd = new OwnedFd(fd, path);
@@ -97,6 +98,14 @@ export class Kvm {
     const vm = new Vm(this, fd, t, `vm${this.#nextVm++}`, (v) => this.#vms.delete(v));
     this.#vms.add(vm);
     return vm;
+  }
+
+  /**
+   * A new name for an object made under this Kvm (`gmem3`, `vcpu2`, `map1`): one counter per kind
+   * across all its VMs, so a name means one object in errors, listings and the shell alike.
+   */
+  nextName(kind: "gmem" | "vcpu" | "map"): string {
+    return `${kind}${this.#next[kind]++}`;
   }
 
   /** The VMs still open. */

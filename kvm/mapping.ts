@@ -26,6 +26,8 @@ import { hex } from "./units.ts";
 export interface MappingInfo {
   /** What is mapped: `anon`, `gmem0`, … */
   source: string;
+  /** The mapping's own name (`map2`) where it has one: a guest_memfd's mmap, named by its Kvm. */
+  name?: string;
   /** File offset of the mapping's first byte (0 for anonymous memory). */
   offset: bigint;
   /** MAP_SHARED (true) or MAP_PRIVATE. */
@@ -134,6 +136,11 @@ export class Mapping {
   static anonymous(size: bigint, prot = PROT.READ | PROT.WRITE): Mapping {
     const p = mmapRaw(size, prot, MAP.PRIVATE | MAP.ANONYMOUS | MAP.NORESERVE, -1, 0n);
     return new Mapping(p, size, { source: "anon", offset: 0n, shared: false, prot: protText(prot) });
+  }
+
+  /** Its name (`map2`) when it has one (a guest_memfd's mmap), else undefined (anonymous memory). */
+  get name(): string | undefined {
+    return this.info.name;
   }
 
   /** True until unmapped. */
@@ -395,6 +402,7 @@ export class Mapping {
   /** A plain description for listings. */
   describe(): Record<string, unknown> {
     return {
+      ...(this.info.name ? { name: this.info.name } : {}),
       source: this.info.source,
       address: this.mapped ? hex(this.address) : null,
       size: this.size,

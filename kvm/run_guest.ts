@@ -40,7 +40,10 @@ export interface GuestSpec {
   asm?: string;
   /** `real` (default for flat images) or `long` (ELF and asm default to long). */
   mode?: "real" | "long";
-  /** Main memory: anonymous (default) or a guest_memfd with these flags. */
+  /**
+   * Main memory: `anon` (also when unset: no `memory` means anonymous memory, whatever an earlier
+   * run on the VM used) or a guest_memfd with these flags.
+   */
   memory?: GuestMemory;
   /** For gmem memory: userspace_addr none, the gmem's own mapping (default), or separate anonymous memory. */
   userspace?: "none" | "gmem" | "anon";
@@ -135,8 +138,8 @@ function inTheWay(vm: Vm, s: Memslot, what: string, why: string): MainMemoryErro
 }
 
 /**
- * The main memslot at GPA 0, as `spec.memory` says. runGuest keeps track of the slot it made on
- * each VM: a later run reuses it when it fits (`memory` unset or the same, `memorySize` unset and
+ * The main memslot at GPA 0, as `spec.memory` says (unset: anonymous). runGuest keeps track of the
+ * slot it made on each VM: a later run reuses it when it fits (the same kind of memory, `memorySize` unset and
  * it is big enough for the mode, or the same), else deletes it (and the guest_memfd it made for
  * it) and makes the new one. A slot the user made is used as it is when it holds GPA 0 and no
  * particular memory is asked for; otherwise it is never reused or touched: runGuest picks a free
@@ -158,7 +161,7 @@ export function mainMemory(
   const minSize = MIN_SIZE[mode];
   if (mine) {
     const s = mine.slot;
-    const kindOk = spec.memory === undefined || mine.kind === want.kind;
+    const kindOk = mine.kind === want.kind; // unset memory is anon: a gmem slot from before is replaced
     const sizeOk = spec.memorySize === undefined ? s.size >= minSize : s.size === spec.memorySize;
     if (kindOk && sizeOk && (spec.slot === undefined || spec.slot === s.id)) return s;
   }
@@ -240,6 +243,18 @@ function pdSlot(vm: Vm): OwnPd | undefined {
   const pd = { slot: vm.addMemslot({ slot: id, gpa: PD_SLOT_GPA, size: PD_AREA_SIZE }), written: false };
   ownPd.set(vm, pd);
   return pd;
+}
+
+/**
+ * What runGuest made for itself on `vm` and still holds: its main memslot and page-directory slot,
+ * and the guest_memfd behind a `memory: "gmem:…"` main slot. Listings mark them as made by a run.
+ */
+export function ownMemory(vm: Vm): { slots: Memslot[]; gmems: GuestMemfd[] } {
+  const slots = [ownMain.get(vm)?.slot, ownPd.get(vm)?.slot].filter((s): s is Memslot =>
+    s !== undefined && vm.memslot(s.id) === s
+  );
+  const g = ownMain.get(vm)?.gmem;
+  return { slots: slots.sort((a, b) => a.id - b.id), gmems: g?.open ? [g] : [] };
 }
 
 /** True when `s` is a slot runGuest made for itself on `vm` (main memory or page directories). */

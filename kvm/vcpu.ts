@@ -97,13 +97,14 @@ export class Vcpu {
 
   /** Made by {@link Vm.createVcpu}. */
   constructor(readonly vm: Vm, readonly id: number, fd: number, private readonly onClose: (v: Vcpu) => void) {
-    this.#fd = new OwnedFd(fd, `vcpu${id}`);
+    this.name = vm.kvm.nextName("vcpu");
+    this.#fd = new OwnedFd(fd, this.name);
     this.#fdNum = fd;
     this.mmapSize = vm.kvm.vcpuMmapSize();
     try {
       const p = mmapRaw(BigInt(this.mmapSize), PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0n);
       this.#run = new Mapping(p, BigInt(this.mmapSize), {
-        source: `vcpu${id}.kvm_run`,
+        source: `${this.name}.kvm_run`,
         offset: 0n,
         shared: true,
         prot: "rw",
@@ -120,10 +121,11 @@ export class Vcpu {
     openVcpus++;
   }
 
-  /** The name used in listings: `vcpu0`. */
-  get name(): string {
-    return `vcpu${this.id}`;
-  }
+  /**
+   * Its name (`vcpu3`): unique under its Kvm (one counter across VMs), so not the vCPU id, which
+   * counts per VM ({@link id}).
+   */
+  readonly name: string;
 
   /** The fd number. */
   get fd(): number {

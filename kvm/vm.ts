@@ -52,7 +52,6 @@ export class Vm {
   readonly #slotPins = new Map<Memslot, Mapping[]>();
   readonly #children = new Set<VmChild>();
   readonly #attributes: AttributeRecord[] = [];
-  #nextGmem = 0;
   readonly #vcpus = new Map<number, Vcpu>();
   #nextVcpu = 0;
 
@@ -109,7 +108,7 @@ export class Vm {
       size,
       flags: GUEST_MEMFD_FLAGS.format(f) || "0",
     });
-    const g = new GuestMemfd(this, fd, size, f, `gmem${this.#nextGmem++}`, (x) => this.#gmems.delete(x));
+    const g = new GuestMemfd(this, fd, size, f, this.kvm.nextName("gmem"), (x) => this.#gmems.delete(x));
     this.#gmems.add(g);
     return g;
   }

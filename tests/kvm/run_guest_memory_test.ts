@@ -7,7 +7,7 @@
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import { Kvm, MainMemoryError, type Memslot, type Vm } from "../../mod.ts";
-import { mainMemory, PD_SLOT_GPA, runGuest } from "../../kvm/run_guest.ts";
+import { mainMemory, ownMemory, PD_SLOT_GPA, runGuest } from "../../kvm/run_guest.ts";
 import { kvmTest } from "../kvm_env.ts";
 
 const G4 = 1n << 32n;
@@ -128,4 +128,34 @@ kvmTest("mainMemory made by hand is runGuest's own: a later run reuses it", () =
   const r = runGuest(vm, { asm: "movzbl 0x300000, %eax; out %al, $0xf4", timeoutMs: 5000 });
   eq(r.memslot, m);
   eq(r.exitCode?.value, 0xab);
+});
+
+kvmTest(
+  "runGuest: no `memory` means anonymous memory: a plain run after a gmem run replaces runGuest's gmem slot",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const a = runGuest(vm, { asm: LONG_EXIT_9, memory: "gmem:mmap,init-shared", timeoutMs: 5000 });
+    const g = a.memslot.gmem;
+    ok(g, "the first run's memory is a guest_memfd");
+    const b = runGuest(vm, { asm: LONG_EXIT_9, timeoutMs: 5000 });
+    eq(b.exitCode?.value, 9);
+    eq(b.memslot.gmem, undefined, "the plain run's main memory is anonymous");
+    ok(!g.open, "runGuest's gmem for the replaced slot is closed");
+    eq(lowSlots(vm).length, 1);
+  },
+);
+
+kvmTest("ownMemory: the slots and guest_memfd runGuest made for itself on a VM, by name", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  eq(ownMemory(vm), { slots: [], gmems: [] });
+  const user = vm.createGuestMemfd(2n * MIB, "mmap");
+  const a = runGuest(vm, { asm: LONG_EXIT_9, memory: "gmem:mmap,init-shared", timeoutMs: 5000 });
+  const own = ownMemory(vm);
+  ok(own.slots.includes(a.memslot));
+  eq(own.gmems, [a.memslot.gmem]);
+  eq(own.gmems.includes(user), false);
+  eq(a.memslot.gmem!.name, "gmem1", "named by the Kvm's counter after the user's gmem0");
+  eq(vm.createGuestMemfd(2n * MIB, "mmap").name, "gmem2", "the next user gmem does not collide");
 });
