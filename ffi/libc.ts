@@ -125,7 +125,14 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
 }
 
 /** open(2) flags and mmap(2) constants (x86_64 Linux). */
-export const O = Object.freeze({ RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 });
+export const O = Object.freeze({
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  NONBLOCK: 0o4000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+});
 /** lseek(2) whence values. */
 export const SEEK = Object.freeze({ SET: 0, CUR: 1, END: 2 });
 /** mmap protection bits. */

@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { NodeOwner } from "./device_node.ts";
+
 type HintRule = (args: Record<string, unknown>) => string | undefined;
 
 const HINTS: Record<string, Record<string, HintRule>> = {
@@ -95,9 +97,10 @@ function gmem(a: Record<string, unknown>, hint: string): string | undefined {
 
 /**
  * Why opening a KVM device node (`/dev/kvm` or any path given to `Kvm.open`) failed, and how to
- * fix it: a missing node means no KVM module; EACCES means the user is not in the node's group.
+ * fix it: a missing node means no KVM module; EACCES means the user is not in the node's group —
+ * or, for a node of group root (`node`, from device_node.ts nodeOwner), that only root may open it.
  */
-export function kvmOpenHint(errnoName: string, path: string): string | undefined {
+export function kvmOpenHint(errnoName: string, path: string, node?: NodeOwner): string | undefined {
   switch (errnoName) {
     case "ENOENT":
       return `no ${path}: load the KVM module (modprobe kvm_intel or kvm_amd; kvm_pvm where nested) and enable ` +
@@ -106,9 +109,17 @@ export function kvmOpenHint(errnoName: string, path: string): string | undefined
     case "ENODEV":
       return `${path} exists but no KVM driver answers it: load the KVM module (modprobe kvm_intel or kvm_amd; ` +
         "kvm_pvm where nested)";
-    case "EACCES":
-      return `no permission on ${path}: add yourself to its group (sudo usermod -aG kvm $USER, then log in ` +
-        "again) or run as root";
+    case "EACCES": {
+      const mode = node ? `mode 0${node.mode.toString(8).padStart(3, "0")}` : "";
+      if (node && node.gid === 0) {
+        // Group root: joining "its group" would mean joining root's. Say what the node is.
+        return `no permission on ${path}: the device is owned by ${node.user}:${node.group} ${mode} here: run as ` +
+          "root, or give it a kvm group (udev rule)";
+      }
+      const group = node?.group ?? "kvm";
+      return `no permission on ${path}${node ? ` (${node.user}:${node.group} ${mode})` : ""}: add yourself to its ` +
+        `group ${group} (sudo usermod -aG ${group} $USER, then log in again) or run as root`;
+    }
     case "EPERM":
       return `not permitted to open ${path} (container device policy or seccomp?)`;
     default:

@@ -9,6 +9,7 @@ import { IOCTL, VM_TYPES, vmTypeName } from "../ffi/uapi.ts";
 import { errnoName } from "../ffi/errno.ts";
 import { KvmError } from "./errors.ts";
 import { kvmOpenHint } from "./hints.ts";
+import { nodeOwner } from "./device_node.ts";
 import { ioctlInt, OwnedFd } from "./fd.ts";
 import { Vm } from "./vm.ts";
 
@@ -37,7 +38,9 @@ export class Kvm {
     const fd = libc().open(cstr(path), O.RDWR | O.CLOEXEC, 0);
     if (fd < 0) {
       const e = errno();
-      throw new KvmError({ syscall: "open", errno: e, args: { path }, hint: kvmOpenHint(errnoName(e), path) });
+      const name = errnoName(e);
+      const node = name === "EACCES" ? nodeOwner(path) : undefined;
+      throw new KvmError({ syscall: "open", errno: e, args: { path }, hint: kvmOpenHint(name, path, node) });
     }
     return new Kvm(fd, path);
   }

@@ -77,7 +77,7 @@ async function openAsNobody(path: string, denoDir: string): Promise<Record<strin
 }
 
 Deno.test({
-  name: "Kvm.open as an unprivileged user: EACCES gives the kvm-group hint, for any KVM device path",
+  name: "Kvm.open as an unprivileged user: EACCES gives the group hint (or, group root, run as root), any device path",
   ignore: skip !== undefined,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "kvmsh-open-" });
@@ -91,9 +91,22 @@ Deno.test({
       eq(r.errnoName, "EACCES", JSON.stringify(r));
       eq(r.op, "open");
       eq(r.args, { path: node });
-      ok(String(r.hint).startsWith(`no permission on ${node}`), String(r.hint));
-      ok(String(r.hint).includes("usermod -aG kvm"), String(r.hint));
+      // Group root: joining the node's group is no advice; the hint says what the node is.
+      eq(
+        r.hint,
+        `no permission on ${node}: the device is owned by root:root mode 0000 here: run as root, or give it a kvm group (udev rule)`,
+      );
       ok(String(r.message).includes("EACCES (Permission denied)"), String(r.message));
+      // A node of another group (65533 here; names unreadable to the child without --allow-read): join it.
+      await Deno.chown(node, 0, 65533);
+      await Deno.chmod(node, 0o660);
+      const g = await openAsNobody(node, dir);
+      eq(g.errnoName, "EACCES", JSON.stringify(g));
+      ok(
+        String(g.hint).startsWith(`no permission on ${node} (root:65533 mode 0660): add yourself to its group 65533`),
+        String(g.hint),
+      );
+      ok(String(g.hint).includes("usermod -aG 65533"), String(g.hint));
 
       // The real device: on a host whose /dev/kvm keeps others out (this one: 0600 root:root)
       // the child gets EACCES; a host that lets everyone in is noted instead.
@@ -103,6 +116,7 @@ Deno.test({
       else {
         eq(d.errnoName, "EACCES", JSON.stringify(d));
         ok(String(d.hint).startsWith("no permission on /dev/kvm"), String(d.hint));
+        ok(/owned by root:root mode 0600 here|add yourself to its group/.test(String(d.hint)), String(d.hint));
         console.log(`  ${d.message}`);
       }
     } finally {
