@@ -21,7 +21,7 @@ export { Memslot } from "./kvm/memslot.ts";
 export type { MemoryRegion2, MemslotSpec, UserspaceChoice } from "./kvm/memslot.ts";
 export { Mapping, MemoryFaultError, parseProt } from "./kvm/mapping.ts";
 export type { MappingInfo } from "./kvm/mapping.ts";
-export { ClosedError, InUseError, isErrno, KvmError, MainMemoryError } from "./kvm/errors.ts";
+export { ClosedError, InterruptedError, InUseError, isErrno, KvmError, MainMemoryError } from "./kvm/errors.ts";
 export { hintFor, kvmOpenHint } from "./kvm/hints.ts";
 export { formatSize, hex, humanSize, parseU64 } from "./kvm/units.ts";
 export { hostReport, kernelRelease, moduleInfo, VENDOR_MODULES, vendorModules } from "./kvm/host.ts";
@@ -91,7 +91,7 @@ export type {
   Verdict,
 } from "./kvm/run_loop.ts";
 /** Load and run a guest in one call (flat binary, ELF64 or inline asm; anon or gmem memory). */
-export { mainMemory, PD_SLOT_GPA, runGuest } from "./kvm/run_guest.ts";
+export { mainMemory, ownMemory, PD_SLOT_GPA, runGuest } from "./kvm/run_guest.ts";
 export type { GuestMemory, GuestResult, GuestSpec } from "./kvm/run_guest.ts";
 /** The guest ABI: console 0xE9, COM1, isa-debug-exit 0xF4, ucall port, MAP_GPA_RANGE. */
 export { GuestAbi, PORT, UCALL_CMD } from "./kvm/guest_abi.ts";
@@ -118,9 +118,12 @@ export type { GuestName } from "./kvm/loaders/library.ts";
 /** Inline assembly (GNU as/ld), cached by content hash. */
 export { asmCacheDir, assemble } from "./kvm/asm.ts";
 export type { AsmOptions } from "./kvm/asm.ts";
-/** Stopping a running guest (timeout, deadline, Ctrl-C kick; no Worker): counters and the old watchdog API. */
-export { kickStats, stopWatchdog, watchdogKicks, watchdogRunning } from "./kvm/kick.ts";
-export type { KickStats, StopCause } from "./kvm/kick.ts";
+/**
+ * Stopping a running guest (timeout, deadline, Ctrl-C kick; no Worker): counters, the old watchdog
+ * API, and holdSigint (SIGINT counted and kept over synchronous work, e.g. a shell command).
+ */
+export { holdSigint, kickStats, stopWatchdog, watchdogKicks, watchdogRunning } from "./kvm/kick.ts";
+export type { KickStats, SigintHold, StopCause } from "./kvm/kick.ts";
 
 /** Opens `/dev/kvm` (or `path`). Throws a KvmError with a fix-it hint when KVM is missing or not permitted. */
 export function openKvm(path: string = KVM_DEVICE): Kvm {
