@@ -101,8 +101,15 @@ export class GuestMemfd {
     };
   }
 
-  /** mmap(2) of the file. guest_memfd answers ENODEV without the mmap flag, EINVAL for MAP_PRIVATE. */
+  /**
+   * mmap(2) of the file. guest_memfd answers ENODEV without the mmap flag, EINVAL for MAP_PRIVATE.
+   * The mapping is named by the Kvm (`map2`).
+   */
   mmap(opts: GmemMmapOptions = {}): Mapping {
+    return this.#mmap(opts, true);
+  }
+
+  #mmap(opts: GmemMmapOptions, named: boolean): Mapping {
     const offset = opts.offset ?? 0n;
     const length = opts.length ?? this.size - offset;
     const shared = opts.shared ?? true;
@@ -111,7 +118,13 @@ export class GuestMemfd {
     const m = new Mapping(
       p,
       length,
-      { source: this.name, name: this.vm.kvm.nextName("map"), offset, shared, prot: protText(prot) },
+      {
+        source: this.name,
+        ...(named ? { name: this.vm.kvm.nextName("map") } : {}),
+        offset,
+        shared,
+        prot: protText(prot),
+      },
       (x) => this.#mappings.delete(x),
       () => this.vm.attributeLog.length,
     );
@@ -121,13 +134,14 @@ export class GuestMemfd {
 
   /**
    * The first live shared mapping that covers the whole file, mapping the file on first use.
-   * Fault-safe reads and writes by file offset go through it.
+   * Fault-safe reads and writes by file offset go through it. A mapping made here has no name
+   * (nobody asked for it: it is implicit), so names count the mappings users made.
    */
   mapping(): Mapping {
     for (const m of this.#mappings) {
       if (m.info.shared && m.info.offset === 0n && m.size === this.size) return m;
     }
-    return this.mmap();
+    return this.#mmap({}, false);
   }
 
   /** fallocate(2) with a raw mode. */

@@ -78,9 +78,10 @@ export class Kvm {
 
   /**
    * KVM_CREATE_VM. `type` is a name (`default`, `sw-protected`, `sev`, `sev-es`, `snp`, `tdx`)
-   * or a raw number, which is sent as is.
+   * or a raw number, which is sent as is. `name` names a VM made for a look only (the host
+   * report's probe), so it takes no `vmN` from the VMs people make; default: the next `vmN`.
    */
-  createVm(type: string | number = "default"): Vm {
+  createVm(type: string | number = "default", name?: string): Vm {
     const t = typeof type === "number" ? type : VM_TYPES[type];
     if (t === undefined) {
       throw new RangeError(`unknown VM type '${type}' (known: ${Object.keys(VM_TYPES).join(", ")}, or a number)`);
@@ -98,7 +99,7 @@ export class Kvm {
         if (!(e instanceof KvmError) || e.errnoName !== "EINTR" || tries >= 100) throw e;
       }
     }
-    const vm = new Vm(this, fd, t, `vm${this.#nextVm++}`, (v) => this.#vms.delete(v));
+    const vm = new Vm(this, fd, t, name ?? `vm${this.#nextVm++}`, (v) => this.#vms.delete(v));
     this.#vms.add(vm);
     return vm;
   }

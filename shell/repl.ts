@@ -1,11 +1,19 @@
 /**
  * The interactive prompt: node:readline line editing, persistent history, tab completion,
  * Ctrl-C abandons the line (or stops a running guest), Ctrl-D leaves.
+ *
+ * Ctrl-C while a line runs: the terminal leaves raw mode for the whole line, so Ctrl-C is a real
+ * SIGINT (to kvmsh and to an `as` it started), and the line holds SIGINT (the API's holdSigint): it
+ * is counted at once and never ends the process. A running guest stops, a blocking command is
+ * abandoned ("interrupted"), a `source` (nested or not) stops before its next line, and the prompt
+ * comes back. At an idle prompt a SIGINT from elsewhere (`kill -INT`) does what Ctrl-C does there:
+ * the line is abandoned and a new prompt shown (a SIGINT listener, registered for the prompt's life).
  * @module
  */
 
 import readline from "node:readline";
 import process from "node:process";
+import { holdSigint } from "../core.ts";
 import { complete } from "./complete.ts";
 import { runLine } from "./dispatch.ts";
 import { out, paint } from "./output.ts";
@@ -27,8 +35,16 @@ function loadHistory(path: string): string[] {
 }
 
 function appendHistory(path: string, line: string): void {
+  const text = line.replace(/\n/g, " ") + "\n";
   try {
-    Deno.writeTextFileSync(path, line.replace(/\n/g, " ") + "\n", { append: true, create: true, mode: 0o600 });
+    // Deno applies `mode` to an existing file too (KVMSH_HISTORY=/dev/null became 0600): give it
+    // only when the file is new.
+    try {
+      Deno.writeTextFileSync(path, text, { append: true, create: false });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      Deno.writeTextFileSync(path, text, { append: true, createNew: true, mode: 0o600 });
+    }
   } catch {
     // History is a convenience: a read-only home must not break the shell.
   }
@@ -40,17 +56,16 @@ export function repl(ctx: Session): Promise<number> {
   const loaded = loadHistory(path);
   ctx.history.push(...loaded);
   ctx.interactive = true;
-  // A guest run blocks this thread in KVM_RUN: leave raw mode meanwhile so Ctrl-C is a real
-  // SIGINT, which the API's kick (the watchdog) turns into a stopped guest.
-  ctx.blocking = <T>(fn: () => T): T => {
-    const raw = process.stdin.isTTY && process.stdin.isRaw;
-    if (raw) process.stdin.setRawMode(false);
-    try {
-      return fn();
-    } finally {
-      if (raw) process.stdin.setRawMode(true);
+  // SIGINTs of the current line already answered with a new line after the terminal's "^C".
+  let shown = 0;
+  const newlineAfterCaret = () => {
+    const n = ctx.lineHold?.count() ?? 0;
+    if (n > shown) {
+      shown = n;
+      out("");
     }
   };
+  ctx.onInterrupt = newlineAfterCaret;
   const rl = readline.createInterface({
     input: process.stdin,
     output: process.stdout,
@@ -66,6 +81,20 @@ export function repl(ctx: Session): Promise<number> {
   };
   let chain = Promise.resolve();
   let busy = false;
+  /** Ctrl-C at the idle prompt: the half-typed line is abandoned, a new prompt shown. */
+  const abandonLine = () => {
+    rl.write(null, { ctrl: true, name: "e" });
+    rl.write(null, { ctrl: true, name: "u" });
+    out("^C");
+    prompt();
+  };
+  // A SIGINT that is no keypress (kill -INT) at the idle prompt. While a line runs, its hold keeps
+  // SIGINT from reaching this listener; should one get here anyway, it interrupts the line.
+  const onSigint = () => {
+    if (busy) ctx.interrupted = true;
+    else abandonLine();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
   return new Promise((resolve) => {
     rl.on("line", (line: string) => {
       chain = chain.then(async () => {
@@ -75,9 +104,20 @@ export function repl(ctx: Session): Promise<number> {
           ctx.history.push(line);
           appendHistory(path, line);
         }
+        // Cooked mode and SIGINT held for the whole line: see the module doc.
+        const raw = process.stdin.isTTY && process.stdin.isRaw;
+        if (raw) process.stdin.setRawMode(false);
+        ctx.interrupted = false;
+        shown = 0;
+        const hold = holdSigint();
+        ctx.lineHold = hold;
         try {
           await runLine(ctx, line, { keepGoing: false });
         } finally {
+          newlineAfterCaret();
+          ctx.lineHold = undefined;
+          hold.release();
+          if (raw) process.stdin.setRawMode(true);
           busy = false;
         }
         if (ctx.exitCode !== undefined) rl.close();
@@ -85,17 +125,12 @@ export function repl(ctx: Session): Promise<number> {
       });
     });
     rl.on("SIGINT", () => {
-      if (busy && ctx.interrupt) {
-        ctx.interrupt();
-        return;
-      }
-      rl.write(null, { ctrl: true, name: "e" });
-      rl.write(null, { ctrl: true, name: "u" });
-      out("^C");
-      prompt();
+      if (busy) ctx.interrupted = true; // a ^C keypress typed ahead while a line runs
+      else abandonLine();
     });
     rl.on("close", () => {
       chain.then(() => {
+        Deno.removeSignalListener("SIGINT", onSigint);
         out("");
         resolve(ctx.exitCode ?? 0);
       });

@@ -1,12 +1,15 @@
 /**
- * The shell's state: the Kvm (opened on first use), the objects made at the prompt under
- * short names (vm0, gmem0, map0, vcpu0), the current VM, history and the recorder.
+ * The shell's state: the Kvm (opened on first use), the objects made at the prompt under their
+ * own names (the API's: vm0, gmem3, map1, vcpu2 — one counter per kind across the Kvm, so errors,
+ * listings and recordings name the same object), the current VM, history, the recorder, and
+ * Ctrl-C: SIGINT is held over every blocking call, so a Ctrl-C stops the command, not the shell.
  * Holds no KVM logic: it only names and finds the API's objects.
  * @module
  */
 
-import { type GuestMemfd, Kvm, type Mapping, openKvm, type Vm } from "../core.ts";
+import { type GuestMemfd, holdSigint, Kvm, type Mapping, openKvm, type SigintHold, type Vm } from "../core.ts";
 import { UsageError } from "./usage_error.ts";
+import { CommandFailed } from "./failure.ts";
 import type { Recorder } from "./recorder.ts";
 
 /** Kinds of named objects. */
@@ -20,10 +23,14 @@ export interface Named<T> {
   parent?: string;
   /** False once closed. */
   live: () => boolean;
+  /** Made by `run` for itself (runGuest's guest_memfd), not by a command of the user's. */
+  byRun?: boolean;
 }
 
 /** A vCPU as the shell sees it (the API's Vcpu, structurally). */
 export interface VcpuLike {
+  /** Its API name (`vcpu2`). */
+  readonly name: string;
   close(): void;
   readonly open?: boolean;
 }
@@ -38,7 +45,6 @@ export class Session {
   readonly gmems = new Map<string, Named<GuestMemfd>>();
   readonly maps = new Map<string, Named<Mapping>>();
   readonly vcpus = new Map<string, Named<VcpuLike>>();
-  readonly counters: Record<Kind, number> = { vm: 0, gmem: 0, map: 0, vcpu: 0 };
   current?: string;
   readonly history: string[] = [];
   recorder?: Recorder;
@@ -52,10 +58,12 @@ export class Session {
   runStatus = 0;
   /** The last command's error (undefined after a success). */
   lastError?: unknown;
-  /** Set while a command can be interrupted (a running guest): Ctrl-C calls it. */
-  interrupt?: () => void;
-  /** Runs a blocking call (a guest run); the prompt sets it to let Ctrl-C reach the kick as SIGINT. */
-  blocking: <T>(fn: () => T) => T = (fn) => fn();
+  /** Ctrl-C seen during the current line (the prompt clears it per line); `source` stops on it. */
+  #interrupted = false;
+  /** The prompt's hold on SIGINT over a whole line (a Ctrl-C anywhere in it is counted at once). */
+  lineHold?: SigintHold;
+  /** Called when a Ctrl-C is noticed (the prompt starts a new line after the terminal's `^C`). */
+  onInterrupt?: () => void;
   /** Global `--json`. */
   json = false;
   /** True on an interactive terminal. */
@@ -70,6 +78,50 @@ export class Session {
   readonly lastVcpu = new Map<string, string>();
 
   constructor(readonly kvmPath?: string) {}
+
+  /** True once a Ctrl-C (SIGINT) arrived during the current line. */
+  get interrupted(): boolean {
+    return this.#interrupted || (this.lineHold?.count() ?? 0) > 0;
+  }
+
+  set interrupted(v: boolean) {
+    this.#interrupted = v;
+  }
+
+  /**
+   * Notes a Ctrl-C: the line is interrupted (a `source` stops); outside the prompt the script ends
+   * with status 130.
+   */
+  noteInterrupt(): void {
+    this.#interrupted = true;
+    if (!this.interactive) this.exitCode ??= 130;
+    this.onInterrupt?.();
+  }
+
+  /**
+   * Runs a blocking call (assembling, loading and running a guest) with SIGINT held: a Ctrl-C during
+   * it is counted instead of ending the process; a guest run stops (stop `interrupt`). When the call
+   * fails after a Ctrl-C (the assembler died of it, …) the command is reported as interrupted.
+   */
+  blocking<T>(fn: () => T): T {
+    const h = holdSigint();
+    let r: T;
+    try {
+      r = fn();
+    } catch (e) {
+      h.release();
+      if (h.count() === 0) throw e;
+      this.noteInterrupt();
+      throw new CommandFailed(
+        `interrupted (SIGINT): the command was abandoned${this.interactive ? "" : "; the script ends (status 130)"}`,
+        130,
+        "Interrupted",
+      );
+    }
+    h.release();
+    if (h.count() > 0) this.noteInterrupt();
+    return r;
+  }
 
   /**
    * kvmsh's exit status outside the prompt: `exit N` (or 130 after Ctrl-C); else the last
@@ -88,11 +140,6 @@ export class Session {
   /** True when /dev/kvm has been opened. */
   get kvmOpen(): boolean {
     return this.#kvm?.open ?? false;
-  }
-
-  /** A fresh name for a kind (`gmem3`). */
-  nextName(kind: Kind): string {
-    return `${kind}${this.counters[kind]++}`;
   }
 
   #find<T>(map: Map<string, Named<T>>, kind: string, name: string | undefined): Named<T> {
@@ -163,39 +210,37 @@ export class Session {
 
   /** Registers a new VM under its API name and makes it current. */
   addVm(vm: Vm): string {
-    const name = this.nextName("vm");
+    const name = vm.name;
     this.vms.set(name, { name, obj: vm, live: () => vm.open });
     this.current = name;
     return name;
   }
 
-  /** Registers a guest_memfd. */
-  addGmem(g: GuestMemfd, vm: string): string {
-    const name = this.nextName("gmem");
-    this.gmems.set(name, { name, obj: g, parent: vm, live: () => g.open });
+  /** Registers a guest_memfd under its API name (`byRun`: one `run` made for itself). */
+  addGmem(g: GuestMemfd, vm: string, byRun = false): string {
+    const name = g.name;
+    this.gmems.set(name, { name, obj: g, parent: vm, live: () => g.open, ...(byRun ? { byRun } : {}) });
     return name;
   }
 
-  /** Registers a mapping. */
+  /** Registers a mapping under its API name. */
   addMap(m: Mapping, gmem: string): string {
-    const name = this.nextName("map");
+    const name = m.name ?? `${gmem}.map`;
     this.maps.set(name, { name, obj: m, parent: gmem, live: () => m.mapped });
     return name;
   }
 
-  /** Registers a vCPU. */
+  /** Registers a vCPU under its API name. */
   addVcpu(v: VcpuLike, vm: string): string {
-    const name = this.nextName("vcpu");
+    const name = v.name;
     const open = () => v.open !== false && this.vms.get(vm)!.live();
     this.vcpus.set(name, { name, obj: v, parent: vm, live: open });
     return name;
   }
 
-  /** The shell name of an API guest_memfd object. */
+  /** The name of an API guest_memfd object (its own). */
   gmemName(g: GuestMemfd | undefined): string | null {
-    if (!g) return null;
-    for (const n of this.gmems.values()) if (n.obj === g) return n.name;
-    return g.name;
+    return g ? g.name : null;
   }
 
   /** Closes every VM (and so every fd and mapping under it), keeping the Kvm open. */

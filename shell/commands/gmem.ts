@@ -12,8 +12,9 @@ import type { Args, CommandImpls, Outcome } from "./types.ts";
 import type { Session } from "../session.ts";
 
 function mapDesc(ctx: Session, m: Mapping): Record<string, unknown> {
-  const named = [...ctx.maps.values()].find((x) => x.obj === m)?.name ?? null;
-  return { name: named, ...m.describe() };
+  // A mapping no `gmem mmap` made (the API maps the file for reads, writes and slots) is implicit.
+  const implicit = ![...ctx.maps.values()].some((x) => x.obj === m);
+  return { name: m.name ?? null, ...m.describe(), implicit };
 }
 
 /** Everything `gmem stat` shows. */
@@ -28,6 +29,7 @@ export function gmemInfo(ctx: Session, name: string, g: GuestMemfd): Record<stri
   }));
   return {
     name,
+    ...(ctx.gmems.get(name)?.byRun ? { madeBy: "run" } : {}),
     vm: vmName,
     fd: g.fd,
     size: g.size,
@@ -124,7 +126,7 @@ export const gmemImpl: CommandImpls = {
         ? table([
           ["name", "vm", "fd", "size", "flags", "mappings", "bound to"],
           ...rows.map((r) => [
-            String(r.name),
+            r.madeBy ? `${r.name} (${r.madeBy})` : String(r.name),
             String(r.vm),
             String(r.fd),
             formatSize(r.size as bigint),
@@ -150,9 +152,9 @@ export const gmemImpl: CommandImpls = {
       ];
       for (const m of info.mappings as Record<string, unknown>[]) {
         lines.push(
-          `  mapping ${m.name ?? "(implicit)"}: ${m.address} offset ${hex(m.offset as bigint)} size ${
-            formatSize(m.size as bigint)
-          } ${m.shared ? "shared" : "private"} ${m.prot}`,
+          `  mapping ${m.name ?? ""}${m.implicit ? " (implicit)" : ""}: ${m.address} offset ${
+            hex(m.offset as bigint)
+          } size ${formatSize(m.size as bigint)} ${m.shared ? "shared" : "private"} ${m.prot}`,
         );
       }
       for (const b of info.bindings as Record<string, bigint>[]) {

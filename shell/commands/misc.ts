@@ -84,6 +84,10 @@ export const miscImpl: CommandImpls = {
         } finally {
           ctx.depth--;
         }
+        if (ctx.interrupted) {
+          // Ctrl-C stops the whole source (and every source around it), at the prompt too.
+          throw new CommandFailed(`source ${a.pos[0]}: interrupted (SIGINT) at line ${n + 1}`, 130, "Interrupted");
+        }
         if (!ok) {
           // The status stays the failing line's (2 for its usage error, 1 for a kernel error).
           throw new CommandFailed(

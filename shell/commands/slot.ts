@@ -3,7 +3,7 @@
  * @module
  */
 
-import { formatSize, hex, MEMSLOT_FLAGS } from "../../core.ts";
+import { formatSize, hex, MEMSLOT_FLAGS, ownMemory } from "../../core.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
 import { table } from "../output.ts";
 import { choice, flags, num, small } from "../values.ts";
@@ -59,7 +59,13 @@ function specLit(s: SlotArgs): string {
 /** Rows for `slot list` (current VM). */
 export function slotRows(ctx: Session, vmName?: string): Record<string, unknown>[] {
   const vm = ctx.vm(vmName);
-  return vm.obj.memslots.map((s) => ({ ...s.describe(), gmem: ctx.gmemName(s.gmem), vm: vm.name }));
+  const byRun = new Set(ownMemory(vm.obj).slots);
+  return vm.obj.memslots.map((s) => ({
+    ...s.describe(),
+    gmem: ctx.gmemName(s.gmem),
+    vm: vm.name,
+    ...(byRun.has(s) ? { madeBy: "run" } : {}),
+  }));
 }
 
 /** The slot commands' behaviour (their table entries: specs/slot.ts). */
@@ -111,7 +117,7 @@ export const slotImpl: CommandImpls = {
         ? table([
           ["slot", "gpa", "size", "flags", "userspace", "gmem"],
           ...rows.map((r) => [
-            String(r.slot),
+            r.madeBy ? `${r.slot} (${r.madeBy})` : String(r.slot),
             hex(r.gpa as bigint),
             formatSize(r.size as bigint),
             String(r.flags),

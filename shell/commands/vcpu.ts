@@ -12,7 +12,7 @@ import { choice, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
 import { codeLine, consoleLines, conversionLine, ucallLine } from "./guest_view.ts";
 import { out } from "../output.ts";
-import { adoptVcpus, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
+import { adoptRunObjects, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import type { Args, CommandImpls } from "./types.ts";
 import type { Session } from "../session.ts";
 import { CommandFailed } from "../failure.ts";
@@ -284,7 +284,7 @@ export const vcpuImpl: CommandImpls = {
             vcpu: r.vcpu ? vcpuOf(ctx, r.vcpu).obj : undefined,
           })
         );
-        adoptVcpus(ctx, vm.name, vm.obj);
+        adoptRunObjects(ctx, vm.name, vm.obj);
         ctx.usedVcpu(res.vcpu);
         const lines: string[] = [];
         if (res.hypercallExit !== undefined) {
@@ -326,7 +326,7 @@ export const vcpuImpl: CommandImpls = {
           ...(fail ? { fail } : { runStatus: res.exitCode ? res.exitCode.value & 0xff : 0 }),
         };
       } finally {
-        adoptVcpus(ctx, vm.name, vm.obj);
+        adoptRunObjects(ctx, vm.name, vm.obj);
       }
     },
     record(a, ctx) {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Vcpu, Vm } from "../../core.ts";
+import { ownMemory, type Vcpu, type Vm } from "../../core.ts";
 import { ident, int } from "../ts_literal.ts";
 import type { Session } from "../session.ts";
 import { UsageError } from "../usage_error.ts";
@@ -27,6 +27,15 @@ export function adoptVcpus(ctx: Session, vmName: string, vm: Vm): void {
     adopted.add(v);
     ctx.addVcpu(v, vmName);
   }
+}
+
+/**
+ * Registers what a run made for itself on the VM: vCPUs (see {@link adoptVcpus}) and the guest_memfd
+ * behind `run --memory gmem:…`, listed by `gmem list` as made by `run`.
+ */
+export function adoptRunObjects(ctx: Session, vmName: string, vm: Vm): void {
+  adoptVcpus(ctx, vmName, vm);
+  for (const g of ownMemory(vm).gmems) if (!ctx.gmems.has(g.name)) ctx.addGmem(g, vmName, true);
 }
 
 /** The vCPU as a recorded script names it: its variable, or `vm0.vcpus.find((v) => v.id === 0)!`. */

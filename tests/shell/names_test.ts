@@ -1,0 +1,78 @@
+/**
+ * One name per object: the shell shows the API's own names (one counter per kind across the Kvm),
+ * so a kernel error's args, `slot list`, `gmem list` and the REPL's lines name the same object; the
+ * guest_memfd and slots `run` makes for itself are listed as made by run and take no user's name.
+ * And a plain `run` after `run --memory gmem:…` runs in anonymous memory.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { kvmTest } from "../kvm_env.ts";
+import { runC } from "./helpers.ts";
+
+kvmTest("names: gmem1 of the second VM is gmem1 in errors, x/, slot list (the QA repro)", async () => {
+  const r = await runC([
+    "vm create",
+    "gmem create --size 2M --flags mmap",
+    "vm create",
+    "gmem create --size 2M --flags mmap",
+    "gmem read gmem1 16",
+    "x/4xb gmem1:0",
+    "slot set 1 --gpa 4G --size 2M --gmem gmem1",
+    "slot list",
+  ], ["-k"]);
+  assert.match(r.stdout, /^gmem1: fd \d+, size 0x200000 \(2 MiB\), flags mmap, vm vm1$/m);
+  assert.match(r.stderr, /read: EINVAL .*\[gmem=gmem1 length=16\]/);
+  assert.match(r.stderr, /\[source=gmem1 offset=0x0 length=0x4/);
+  assert.doesNotMatch(r.stdout + r.stderr, /gmem0(?!: fd)/, "gmem0 (vm0's) appears only where it was made");
+  assert.match(r.stdout, /^1 +0x100000000 +0x200000 \(2 MiB\) +guest-memfd +gmem1 \S+ +gmem1\+0x0$/m);
+});
+
+kvmTest(
+  "names: run's own guest_memfd and slots are listed as made by run; the next gmem create takes the next name",
+  async () => {
+    const r = await runC([
+      "vm create",
+      "gmem create --size 2M --flags mmap",
+      'run "hlt" --asm --memory gmem:mmap,init-shared',
+      "gmem list",
+      "slot list",
+      "gmem create --size 2M --flags mmap",
+      "gmem mmap gmem2",
+      "vcpu create",
+      "gmem list --json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^gmem1 \(run\) +vm0 +\d+ +0x400000 \(4 MiB\) +mmap\|init-shared +1 +slot0$/m);
+    assert.match(r.stdout, /^0 \(run\) +0x0 +0x400000 \(4 MiB\) +guest-memfd +gmem1 \S+ +gmem1\+0x0$/m);
+    assert.match(r.stdout, /^gmem2: fd \d+, size 0x200000/m, "no collision with run's gmem1");
+    assert.match(
+      r.stdout,
+      /^map0: 0x[0-9a-f]+ size 0x200000 \(2 MiB\) of gmem2/m,
+      "run's implicit mapping takes no name",
+    );
+    assert.match(r.stdout, /^vcpu1: id 1, /m, "run made vcpu0");
+    const list = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.deepEqual(list.result.gmems.map((g: { name: string; madeBy?: string }) => [g.name, g.madeBy ?? null]), [
+      ["gmem0", null],
+      ["gmem1", "run"],
+      ["gmem2", null],
+    ]);
+  },
+);
+
+kvmTest(
+  "run: no --memory means anonymous memory, also after a run --memory gmem:… (run's gmem slot replaced)",
+  async () => {
+    const r = await runC([
+      "vm create",
+      'run "hlt" --asm --memory gmem:mmap,init-shared',
+      'run "hlt" --asm',
+      "gmem list",
+      "slot list",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /no guest_memfds/, "run's gmem went with its slot");
+    assert.match(r.stdout, /^0 \(run\) +0x0 +0x400000 \(4 MiB\) +none +anon \S+ +-$/m);
+  },
+);
