@@ -48,11 +48,16 @@ function journal(ctx: Session, a: Args, recs: Recorded[], result: { out?: Outcom
  */
 function commandName(words: string[]): string {
   try {
-    return lookup(words).cmd.name;
+    return jsonName(lookup(words).cmd, words);
   } catch {
     const sub = words[1] !== undefined && !words[1].startsWith("-") && subCommands(words[0]).length > 0;
     return sub ? `${words[0]} ${words[1]}` : words[0] ?? "";
   }
+}
+
+/** The name `--json` gives a command: the table's, or the word as typed for `x/<n><unit><fmt>` (`x/4xb`). */
+function jsonName(cmd: Command, words: string[]): string {
+  return words[0]?.startsWith(`${cmd.name}/`) ? words[0] : cmd.name;
 }
 
 /** Runs one command (its words). Returns true on success. */
@@ -82,7 +87,7 @@ export async function runCommand(ctx: Session, words: string[], opts: RunOptions
     if (a.json) {
       out(
         jsonLine({
-          command: cmd.name,
+          command: jsonName(cmd, words),
           ok: false,
           ...(ctx.pendingWarnings.length ? { warnings: [...ctx.pendingWarnings] } : {}),
           error: errorJson(e),
@@ -100,7 +105,7 @@ export async function runCommand(ctx: Session, words: string[], opts: RunOptions
   }
   if (a.json) {
     const obj = {
-      command: cmd.name,
+      command: jsonName(cmd, words),
       ok: !o.fail,
       ...(warnings.length ? { warnings } : {}),
       result: o.data ?? {},

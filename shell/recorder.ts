@@ -1,7 +1,7 @@
 /**
  * The recorder: the session's journal (journal.ts: every command that ran as the equivalent
- * mod.ts call) written to a self-contained Deno script, so the file replays the session
- * (`./deno run -A file.ts`). Loaded by `record start` only.
+ * mod.ts call) written to a self-contained scenario, so the file replays the session
+ * (`./kvmsh scenario file.ts`). Loaded by `record start` only.
  * @module
  */
 
@@ -14,7 +14,7 @@ export const MOD_URL: string = new URL("../mod.ts", import.meta.url).href;
 export function header(source: string): string[] {
   return [
     `// Recorded by kvmsh on ${new Date().toISOString()} to ${str(source)}.`,
-    "// Replay: ./deno run -A <this file>, or ./kvmsh scenario <this file> (KTAP; non-zero exit when an answer differs).",
+    "// Replay: ./kvmsh scenario <this file> (KTAP; non-zero exit when an answer differs).",
     `import * as kvmsh from ${str(MOD_URL)};`,
     "",
     "/** Hex text → bytes (what the recorded session read). */",

@@ -23,7 +23,8 @@ export const recordImpl: CommandImpls = {
         }
         throw new CommandFailed(`record start: cannot create '${path}': ${osReason(e)}`);
       }
-      return { lines: [`recording to ${path} (replay with ./deno run -A ${path})`], data: { recording: path } };
+      // The recording is a scenario: the runner replays it with KTAP results.
+      return { lines: [`recording to ${path} (replay with ./kvmsh scenario ${path})`], data: { recording: path } };
     },
   },
   "record stop": {
@@ -32,7 +33,8 @@ export const recordImpl: CommandImpls = {
       if (!r?.active) throw new UsageError("not recording (record start <file.ts>)");
       r.stop();
       ctx.recorder = undefined;
-      return { lines: [`recorded ${r.count} commands to ${r.path}`], data: { file: r.path, commands: r.count } };
+      const n = `${r.count} command${r.count === 1 ? "" : "s"}`;
+      return { lines: [`recorded ${n} to ${r.path}`], data: { file: r.path, commands: r.count } };
     },
   },
 };

@@ -268,12 +268,24 @@ export const vcpuImpl: CommandImpls = {
         }
         if (st.isDirectory) throw new UsageError(`run: cannot read '${r.guest}': is a directory`);
       }
-      // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`.
-      const onUcall = a.json ? undefined : (u: Ucall) => void out(ucallLine(u));
+      // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`. The
+      // API's console also holds each ucall print's text: shown once, as its `ucall print:` line,
+      // the console lines keep the bytes the guest wrote to its console ports.
+      let skip = 0;
+      const ports: number[] = [];
+      const onUcall = a.json ? undefined : (u: Ucall) => {
+        out(ucallLine(u));
+        if (u.cmd === "print") skip += new TextEncoder().encode(u.message).length;
+      };
+      const onConsole = a.json ? undefined : (b: number) => {
+        if (skip > 0) skip--;
+        else ports.push(b);
+      };
       try {
         const res = ctx.blocking(() =>
           runGuest(vm.obj, {
             onUcall,
+            onConsole,
             ...(r.asm ? { asm: r.guest } : { image: r.guest }),
             mode: r.mode,
             timeoutMs: r.timeoutMs,
@@ -292,7 +304,8 @@ export const vcpuImpl: CommandImpls = {
             `exit-hypercall: KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL, KVM_HC_MAP_GPA_RANGE): ${res.hypercallExit}`,
           );
         }
-        lines.push(...res.conversions.map(conversionLine), ...consoleLines(res.console));
+        const text = onConsole ? new TextDecoder().decode(new Uint8Array(ports)) : res.console;
+        lines.push(...res.conversions.map(conversionLine), ...consoleLines(text));
         lines.push(
           `stop: ${stopName(res)}${res.exitCode ? ` (exit code ${hex(res.exitCode.value)})` : ""}; last exit ${
             formatExit(res.exit)

@@ -61,7 +61,7 @@ export const vcpuCommands: Command[] = [
       {
         name: "memory",
         value: "MEM",
-        help: "main memory: anon or gmem:<flags>",
+        help: "main memory: anon (the default: no --memory is anon, also after a run with gmem) or gmem:<flags>",
         complete: words(["anon", "gmem:mmap,init-shared", "gmem:mmap", "gmem"]),
       },
       {

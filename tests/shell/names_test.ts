@@ -74,5 +74,7 @@ kvmTest(
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /no guest_memfds/, "run's gmem went with its slot");
     assert.match(r.stdout, /^0 \(run\) +0x0 +0x400000 \(4 MiB\) +none +anon \S+ +-$/m);
+    const help = await runC(["help run"]);
+    assert.match(help.stdout, /--memory MEM: main memory: anon \(the default: no --memory is anon/);
   },
 );
