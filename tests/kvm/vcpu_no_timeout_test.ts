@@ -4,6 +4,7 @@ import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
 import { Kvm } from "../../mod.ts";
 import { runGuest } from "../../kvm/run_guest.ts";
+import { interruptChild } from "./sigint_child_runner.ts";
 
 /** 4096 console exits, then exit code 5: far more exits than the loop's deadline check interval. */
 export const CHATTY =
@@ -27,35 +28,8 @@ kvmTest("timeoutMs below 0 or not a number is a RangeError", () => {
 });
 
 kvmTest("timeoutMs 0: a spinning guest is not stopped by time; Ctrl-C (SIGINT) stops it", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-all", new URL("./vcpu_no_timeout_child.ts", import.meta.url).pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  try {
-    while (!out.includes("ready\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
-    ok(out.includes("ready"), out);
-    await new Promise((r) => setTimeout(r, 700));
-    child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
-    const status = await child.status;
-    const err = await new Response(child.stderr).text();
-    eq(status.code, 0, err);
-    const res = JSON.parse(out.split("\n").find((l) => l.startsWith("{"))!);
-    eq([res.stop, res.exit], ["interrupt", "INTR"]);
-    ok(res.ms >= 600, `the run lasted ${res.ms} ms until Ctrl-C`);
-  } finally {
-    clearTimeout(killer);
-  }
+  const r = await interruptChild(new URL("./vcpu_no_timeout_child.ts", import.meta.url), 700);
+  eq(r.code, 0, r.stderr);
+  eq([r.result.stop, r.result.exit], ["interrupt", "INTR"]);
+  ok(r.result.ms >= 600, `the run lasted ${r.result.ms} ms until Ctrl-C`);
 });
