@@ -22,6 +22,8 @@ const CORE = {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   process_vm_writev: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
+  /** Also the kick's check of the SIGINT handler it replaces (every interruptible run). */
+  process_vm_readv: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
   getpid: { parameters: [], result: "i32" },
   gettid: { parameters: [], result: "i32" },
   /** Stopping a guest (kvm/kick.ts): the kick's signal handlers, its code page, the deadline timer. */
@@ -40,12 +42,11 @@ const CORE = {
 /**
  * The rest, each bound on its own first use: Deno compiles a call stub per symbol when it opens a
  * library (~0.15 ms each), which a short `kvmsh -c "vm create; run …"` process need not pay for
- * the 25 it never calls (bulk memory, strerror, files, /proc). A symbol is bound before its
+ * the 24 it never calls (bulk memory, strerror, files, /proc). A symbol is bound before its
  * call, so errno after the call is the call's.
  */
 const LAZY = {
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  process_vm_readv: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
   memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
   memcpy: { parameters: ["pointer", "pointer", "usize"], result: "pointer" },
   /** memcpy into a JS buffer (bulk reads of a mapping). */

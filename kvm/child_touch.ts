@@ -23,7 +23,8 @@ export interface TouchResult {
   stderr: string;
 }
 
-const CHILD = new URL("./child_touch_main.ts", import.meta.url);
+/** The child's module (a URL parsed only when a child runs: the first URL parse costs ~0.3 ms of start-up). */
+const childModule = () => new URL("./child_touch_main.ts", import.meta.url).href;
 
 function setCloexec(fd: number, on: boolean): void {
   if (libc().fcntl(fd, F.SETFD, on ? BigInt(F.FD_CLOEXEC) : 0n) < 0) {
@@ -52,7 +53,7 @@ export async function touchInChild(
       "--quiet",
       "--no-config",
       "--allow-ffi",
-      CHILD.href,
+      childModule(),
       String(fd),
       String(mapOffset),
       String(mapLength),

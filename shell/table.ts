@@ -2,7 +2,7 @@
  * The command table: every command's entry (name, usage, arguments, flags, completion), one
  * file per group under specs/. Help, completion and parsing read it; what a command does
  * (commands/<group>.ts) is imported on its first use (implOf), so a short `kvmsh -c …` loads
- * only the groups it uses.
+ * only the groups it uses — except vm and vcpu (`vm create`, `run`), loaded with the table.
  * @module
  */
 

@@ -22,6 +22,9 @@ if (mode === "listener") {
 }
 using kvm = Kvm.open();
 using vm = kvm.createVm();
+// The same guest under a short timeout first: assembled (cached), so the parent's SIGINT after
+// "ready" lands in KVM_RUN, not in a cold `as`.
+runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 20 });
 console.log("ready");
 const r = runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 0 });
 const stoppedAt = nowMs();

@@ -8,6 +8,9 @@ import { runGuest } from "../../kvm/run_guest.ts";
 
 using kvm = Kvm.open();
 using vm = kvm.createVm();
+// The same guest once with a short timeout first: assembled (cached) and the kick set up, so the
+// parent's SIGINT after "ready" lands in KVM_RUN, not in a cold `as` (a flake under load).
+runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 20 });
 console.log("ready");
 const first = runGuest(vm, { asm: "1: jmp 1b" });
 const again = runGuest(vm, { asm: "mov $3, %al; out %al, $0xf4", timeoutMs: 5000 });

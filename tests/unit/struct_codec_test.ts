@@ -1,7 +1,17 @@
 /** The struct layout language: encode/decode round trips, widths, bounds. */
 
-import { deepStrictEqual as eq, throws } from "node:assert/strict";
-import { decode, defineStruct, encode, readScalar, typeWidth, writeScalar } from "../../ffi/struct_codec.ts";
+import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
+import {
+  decode,
+  defineStruct,
+  encode,
+  layoutProblems,
+  readScalar,
+  type StructLayout,
+  typeWidth,
+  writeScalar,
+} from "../../ffi/struct_codec.ts";
+import * as STRUCTS from "../../ffi/structs.ts";
 import {
   KVM_CREATE_GUEST_MEMFD_ARGS,
   KVM_MEMORY_ATTRIBUTES_ARGS,
@@ -37,7 +47,18 @@ Deno.test("struct codec: partial encode, numbers for u64, wrap to width, base of
 Deno.test("struct codec: errors for unknown fields, too many elements, fields past the end", () => {
   throws(() => encode(T, { z: 1 } as never), /t has no field z/);
   throws(() => encode(T, { e: [1, 2, 3] }), /t\.e holds 2 elements/);
-  throws(() => defineStruct("bad", 4, { x: { offset: 0, type: "u64" } }), /bad\.x runs past 4/);
+  eq(layoutProblems(defineStruct("bad", 4, { x: { offset: 0, type: "u64" }, y: { offset: 2, type: "u8" } })), [
+    "bad.x runs past 4",
+  ]);
+  eq(layoutProblems(defineStruct("arr", 8, { a: { offset: 4, type: "u16", count: 3 } })), ["arr.a runs past 8"]);
+});
+
+Deno.test("struct layouts: no field of any declared layout runs past its end", () => {
+  const layouts = (Object.values(STRUCTS) as unknown[]).filter((v): v is StructLayout =>
+    typeof v === "object" && v !== null && "fields" in v && "size" in v
+  );
+  ok(layouts.length >= 25, `${layouts.length} layouts`);
+  for (const l of layouts) eq(layoutProblems(l), [], l.name);
 });
 
 Deno.test("struct codec: scalars and widths", () => {
