@@ -8,6 +8,7 @@
  */
 
 import { FlagSet } from "./flags.ts";
+import { byName } from "./name_table.ts";
 import { GUEST_MEMFD_FLAGS, MEMORY_ATTRIBUTES, VM_TYPE_BITS } from "./uapi.ts";
 
 /** The uapi version the capability names are pinned to. */
@@ -262,9 +263,7 @@ export const CAP_NAMES: Readonly<Record<number, string>> = {
 };
 
 /** Capability name (with or without KVM_CAP_, any case) → number. */
-export const CAP: Readonly<Record<string, number>> = Object.freeze(
-  Object.fromEntries(Object.entries(CAP_NAMES).map(([n, name]) => [name, Number(n)])),
-);
+export const CAP: Readonly<Record<string, number>> = byName(CAP_NAMES);
 
 /** KVM_HC_MAP_GPA_RANGE, the hypercall a guest uses to ask for private/shared conversion. */
 export const KVM_HC_MAP_GPA_RANGE = 12;

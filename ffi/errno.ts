@@ -4,6 +4,8 @@
  * @module
  */
 
+import { byName } from "./name_table.ts";
+
 /** errno number → name. */
 export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: "EPERM",
@@ -140,11 +142,7 @@ export const ERRNO_NAMES: Readonly<Record<number, string>> = {
 };
 
 /** errno name → number, including the kernel's aliases (EWOULDBLOCK, EDEADLOCK). */
-export const ERRNO: Readonly<Record<string, number>> = Object.freeze({
-  ...Object.fromEntries(Object.entries(ERRNO_NAMES).map(([n, name]) => [name, Number(n)])),
-  EWOULDBLOCK: 11,
-  EDEADLOCK: 35,
-});
+export const ERRNO: Readonly<Record<string, number>> = byName(ERRNO_NAMES, { EWOULDBLOCK: 11, EDEADLOCK: 35 });
 
 /** The name of an errno value, or `E#<n>` for one the table does not know. */
 export function errnoName(n: number): string {

@@ -7,6 +7,7 @@
 
 import { io, ior, iow, iowr } from "./ioctl_encoding.ts";
 import { FlagSet } from "./flags.ts";
+import { byName } from "./name_table.ts";
 import {
   KVM_CPUID2,
   KVM_CREATE_GUEST_MEMFD_ARGS,
@@ -73,11 +74,13 @@ export const IOCTL = Object.freeze({
 /** An ioctl's kernel name. */
 export type IoctlName = keyof typeof IOCTL;
 
-const IOCTL_BY_NUMBER = new Map<number, string>(Object.entries(IOCTL).map(([k, v]) => [v, k]));
+let byNumber: Map<number, string> | undefined;
 
 /** The kernel name of a request number, or its hex value. */
 export function ioctlName(req: number): string {
-  return IOCTL_BY_NUMBER.get(req) ?? `ioctl 0x${req.toString(16)}`;
+  // Built on first use (error messages): not at every start.
+  byNumber ??= new Map<number, string>(Object.entries(IOCTL).map(([k, v]) => [v, k]));
+  return byNumber.get(req) ?? `ioctl 0x${req.toString(16)}`;
 }
 
 /** KVM_CREATE_GUEST_MEMFD flags (`GUEST_MEMFD_FLAG_*`). */
@@ -179,9 +182,7 @@ export const EXIT_REASON_NAMES: Readonly<Record<number, string>> = Object.freeze
 });
 
 /** Exit reason name → number (`EXIT.HLT === 5`). */
-export const EXIT: Readonly<Record<string, number>> = Object.freeze(
-  Object.fromEntries(Object.entries(EXIT_REASON_NAMES).map(([n, name]) => [name, Number(n)])),
-);
+export const EXIT: Readonly<Record<string, number>> = byName(EXIT_REASON_NAMES);
 
 /** The name of an exit reason, or `#<n>`. */
 export function exitReasonName(n: number): string {

@@ -92,11 +92,17 @@ sigint:
 	ret
 `;
 
+/** Bytes from hex text (a loop: at every start, a regex and a closure per byte cost ~0.2 ms more). */
+function fromHex(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substring(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
 /** {@link KICK_ASM} assembled. */
-export const KICK_CODE: Uint8Array = Uint8Array.from(
-  ("c366662e0f1f8400000000000f1f400049bc88776655443322114989f84989f14989d2f041ff442408418b04244189c685c07e41" +
+export const KICK_CODE: Uint8Array = fromHex(
+  "c366662e0f1f8400000000000f1f400049bc88776655443322114989f84989f14989d2f041ff442408418b04244189c685c07e41" +
     "4189c5b9fffffffff0410fb10c24753141c744240403000000498b4c2420c60101418b7c2410418b742414ba0c000000b8ea0000" +
     "000f05f041ff44240c45892c2441837c2418007548498b4424284883f8017703720cc34c89c74c89ce4c89d2ffe04585f6752ab8" +
-    "0d000000bf02000000498d74243031d241ba080000000f05b83e000000418b7c2410be020000000f05c3").match(/../g)!,
-  (h) => parseInt(h, 16),
+    "0d000000bf02000000498d74243031d241ba080000000f05b83e000000418b7c2410be020000000f05c3",
 );
