@@ -6,6 +6,7 @@
  */
 
 import { biosImage, HELLO_EXIT } from "../guests.ts";
+import { bareHelloScript } from "../bare_deno.ts";
 import { merge, type ProcessRun, timeProcess } from "../measure.ts";
 import { pairedRatio, type Side, summarize } from "../stats.ts";
 import { type Row, type RowContext, skipped } from "./row.ts";
@@ -117,11 +118,34 @@ export const processRow: Row = {
       "16",
     ];
     const plain = scriptCommand(ctx, guest, ["--no-interrupt"]);
-    const cs: Side[] = [], ks: Side[] = [], qs: Side[] = [], ps: Side[] = [];
+    // The floor of any Deno program, run as ./kvmsh runs Deno (its flags and DENO_DIR): a bare
+    // script doing the same guest with four libc symbols, and an empty script.
+    const bare = `${ctx.tmp}/bare_hello.js`, empty = `${ctx.tmp}/empty.js`;
+    await Deno.writeTextFile(bare, bareHelloScript());
+    await Deno.writeTextFile(empty, "");
+    const denoLike = (script: string, ...args: string[]) => ({
+      cmd: `${ctx.root}/.tools/node_modules/.bin/deno`,
+      args: [
+        "run",
+        "--quiet",
+        "--no-prompt",
+        "--no-config",
+        "--v8-flags=--no-lazy,--min-semi-space-size=8",
+        "--allow-ffi",
+        "--allow-read",
+        script,
+        ...args,
+      ],
+      env: { DENO_DIR: `${ctx.root}/.tools/node_modules/.cache/deno` },
+    });
+    const b = denoLike(bare, guest), e = denoLike(empty);
+    const cs: Side[] = [], ks: Side[] = [], qs: Side[] = [], ps: Side[] = [], bs: Side[] = [], es: Side[] = [];
     for (let round = 0; round < (ctx.quick ? 2 : 5); round++) {
       cs.push(await timeProcess("C", ctx.bins.hello, [guest], reps, checker("C")));
       ks.push(await timeProcess("kvmsh", k.cmd, k.args, reps, k.check));
       ps.push(await timeProcess("kvmsh", plain.cmd, plain.args, reps, checker("mod.ts script")));
+      bs.push(await timeProcess("bare", b.cmd, b.args, reps, checker("bare Deno script"), b.env));
+      es.push(await timeProcess("empty", e.cmd, e.args, reps, checker("empty Deno script", "", 0), e.env));
       if (qemu) qs.push(await timeProcess("QEMU", qemu, qemuArgs, reps, checker("QEMU")));
     }
     const note = k.label;
@@ -148,6 +172,17 @@ export const processRow: Row = {
         { ...this, id: "7c", name: "mod.ts script, not interruptible, vs QEMU", target: undefined },
         "QEMU not installed",
       );
-    return [vsC, vsQemu, plainRow];
+    const floor = (id: string, name: string, side: Side[], note: string) =>
+      qemu
+        ? summarize(id, name, "ns", merge(side), merge(qs), undefined, note, pair(side, qs))
+        : skipped({ ...this, id, name, target: undefined }, "QEMU not installed");
+    const bareRow = floor(
+      "7d",
+      "bare Deno script (4 libc symbols, no kvmsh), same guest, vs QEMU",
+      bs,
+      "the floor of a Deno program doing this guest (bench/bare_deno.ts)",
+    );
+    const emptyRow = floor("7e", "empty Deno script, start to exit, vs QEMU", es, "Deno's own start and exit");
+    return [vsC, vsQemu, plainRow, bareRow, emptyRow];
   },
 };
