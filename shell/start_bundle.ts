@@ -213,7 +213,9 @@ export function shellEntry(root: string, mode: "auto" | "off" | "require" = "aut
   const found = (m: Manifest | undefined): ShellEntry | undefined => {
     if (!m || !sourcesUnchanged(root, m.sources)) return undefined;
     if (m.dir === null) return { ...sources, reason: `the last bundle build failed: ${m.error}` };
-    return { url: new URL(`file://${bundleDir}/${m.dir}/${ENTRY_CHUNK}`).href, from: "bundle" };
+    const entry = `${bundleDir}/${m.dir}/${ENTRY_CHUNK}`;
+    if (!statStamp(bundleDir, `${m.dir}/${ENTRY_CHUNK}`)) return undefined; // removed by hand: build again
+    return { url: new URL(`file://${entry}`).href, from: "bundle" };
   };
   let entry = found(readManifest(bundleDir));
   if (!entry) {

@@ -94,6 +94,12 @@ Deno.test("shellEntry: builds once, reuses while unchanged, rebuilds after an ed
     // The previous bundle stays (a long-lived prompt may still load its chunks).
     ok(Deno.statSync(new URL(first.url)).isFile);
 
+    // A bundle directory removed by hand is built again, not imported.
+    Deno.removeSync(new URL(".", second.url), { recursive: true });
+    const third = shellEntry(root);
+    eq(third.from, "bundle");
+    ok(third.url !== second.url && Deno.statSync(new URL(third.url)).isFile);
+
     eq(shellEntry(root, "off").from, "sources");
     eq(shellEntry(root, "off").url, `file://${root}/shell/cli.ts`);
   } finally {
