@@ -10,14 +10,11 @@ int main(int argc, char **argv) {
   }
   int f = open(argv[1], O_RDONLY | O_CLOEXEC);
   if (f < 0) die(argv[1]);
-  int kvm = kvm_open(), vm = vm_create(kvm);
-  unsigned char *mem = map_anon(REAL_MEM);
-  if (read(f, mem + LOAD_GPA, REAL_MEM - LOAD_GPA) < 0) die("read");
+  static unsigned char image[REAL_MEM - LOAD_GPA];
+  ssize_t len = read(f, image, sizeof image);
+  if (len < 0) die("read");
   close(f);
-  memslot2(vm, 0, 0, REAL_MEM, mem, -1);
-  struct vcpu v = vcpu_create(kvm, vm);
-  vcpu_cpuid(kvm, &v);
-  vcpu_real_mode(&v);
+  struct vcpu v = real_mode_guest(image, (size_t)len);
   for (;;) {
     uint32_t why = vcpu_run(&v);
     if (why == KVMSH_EXIT_HLT) return 0;

@@ -6,13 +6,7 @@ int main(int argc, char **argv) {
   int reps;
   long per;
   parse_args(argc, argv, &reps, &per);
-  int kvm = kvm_open(), vm = vm_create(kvm);
-  unsigned char *mem = map_anon(REAL_MEM);
-  memcpy(mem + LOAD_GPA, GUEST_PIO_LOOP, sizeof GUEST_PIO_LOOP);
-  memslot2(vm, 0, 0, REAL_MEM, mem, -1);
-  struct vcpu v = vcpu_create(kvm, vm);
-  vcpu_cpuid(kvm, &v);
-  vcpu_real_mode(&v);
+  struct vcpu v = real_mode_guest(GUEST_PIO_LOOP, sizeof GUEST_PIO_LOOP);
   double s[256];
   for (int r = -1; r < reps && r < 256; r++) {
     uint64_t t0 = now_ns();
