@@ -9,54 +9,19 @@
 
 import assert from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
-import { KVMSH, ROOT } from "./helpers.ts";
+import { Tmux } from "./tmux.ts";
 import { nodeOwner } from "../../kvm/device_node.ts";
 
-const SOCK = `kvmsh-int-${Deno.pid}`;
-
-function tmux(...args: string[]): string {
-  const o = new Deno.Command("tmux", { args: ["-L", SOCK, ...args], stdout: "piped", stderr: "piped" }).outputSync();
-  return new TextDecoder().decode(o.stdout);
-}
-
-const screen = (name: string) => tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", name);
-
-async function waitFor(name: string, re: RegExp, ms = 20_000): Promise<string> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const s = screen(name);
-    if (re.test(s)) return s;
-    if (Date.now() > end) throw new Error(`timeout waiting for ${re}; screen:\n${s}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const keys = (name: string, ...k: string[]) => void tmux("send-keys", "-t", name, ...k);
+const t = new Tmux("kvmsh-int");
+const screen = (name: string) => t.screen(name, { history: 200 });
+const waitFor = (name: string, re: RegExp) => t.waitFor(name, re, 20_000, 200);
+const keys = (name: string, ...k: string[]) => t.keys(name, ...k);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts kvmsh in tmux session `name` with `env`; the shell's exit status shows as EXIT=n. */
+/** Starts kvmsh in tmux session `name` with `env` (no colour, no history file). */
 function start(name: string, env: Record<string, string>): void {
   const vars = Object.entries(env).map(([k, v]) => `${k}='${v}'`).join(" ");
-  tmux(
-    "new-session",
-    "-d",
-    "-s",
-    name,
-    "-x",
-    "200",
-    "-y",
-    "50",
-    `cd ${ROOT} && env NO_COLOR=1 KVMSH_HISTORY=/dev/null ${vars} ${KVMSH}; echo EXIT=$?; sleep 60`,
-  );
-}
-
-/** The kvmsh process of a session (the pane's shell's child). */
-function kvmshPid(name: string): number {
-  const pane = tmux("display-message", "-p", "-t", name, "#{pane_pid}").trim();
-  const o = new Deno.Command("pgrep", { args: ["-P", pane], stdout: "piped" }).outputSync();
-  const pids = new TextDecoder().decode(o.stdout).trim().split("\n").filter(Boolean).map(Number);
-  assert.equal(pids.length, 1, `children of the pane: ${pids}`);
-  return pids[0];
+  t.start(name, `env NO_COLOR=1 KVMSH_HISTORY=/dev/null ${vars}`);
 }
 
 kvmTest(
@@ -87,7 +52,7 @@ kvmTest(
       // kill -INT at the idle prompt: like Ctrl-C on a line (abandoned, new prompt).
       keys("a", "echo never-run");
       await waitFor("a", /> echo never-run$/m);
-      Deno.kill(kvmshPid("a"), "SIGINT");
+      Deno.kill(t.childPid("a"), "SIGINT");
       await waitFor("a", /kvmsh\(vm0\)> \^C\nkvmsh\(vm0\)>\s*$/m);
       keys("a", "echo alive-2", "Enter");
       await waitFor("a", /^alive-2$/m);
@@ -98,7 +63,7 @@ kvmTest(
       // writeFile applies a `mode` to an existing file: /dev/null once became 0600 here).
       assert.equal(nodeOwner("/dev/null")?.mode, devNullMode);
     } finally {
-      tmux("kill-server");
+      t.kill();
       await Deno.remove(dir, { recursive: true });
     }
   },
@@ -139,7 +104,7 @@ kvmTest("tty: Ctrl-C stops a sourced script (and the source around it), at a run
     keys("b", "C-d");
     await waitFor("b", /EXIT=0/);
   } finally {
-    tmux("kill-server");
+    t.kill();
     await Deno.remove(dir, { recursive: true });
   }
 });

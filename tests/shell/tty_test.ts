@@ -7,46 +7,14 @@
 
 import assert from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
-import { KVMSH, ROOT } from "./helpers.ts";
+import { Tmux } from "./tmux.ts";
 
-const SOCK = `kvmsh-test-${Deno.pid}`;
-
-function tmux(...args: string[]): string {
-  const o = new Deno.Command("tmux", { args: ["-L", SOCK, ...args], stdout: "piped", stderr: "piped" }).outputSync();
-  return new TextDecoder().decode(o.stdout);
-}
-
-function screen(name: string, escapes = false): string {
-  return tmux("capture-pane", "-p", ...(escapes ? ["-e"] : []), "-t", name);
-}
-
-async function waitFor(name: string, re: RegExp, ms = 15_000): Promise<string> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const s = screen(name);
-    if (re.test(s)) return s;
-    if (Date.now() > end) throw new Error(`timeout waiting for ${re}; screen:\n${s}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function keys(name: string, ...k: string[]): void {
-  tmux("send-keys", "-t", name, ...k);
-}
-
-function start(name: string, history: string): void {
-  tmux(
-    "new-session",
-    "-d",
-    "-s",
-    name,
-    "-x",
-    "160",
-    "-y",
-    "50",
-    `cd ${ROOT} && env -u NO_COLOR KVMSH_HISTORY=${history} ${KVMSH}; echo EXIT=$?; sleep 60`,
-  );
-}
+const t = new Tmux("kvmsh-test");
+const screen = (name: string, escapes = false) => t.screen(name, { escapes });
+const waitFor = (name: string, re: RegExp) => t.waitFor(name, re, 15_000);
+const keys = (name: string, ...k: string[]) => t.keys(name, ...k);
+/** Starts kvmsh in session `name` with colour (NO_COLOR unset) and history file `history`. */
+const start = (name: string, history: string) => t.start(name, `env -u NO_COLOR KVMSH_HISTORY=${history}`, 160);
 
 kvmTest("tty: completion, history, Ctrl-C, Ctrl-D at a real prompt (tmux)", async () => {
   const dir = await Deno.makeTempDir();
@@ -103,7 +71,7 @@ kvmTest("tty: completion, history, Ctrl-C, Ctrl-D at a real prompt (tmux)", asyn
     keys("b", "exit", "Enter");
     await waitFor("b", /EXIT=0/);
   } finally {
-    tmux("kill-server");
+    t.kill();
     await Deno.remove(dir, { recursive: true });
   }
 });
