@@ -5,7 +5,7 @@
  * @module
  */
 
-import { IOCTL, openKvm, runGuest } from "../../mod.ts";
+import { type GuestSpec, IOCTL, openKvm, runGuest, type Vm } from "../../mod.ts";
 import { libc } from "../../ffi/libc.ts";
 import { HLT, MMIO_GPA, MMIO_LOOP, MMIO_VALUE, PIO_LOOP, PIO_PORT } from "../guests.ts";
 import { runBaseline, timeBatches } from "../measure.ts";
@@ -15,25 +15,42 @@ import { merge } from "../measure.ts";
 
 const MIB = 1n << 20n;
 
+/** Repetitions of rows 2 and 3: batches per round, rounds, exits per batch. */
+const exitSizes = (quick: boolean) => ({ reps: 3, rounds: quick ? 2 : 8, per: quick ? 5_000 : 10_000 });
+
+/**
+ * The kvmsh side of an exit row: `runGuest` of `image` for exactly `n` exits a batch (maxExits),
+ * each of which must have reached the handler (`seen` counts them).
+ */
+function exitBatches(
+  vm: Vm,
+  what: string,
+  image: Uint8Array,
+  handlers: NonNullable<GuestSpec["handlers"]>,
+  seen: { n: number },
+  reps: number,
+  per: number,
+) {
+  return () =>
+    timeBatches("kvmsh", reps, per, (n) => {
+      seen.n = 0;
+      const r = runGuest(vm, { image, handlers, maxExits: n, interruptible: false });
+      if (r.stop !== "max-exits" || seen.n !== n) throw new Error(`${what} loop stopped: ${r.stop} after ${seen.n}`);
+    });
+}
+
 export const pioRow: Row = {
   id: "2",
   name: "PIO exit round trip (out → host → re-enter)",
   unit: "ns",
   target: { kind: "max", value: 1.05 },
   async run(ctx) {
-    const reps = 3;
-    const rounds = ctx.quick ? 2 : 8;
-    const per = ctx.quick ? 5_000 : 10_000;
+    const { reps, rounds, per } = exitSizes(ctx.quick);
     using kvm = openKvm();
     using vm = kvm.createVm();
-    let seen = 0;
-    const handlers = { ports: { [PIO_PORT]: () => (seen++, "continue" as const) } };
-    const k = () =>
-      timeBatches("kvmsh", reps, per, (n) => {
-        seen = 0;
-        const r = runGuest(vm, { image: PIO_LOOP, handlers, maxExits: n, interruptible: false });
-        if (r.stop !== "max-exits" || seen !== n) throw new Error(`PIO loop stopped: ${r.stop} after ${seen}`);
-      });
+    const seen = { n: 0 };
+    const handlers = { ports: { [PIO_PORT]: () => (seen.n++, "continue" as const) } };
+    const k = exitBatches(vm, "PIO", PIO_LOOP, handlers, seen, reps, per);
     const main = await sideBySide(this, rounds, () => runBaseline(ctx.bins.pio, reps, per), k);
     // The same exits from a bare FFI loop in this process (KVM_RUN and nothing else): what the
     // process costs per exit, apart from kvmsh's loop.
@@ -68,26 +85,19 @@ export const mmioRow: Row = {
   unit: "ns",
   target: { kind: "max", value: 1.05 },
   async run(ctx) {
-    const reps = 3;
-    const rounds = ctx.quick ? 2 : 8;
-    const per = ctx.quick ? 5_000 : 10_000;
+    const { reps, rounds, per } = exitSizes(ctx.quick);
     using kvm = openKvm();
     using vm = kvm.createVm();
-    let seen = 0;
+    const seen = { n: 0 };
     const handlers = {
       mmio: (x: { mmioAddress: number; mmioIsWrite: boolean; mmioValue: number }) => {
         if (x.mmioAddress !== MMIO_GPA || x.mmioIsWrite) return "stop" as const;
         x.mmioValue = MMIO_VALUE;
-        seen++;
+        seen.n++;
         return "continue" as const;
       },
     };
-    const k = () =>
-      timeBatches("kvmsh", reps, per, (n) => {
-        seen = 0;
-        const r = runGuest(vm, { image: MMIO_LOOP, handlers, maxExits: n, interruptible: false });
-        if (r.stop !== "max-exits" || seen !== n) throw new Error(`MMIO loop stopped: ${r.stop} after ${seen}`);
-      });
+    const k = exitBatches(vm, "MMIO", MMIO_LOOP, handlers, seen, reps, per);
     return [await sideBySide(this, rounds, () => runBaseline(ctx.bins.mmio, reps, per), k)];
   },
 };
