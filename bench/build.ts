@@ -4,6 +4,7 @@
  * @module
  */
 
+import { sha256Hex } from "../kvm/sha256.ts";
 import { uapiHeader } from "./c_header.ts";
 import { guestsHeader } from "./guests.ts";
 
@@ -13,11 +14,6 @@ const C_DIR = new URL("./c/", import.meta.url);
 export const PROGRAMS = ["ioctl", "pio", "mmio", "setup", "fill", "punch", "hello"] as const;
 /** One C baseline's name. */
 export type Program = typeof PROGRAMS[number];
-
-async function sha(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(d)].slice(0, 8).map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** Where built binaries go: $KVMSH_BENCH_CACHE, else $TMPDIR/kvmsh-bench. */
 export function cacheRoot(): string {
@@ -33,7 +29,7 @@ export async function buildBaselines(cc = Deno.env.get("CC") ?? "gcc"): Promise<
   for await (const e of Deno.readDir(C_DIR)) {
     if (e.isFile && /\.(c|h)$/.test(e.name)) files[e.name] = await Deno.readTextFile(new URL(e.name, C_DIR));
   }
-  const key = await sha(cc + JSON.stringify(Object.entries(files).sort()));
+  const key = sha256Hex(cc + JSON.stringify(Object.entries(files).sort())).slice(0, 16);
   const dir = `${cacheRoot()}/${key}`;
   await Deno.mkdir(dir, { recursive: true });
   for (const [name, text] of Object.entries(files)) await Deno.writeTextFile(`${dir}/${name}`, text);

@@ -9,6 +9,8 @@ import { CAP } from "../ffi/caps.ts";
 import { EXIT, FALLOC, GUEST_MEMFD_FLAGS, IOCTL, MEMSLOT_FLAGS } from "../ffi/uapi.ts";
 import * as structs from "../ffi/structs.ts";
 import type { StructLayout } from "../ffi/struct_codec.ts";
+import { REAL_MODE_CR0, REAL_MODE_DEFAULTS } from "../kvm/loaders/real_mode.ts";
+import { DEFAULT_MAIN_MEMORY } from "../kvm/run_guest.ts";
 
 function cName(s: string): string {
   return s.toUpperCase().replace(/[^A-Z0-9]/g, "_");
@@ -32,5 +34,10 @@ export function uapiHeader(): string {
     out.push(`#define KVMSH_SIZEOF_${l.name} ${l.size}`);
     for (const [f, spec] of Object.entries(l.fields)) out.push(`#define KVMSH_OFF_${l.name}_${f} ${spec.offset}`);
   }
+  // What runGuest/loadRealMode do for a flat real-mode image (the C side of rows 2, 3, 4 and 7).
+  out.push(`#define KVMSH_REAL_SEGMENT 0x${REAL_MODE_DEFAULTS.segment.toString(16)}`);
+  out.push(`#define KVMSH_REAL_SP 0x${REAL_MODE_DEFAULTS.sp.toString(16)}`);
+  out.push(`#define KVMSH_REAL_CR0 0x${REAL_MODE_CR0.toString(16)}ULL`);
+  out.push(`#define KVMSH_REAL_MEM 0x${DEFAULT_MAIN_MEMORY.real.toString(16)}ULL`);
   return out.join("\n") + "\n";
 }

@@ -1,7 +1,8 @@
 /**
  * The tiny 16-bit real-mode guests the bench runs, as machine code. The same bytes go to the C
  * baselines (through the generated `kvmsh_guests.h`), to `kvmsh run` and to QEMU's `-bios` image.
- * Every guest is position-independent: it runs wherever the loader puts it (CS base 0, IP = load address).
+ * Every guest is position-independent: it runs wherever the loader puts it (kvmsh and the C side use
+ * the real-mode loader's layout: every segment 0x1000, so CS base 0x10000, IP 0).
  * @module
  */
 

@@ -71,9 +71,3 @@ export async function timeProcess(
   }
   return { label, samples, per: 1 };
 }
-
-/** Concatenates the samples of several runs of the same side (interleaved rounds). */
-export function merge(sides: Side[]): Side | undefined {
-  if (!sides.length) return undefined;
-  return { label: sides[0].label, per: sides[0].per, samples: sides.flatMap((s) => s.samples) };
-}

@@ -32,7 +32,13 @@ async function main(): Promise<number> {
     console.log("usage: deno task bench [--json] [--quick] [--rows 1,2,7] [--results bench/RESULTS.md]");
     return 0;
   }
-  const wanted = values.rows?.split(",").map((s) => s.trim());
+  // Row ids as the table prints them (1b, 7b) name their row (1, 7).
+  const wanted = values.rows?.split(",").map((s) => s.trim().replace(/[a-z]$/, ""));
+  const unknown = wanted?.filter((w) => !ROWS.some((r) => r.id === w));
+  if (unknown?.length) {
+    console.error(`bench: no row ${unknown.join(", ")} (rows: ${ROWS.map((r) => r.id).join(", ")})`);
+    return 2;
+  }
   const rows = [...ROWS].sort((a, b) => a.id.localeCompare(b.id)).filter((r) => !wanted || wanted.includes(r.id));
   const t0 = performance.now();
   const loadBefore = loadAverage();
@@ -55,7 +61,7 @@ async function main(): Promise<number> {
           ratio: NaN,
           reps: "0",
           target: "—",
-          verdict: "skip",
+          verdict: "error",
           note: `error: ${e instanceof Error ? e.message : String(e)}`.split("\n")[0],
         });
       }
@@ -78,7 +84,7 @@ async function main(): Promise<number> {
     console.log(`(${seconds.toFixed(1)} s; load average ${load})`);
   }
   if (values.results) await Deno.writeTextFile(values.results, markdown(results, host, seconds, load));
-  return results.some((r) => r.verdict === "miss") ? 1 : 0;
+  return results.some((r) => r.verdict === "miss" || r.verdict === "error") ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await main());

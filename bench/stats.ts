@@ -30,8 +30,8 @@ export interface Target {
   value: number;
 }
 
-/** A row's verdict. `info` rows have no target. */
-export type Verdict = "pass" | "miss" | "skip" | "info";
+/** A row's verdict. `info` rows have no target; `error` when the row threw (the bench exits 1, as on a miss). */
+export type Verdict = "pass" | "miss" | "skip" | "info" | "error";
 
 /** Pass/miss of `r` against `target`; `skip` when the ratio is unknown, `info` without a target. */
 export function verdict(r: number, target: Target | undefined): Verdict {
@@ -94,6 +94,29 @@ export function pairedRatio(rounds: readonly { kvmsh: Side; baseline: Side }[]):
     .filter((r) => r.kvmsh.samples.length && r.baseline.samples.length)
     .map((r) => ratio(median(r.kvmsh.samples), median(r.baseline.samples)));
   return rs.length ? median(rs) : NaN;
+}
+
+/** Concatenates the samples of several runs of the same side (interleaved rounds). */
+export function merge(sides: readonly Side[]): Side | undefined {
+  if (!sides.length) return undefined;
+  return { label: sides[0].label, per: sides[0].per, samples: sides.flatMap((s) => s.samples) };
+}
+
+/**
+ * A row measured in rounds (round i: `baseline[i]`, then `kvmsh[i]`): medians over all samples of
+ * each side, ratio by {@link pairedRatio}. What every side-by-side row reports.
+ */
+export function summarizeRounds(
+  id: string,
+  name: string,
+  unit: Unit,
+  kvmsh: readonly Side[],
+  baseline: readonly Side[],
+  target: Target | undefined,
+  note?: string,
+): RowResult {
+  const paired = pairedRatio(baseline.map((b, i) => ({ baseline: b, kvmsh: kvmsh[i] })).filter((r) => r.kvmsh));
+  return summarize(id, name, unit, merge(kvmsh), merge(baseline), target, note, paired);
 }
 
 /**

@@ -111,6 +111,9 @@ interface OwnMain {
 
 const ownMain = new WeakMap<Vm, OwnMain>();
 
+/** The main memory runGuest makes when the spec gives no `memorySize`. */
+export const DEFAULT_MAIN_MEMORY = Object.freeze({ real: MIB, long: 4n * MIB });
+
 /** Smallest main memory a mode runs in (a layout squeezed below a user's slot may not go lower). */
 const MIN_SIZE = { real: 256n * KIB, long: 2n * MIB } as const;
 
@@ -177,7 +180,7 @@ export function mainMemory(
   if (spec.slot !== undefined && taken.has(id)) throw inTheWay(vm, vm.memslot(id)!, what, "needs the id of");
   while (taken.has(id)) id++;
   // Size: as asked, else the mode's default, shrunk to end below a user's slot where that leaves enough.
-  let size = spec.memorySize ?? (mode === "real" ? MIB : 4n * MIB);
+  let size = spec.memorySize ?? DEFAULT_MAIN_MEMORY[mode];
   if (atZero) throw inTheWay(vm, atZero, `${what}, ${formatSize(size)}`, "overlaps");
   const below = others.filter((s) => s.gpa < size).sort((a, b) => (a.gpa < b.gpa ? -1 : 1))[0];
   if (below) {

@@ -16,8 +16,8 @@
 #include "kvmsh_guests.h"
 
 #define F(p, type, st, field) (*(type *)((char *)(p) + KVMSH_OFF_##st##_##field))
-#define LOAD_GPA 0x10000
-#define REAL_MEM (1ull << 20)
+#define LOAD_GPA (KVMSH_REAL_SEGMENT << 4)
+#define REAL_MEM KVMSH_REAL_MEM
 
 static inline uint64_t now_ns(void) {
   struct timespec t;
@@ -113,8 +113,8 @@ static void vcpu_cpuid(int kvm, struct vcpu *v) {
   xioctl(v->fd, KVMSH_KVM_SET_CPUID2, (unsigned long)buf, "KVM_SET_CPUID2");
 }
 
-/* 16-bit real mode as kvmsh's loader sets it (kvmtool's convention): every segment 0x1000,
- * image at GPA 0x10000 (LOAD_GPA), IP 0, SP 0x8000. */
+/* 16-bit real mode as kvmsh's loader sets it (kvmtool's convention): every segment KVMSH_REAL_SEGMENT,
+ * image at LOAD_GPA, IP 0, SP KVMSH_REAL_SP. */
 static void vcpu_real_mode(struct vcpu *v) {
   static const int segs[] = {KVMSH_SREGS_CS, KVMSH_SREGS_DS, KVMSH_SREGS_ES,
                              KVMSH_SREGS_FS, KVMSH_SREGS_GS, KVMSH_SREGS_SS};
@@ -123,7 +123,7 @@ static void vcpu_real_mode(struct vcpu *v) {
   for (unsigned i = 0; i < sizeof segs / sizeof segs[0]; i++) {
     unsigned char *g = s + segs[i];
     F(g, uint64_t, kvm_segment, base) = LOAD_GPA;
-    F(g, uint16_t, kvm_segment, selector) = LOAD_GPA >> 4;
+    F(g, uint16_t, kvm_segment, selector) = KVMSH_REAL_SEGMENT;
     F(g, uint32_t, kvm_segment, limit) = 0xffff;
     F(g, uint8_t, kvm_segment, type) = i == 0 ? 11 : 3;
     F(g, uint8_t, kvm_segment, s) = 1;
@@ -132,13 +132,13 @@ static void vcpu_real_mode(struct vcpu *v) {
     F(g, uint8_t, kvm_segment, l) = 0;
     F(g, uint8_t, kvm_segment, g) = 0;
   }
-  F(s, uint64_t, kvm_sregs, cr0) = 0x60000010ull;
+  F(s, uint64_t, kvm_sregs, cr0) = KVMSH_REAL_CR0;
   F(s, uint64_t, kvm_sregs, cr4) = 0;
   F(s, uint64_t, kvm_sregs, efer) = 0;
   xioctl(v->fd, KVMSH_KVM_SET_SREGS, (unsigned long)s, "KVM_SET_SREGS");
   unsigned char r[KVMSH_SIZEOF_kvm_regs] = {0};
   F(r, uint64_t, kvm_regs, rip) = 0;
-  F(r, uint64_t, kvm_regs, rsp) = 0x8000;
+  F(r, uint64_t, kvm_regs, rsp) = KVMSH_REAL_SP;
   F(r, uint64_t, kvm_regs, rflags) = 2;
   xioctl(v->fd, KVMSH_KVM_SET_REGS, (unsigned long)r, "KVM_SET_REGS");
 }

@@ -7,8 +7,8 @@
 
 import { biosImage, HELLO_EXIT } from "../guests.ts";
 import { bareHelloScript } from "../bare_deno.ts";
-import { merge, type ProcessRun, timeProcess } from "../measure.ts";
-import { pairedRatio, type Side, summarize } from "../stats.ts";
+import { type ProcessRun, timeProcess } from "../measure.ts";
+import { type Side, summarizeRounds } from "../stats.ts";
 import { type Row, type RowContext, skipped } from "./row.ts";
 
 const EXPECT_OUT = "K";
@@ -65,26 +65,30 @@ interface Cmd {
   check: (r: ProcessRun) => void;
 }
 
-/** How kvmsh runs the guest: `./kvmsh -c "vm create; run …"` when the shell has `run`, else a mod.ts script. */
+/**
+ * How the `./kvmsh` wrapper runs Deno, read from the wrapper itself (its `--v8-flags` and its own
+ * DENO_DIR), so rows 7d/7e run "as ./kvmsh runs Deno" whatever the wrapper says today.
+ */
+async function wrapperDeno(root: string): Promise<{ v8Flags: string; denoDir: string }> {
+  const text = await Deno.readTextFile(`${root}/kvmsh`);
+  const flags = /^exec "\$deno" run .*?(--v8-flags=\S+)/m.exec(text)?.[1];
+  const dir = /DENO_DIR=\$\{DENO_DIR:-\$here\/([^}]+)\}/.exec(text)?.[1];
+  if (!flags || !dir) throw new Error("cannot read the Deno flags and DENO_DIR from ./kvmsh");
+  return { v8Flags: flags, denoDir: `${root}/${dir}` };
+}
+
+/** `./kvmsh -c "vm create; run guest"`, checked once before it is timed (a failure ends the row). */
 async function kvmshCommand(ctx: RowContext, guest: string): Promise<Cmd> {
-  const viaShell: Cmd = {
+  const cmd: Cmd = {
     cmd: `${ctx.root}/kvmsh`,
     args: ["-c", `vm create; run ${guest}`],
     label: "./kvmsh -c 'vm create; run'",
     check: checker("kvmsh", SHELL_OUT, 0),
   };
-  try {
-    const out = await new Deno.Command(viaShell.cmd, { args: viaShell.args, stdout: "piped", stderr: "piped" })
-      .output();
-    viaShell.check({
-      code: out.code,
-      stdout: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-    });
-    return viaShell;
-  } catch {
-    return { ...scriptCommand(ctx, guest), label: "mod.ts script; kvmsh run not wired", check: checker("kvmsh") };
-  }
+  const out = await new Deno.Command(cmd.cmd, { args: cmd.args, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  cmd.check({ code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) });
+  return cmd;
 }
 
 export const processRow: Row = {
@@ -123,20 +127,11 @@ export const processRow: Row = {
     const bare = `${ctx.tmp}/bare_hello.js`, empty = `${ctx.tmp}/empty.js`;
     await Deno.writeTextFile(bare, bareHelloScript());
     await Deno.writeTextFile(empty, "");
+    const w = await wrapperDeno(ctx.root);
     const denoLike = (script: string, ...args: string[]) => ({
       cmd: `${ctx.root}/.tools/node_modules/.bin/deno`,
-      args: [
-        "run",
-        "--quiet",
-        "--no-prompt",
-        "--no-config",
-        "--v8-flags=--no-lazy,--min-semi-space-size=8",
-        "--allow-ffi",
-        "--allow-read",
-        script,
-        ...args,
-      ],
-      env: { DENO_DIR: `${ctx.root}/.tools/node_modules/.cache/deno` },
+      args: ["run", "--quiet", "--no-prompt", "--no-config", w.v8Flags, "--allow-ffi", "--allow-read", script, ...args],
+      env: { DENO_DIR: w.denoDir },
     });
     const b = denoLike(bare, guest), e = denoLike(empty);
     const cs: Side[] = [], ks: Side[] = [], qs: Side[] = [], ps: Side[] = [], bs: Side[] = [], es: Side[] = [];
@@ -149,40 +144,28 @@ export const processRow: Row = {
       if (qemu) qs.push(await timeProcess("QEMU", qemu, qemuArgs, reps, checker("QEMU")));
     }
     const note = k.label;
-    const pair = (a: Side[], b: Side[]) => pairedRatio(b.map((x, i) => ({ baseline: x, kvmsh: a[i] })));
-    const vsC = summarize("7a", `${this.name} vs C`, "ns", merge(ks), merge(cs), undefined, note, pair(ks, cs));
-    const vsQemu = qemu
-      ? summarize("7b", `${this.name} vs QEMU`, "ns", merge(ks), merge(qs), this.target, note, pair(ks, qs))
-      : skipped(
-        { ...this, id: "7b", name: `${this.name} vs QEMU` },
-        "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)",
-      );
-    const plainRow = qemu
-      ? summarize(
-        "7c",
-        "mod.ts script, run not interruptible, vs QEMU",
-        "ns",
-        merge(ps),
-        merge(qs),
-        undefined,
-        "the API without the shell: what kvmsh's own modules and output add",
-        pair(ps, qs),
-      )
-      : skipped(
-        { ...this, id: "7c", name: "mod.ts script, not interruptible, vs QEMU", target: undefined },
-        "QEMU not installed",
-      );
-    const floor = (id: string, name: string, side: Side[], note: string) =>
+    const vsC = summarizeRounds("7a", `${this.name} vs C`, "ns", ks, cs, undefined, note);
+    const vsQemu = qemu ? summarizeRounds("7b", `${this.name} vs QEMU`, "ns", ks, qs, this.target, note) : skipped(
+      { ...this, id: "7b", name: `${this.name} vs QEMU` },
+      "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)",
+    );
+    const againstQemu = (id: string, name: string, side: Side[], note: string) =>
       qemu
-        ? summarize(id, name, "ns", merge(side), merge(qs), undefined, note, pair(side, qs))
+        ? summarizeRounds(id, name, "ns", side, qs, undefined, note)
         : skipped({ ...this, id, name, target: undefined }, "QEMU not installed");
-    const bareRow = floor(
+    const plainRow = againstQemu(
+      "7c",
+      "mod.ts script, run not interruptible, vs QEMU",
+      ps,
+      "the API without the shell: what kvmsh's own modules and output add",
+    );
+    const bareRow = againstQemu(
       "7d",
       "bare Deno script (4 libc symbols, no kvmsh), same guest, vs QEMU",
       bs,
       "the floor of a Deno program doing this guest (bench/bare_deno.ts)",
     );
-    const emptyRow = floor("7e", "empty Deno script, start to exit, vs QEMU", es, "Deno's own start and exit");
+    const emptyRow = againstQemu("7e", "empty Deno script, start to exit, vs QEMU", es, "Deno's own start and exit");
     return [vsC, vsQemu, plainRow, bareRow, emptyRow];
   },
 };

@@ -5,8 +5,7 @@
  */
 
 import type { Program } from "../build.ts";
-import { merge } from "../measure.ts";
-import { pairedRatio, type RowResult, type Side, summarize, type Target, type Unit } from "../stats.ts";
+import { type RowResult, type Side, summarize, summarizeRounds, type Target, type Unit } from "../stats.ts";
 
 /** What a row gets from the runner. */
 export interface RowContext {
@@ -46,8 +45,7 @@ export async function sideBySide(
     cs.push(await c());
     ks.push(await kvmsh());
   }
-  const paired = pairedRatio(cs.map((c, i) => ({ baseline: c, kvmsh: ks[i] })));
-  return summarize(row.id, row.name, row.unit, merge(ks), merge(cs), row.target, note, paired);
+  return summarizeRounds(row.id, row.name, row.unit, ks, cs, row.target, note);
 }
 
 /** A row that could not run here, with the reason. */

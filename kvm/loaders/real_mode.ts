@@ -19,6 +19,9 @@ export interface RealModeOptions {
 /** kvmtool's defaults. */
 export const REAL_MODE_DEFAULTS = Object.freeze({ segment: 0x1000, offset: 0, sp: 0x8000 });
 
+/** CR0 the loader sets: the reset value (CD | NW | ET), protection and paging off. */
+export const REAL_MODE_CR0 = 0x60000010n;
+
 /** What a loader did: where the image went and where execution starts. */
 export interface LoadInfo {
   mode: "real" | "long";
@@ -50,7 +53,7 @@ export function loadRealMode(vcpu: Vcpu, image: Uint8Array, o: RealModeOptions =
     fs: { ...seg, type: 3, s: 1, present: 1, db: 0, g: 0 },
     gs: { ...seg, type: 3, s: 1, present: 1, db: 0, g: 0 },
     ss: { ...seg, type: 3, s: 1, present: 1, db: 0, g: 0 },
-    cr0: 0x60000010n,
+    cr0: REAL_MODE_CR0,
     cr4: 0n,
     efer: 0n,
   });

@@ -9,6 +9,7 @@ import {
   ratio,
   rowCells,
   summarize,
+  summarizeRounds,
   verdict,
 } from "../../bench/stats.ts";
 
@@ -107,4 +108,36 @@ Deno.test("pairedRatio: median of per-round ratios; drift between rounds cancels
   );
   strictEqual(r.ratio, 1.1);
   strictEqual(r.verdict, "miss");
+});
+
+Deno.test("pairedRatio and summarizeRounds: the median of the rounds' ratios, not a mean or a pooled median", () => {
+  const side = (label: string, samples: number[]) => ({ label, samples, per: 1 });
+  // Round ratios 1.2, 1.0 and 3.0 (per-round medians 10/12, 20/20, 40/120): their median is 1.2.
+  // A mean of them (1.733), the ratio of the median round-medians (20/20 = 1.0), the ratio of round
+  // means and the ratio of pooled medians (20/20 = 1.0) all differ, as do swapped sides (0.833).
+  const c = [side("C", [10, 10, 11]), side("C", [20]), side("C", [40])];
+  const k = [side("kvmsh", [12, 12, 50]), side("kvmsh", [20]), side("kvmsh", [120])];
+  strictEqual(pairedRatio(c.map((b, i) => ({ baseline: b, kvmsh: k[i] }))).toFixed(6), "1.200000");
+  const r = summarizeRounds("2", "pio", "ns", k, c, { kind: "max", value: 1.3 }, "note");
+  strictEqual(r.ratio.toFixed(6), "1.200000");
+  strictEqual(r.verdict, "pass");
+  strictEqual(r.kvmsh, 20); // median of all kvmsh samples [12, 12, 50, 20, 120]
+  strictEqual(r.baseline, 11); // median of all C samples [10, 10, 11, 20, 40]
+  strictEqual(r.reps, "5×1 / 5×1");
+  // A round missing on one side is left out of the ratio.
+  const partial = summarizeRounds("2", "pio", "ns", [k[0], side("kvmsh", [])], [c[0], c[1]], undefined);
+  strictEqual(partial.ratio.toFixed(6), "1.200000");
+  // summarize takes the paired ratio it is given, not the ratio of its medians (33/30 would be 1.1).
+  const s = summarize(
+    "2",
+    "pio",
+    "ns",
+    side("kvmsh", [11, 33]),
+    side("C", [10, 20]),
+    { kind: "max", value: 1.3 },
+    "",
+    1.25,
+  );
+  strictEqual(s.ratio, 1.25);
+  strictEqual(s.verdict, "pass");
 });
