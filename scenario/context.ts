@@ -14,6 +14,7 @@ import { Kvm, KVM_DEVICE } from "../kvm/kvm.ts";
 import type { Vm } from "../kvm/vm.ts";
 import { KvmError } from "../kvm/errors.ts";
 import { nowMs } from "../kvm/run_loop.ts";
+import { KVM_API_VERSION } from "../kvm/abi.ts";
 import type { ResultLine, Status } from "./result.ts";
 import { ExpectationFailed, ScenarioStopped, SkipSignal, type StopCause } from "./signals.ts";
 
@@ -29,7 +30,8 @@ export function describeError(e: unknown): string {
   return String(e);
 }
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
+/** True for a promise (or any then-able): an async step, body or expectation. */
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
 }
 
@@ -67,7 +69,6 @@ export function kvmUnavailable(e: unknown): string | undefined {
 }
 
 /** The only KVM API version there has ever been (KVM_GET_API_VERSION). */
-const KVM_API_VERSION = 12;
 
 /**
  * Why the opened device `k` is not KVM (KVM_GET_API_VERSION fails, e.g. ENOTTY on /dev/null, or
@@ -215,6 +216,7 @@ export class ScenarioContext {
    */
   abandon(cause: StopCause): void {
     if (this.#phase !== "body") return;
+    this.#xfail.length = 0; // the abandoned body's xfail blocks mark nothing after it
     if (!this.#stopped) this.#recordStop(cause, this.#step ?? "scenario body", "the body was still waiting");
     this.#phase = "cleanup";
   }
@@ -222,6 +224,9 @@ export class ScenarioContext {
   /** Checks for a stop after the body returned (a run the watchdog stopped, then nothing recorded). */
   endBody(): void {
     if (this.#phase !== "body") return;
+    // An xfail block the body was abandoned in (deadline, Ctrl-C) must not mark later lines
+    // (cleanup, the kernel-log verdict) as expected failures.
+    this.#xfail.length = 0;
     const cause = this.stopCause();
     if (cause && !this.#stopped) this.#recordStop(cause, this.#step ?? "scenario body");
     this.#phase = "cleanup";

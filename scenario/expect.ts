@@ -9,12 +9,12 @@ import { KvmError } from "../kvm/errors.ts";
 import { MemoryFaultError } from "../kvm/mapping.ts";
 import type { GuestMemfd } from "../kvm/guest_memfd.ts";
 import type { Vm } from "../kvm/vm.ts";
-import { ERRNO_NAMES, parseErrno } from "../kvm/abi.ts";
+import { errnoName, EXIT, parseErrno } from "../kvm/abi.ts";
 import { hex } from "../kvm/units.ts";
 import { type ExitInfo, formatExit } from "../kvm/exit_decode.ts";
 import { currentContext } from "./registry.ts";
 import { ExpectationFailed } from "./signals.ts";
-import { describeError } from "./context.ts";
+import { describeError, isThenable } from "./context.ts";
 
 /**
  * Deep strict equality as node:util's isDeepStrictEqual for the values scenarios compare
@@ -63,10 +63,6 @@ export function describeFn(fn: (...a: never[]) => unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s || "(anonymous)";
 }
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
-}
-
 /**
  * Runs `fn` and hands its outcome (value or thrown error) to `judge`, which returns undefined on
  * success or the failure reason. Sync in, sync out; async in, promise out.
@@ -107,11 +103,11 @@ export function expectOk<T>(fn: () => T, name?: string): T {
   return judged(claim, fn, (r) => r.ok ? undefined : `expected success, got ${describeError(r.error)}`);
 }
 
+/** The errno name an expectation compares with KvmError.errnoName (`E#200` for an unnamed 200). */
 function errnoLabel(e: string | number): string {
-  if (typeof e === "number") return ERRNO_NAMES[e] ?? `E#${e}`;
-  const n = parseErrno(e);
+  const n = typeof e === "number" ? e : parseErrno(e);
   if (n === undefined) throw new RangeError(`unknown errno '${e}'`);
-  return ERRNO_NAMES[n] ?? e.toUpperCase();
+  return errnoName(n);
 }
 
 function closeIfPossible(v: unknown): void {
@@ -320,6 +316,14 @@ function exitOf(v: unknown): ExitInfo | undefined {
 }
 
 /** Why `x` does not match `want`, or undefined when it does. */
+/** Throws RangeError for an exit reason the table does not name (a typo would never match). */
+function checkExitReason(want: ExitExpectation): void {
+  const reason = (typeof want === "string" ? want : want.reason).toUpperCase();
+  if (!Object.hasOwn(EXIT, reason)) {
+    throw new RangeError(`unknown exit reason '${reason}' (known: ${Object.keys(EXIT).join(", ")})`);
+  }
+}
+
 export function exitMismatch(x: ExitInfo, want: ExitExpectation): string | undefined {
   const w = typeof want === "string" ? { reason: want } : want;
   const wrong: string[] = [];
@@ -365,6 +369,7 @@ function describeExpectation(want: ExitExpectation): string {
  * kernel actually gave. Returns what `fn` returned.
  */
 export function expectExit<T>(want: ExitExpectation, fn: () => T, name?: string): T {
+  checkExitReason(want);
   const claim = name ?? `guest exits with ${describeExpectation(want)}`;
   return judged(claim, fn, (r) => {
     if (!r.ok) return `the run failed: ${describeError(r.error)}`;
@@ -457,6 +462,7 @@ export function expectGuestResult<R extends GuestRunOutcome>(
   want: GuestResultExpectation,
   name = "guest run",
 ): R {
+  if (want.exit !== undefined) checkExitReason(want.exit);
   const t = currentContext();
   let r: R;
   try {

@@ -8,6 +8,10 @@
 import type { Requirement } from "./requires.ts";
 import type { ScenarioContext } from "./context.ts";
 
+/** The main module (and its top-level awaits) finished loading: scenarios declared later run at once. */
+let loaded = false;
+globalThis.addEventListener("load", () => (loaded = true), { once: true });
+
 /** What `scenario()` takes besides its body. */
 export interface ScenarioOptions {
   /** Requirements checked before the body: any the host lacks skips the whole scenario with the reason. */
@@ -72,10 +76,14 @@ export function scenario(
   if (!r.runnerActive && !r.autoRun && autoRunner) {
     r.autoRun = true;
     const run = autoRunner;
-    setTimeout(async () => {
+    // After the whole file loaded, top-level awaits included ("load" fires then; a timer would
+    // fire during the first top-level await and lose the scenarios declared after it).
+    const go = async () => {
       const entries = r.entries.splice(0);
       Deno.exit(await run(entries));
-    }, 0);
+    };
+    if (loaded) setTimeout(go, 0);
+    else globalThis.addEventListener("load", go, { once: true });
   }
 }
 
