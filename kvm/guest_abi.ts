@@ -95,7 +95,17 @@ export class GuestAbi {
 
   /** Console output so far (0xE9, COM1 THR and ucall prints), UTF-8 decoded. */
   get console(): string {
-    return new TextDecoder().decode(this.#out.subarray(0, this.#outLen));
+    return this.consoleSince(0);
+  }
+
+  /** Console bytes so far (a run keeps this at its start, see {@link consoleSince}). */
+  get consoleLength(): number {
+    return this.#outLen;
+  }
+
+  /** The console text written since byte `offset`, decoded as a whole (a character split across runs stays whole). */
+  consoleSince(offset: number): string {
+    return new TextDecoder().decode(this.#out.subarray(offset, this.#outLen));
   }
 
   /** Clears console, exit code, ucalls and conversions. */

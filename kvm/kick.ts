@@ -160,6 +160,37 @@ class Kick {
     }
   }
 
+  /**
+   * A per-thread POSIX timer signalling `tid` at `deadline` (absolute ms), then every TICK_MS.
+   * Throws with nothing left behind (a timer made before a failure is deleted).
+   */
+  #startTimer(tid: number, deadline: number): bigint {
+    if (!Number.isFinite(deadline)) throw new RangeError(`deadline must be finite, got ${deadline}`);
+    const l = libc();
+    new DataView(this.#sev.buffer).setInt32(SIGEVENT.fields.sigev_notify_thread_id.offset, tid, true);
+    if (l.timer_create(CLOCK_MONOTONIC, this.#sev, this.#timerId) !== 0) {
+      throw new KvmError({ syscall: "timer_create", errno: errno(), args: { tid } });
+    }
+    const timer = new DataView(this.#timerId.buffer).getBigUint64(0, true);
+    try {
+      const wait = Math.max(deadline - now(), 0.001);
+      const t = new DataView(this.#its.buffer);
+      const F = ITIMERSPEC.fields;
+      t.setBigInt64(F.value_sec.offset, BigInt(Math.floor(wait / 1000)), true);
+      t.setBigInt64(F.value_nsec.offset, BigInt(Math.max(1, Math.round((wait % 1000) * 1e6))), true);
+      t.setBigInt64(F.interval_sec.offset, 0n, true);
+      t.setBigInt64(F.interval_nsec.offset, BigInt(TICK_MS * 1e6), true);
+      if (l.timer_settime(timer, 0, this.#its, null) !== 0) {
+        throw new KvmError({ syscall: "timer_settime", errno: errno(), args: { tid } });
+      }
+    } catch (e) {
+      l.timer_delete(timer);
+      throw e;
+    }
+    this.stats.timers++;
+    return timer;
+  }
+
   arm(o: ArmOptions): ArmedRun {
     const c = this.cells;
     const gen = this.#gen = (this.#gen % 0x7fffffff) + 1;
@@ -193,26 +224,13 @@ class Kick {
     const deadline = o.deadline;
     const kind = o.deadlineKind === "deadline" ? STOP_CODE.deadline : STOP_CODE.timeout;
     if (deadline > 0) {
-      const l = libc();
-      new DataView(this.#sev.buffer).setInt32(SIGEVENT.fields.sigev_notify_thread_id.offset, o.tid, true);
-      if (l.timer_create(CLOCK_MONOTONIC, this.#sev, this.#timerId) !== 0) {
-        const e = errno();
+      try {
+        timer = this.#startTimer(o.tid, deadline);
+      } catch (e) {
+        // Whatever failed (timer_create, timer_settime, a bad deadline), nothing stays armed:
+        // no slot pointing at this kvm_run, the old SIGINT action back.
         this.#disarm(gen, undefined, restoreSigint, sigintsAtArm);
-        throw new KvmError({ syscall: "timer_create", errno: e, args: { tid: o.tid } });
-      }
-      timer = new DataView(this.#timerId.buffer).getBigUint64(0, true);
-      this.stats.timers++;
-      const wait = Math.max(deadline - now(), 0.001);
-      const t = new DataView(this.#its.buffer);
-      const F = ITIMERSPEC.fields;
-      t.setBigInt64(F.value_sec.offset, BigInt(Math.floor(wait / 1000)), true);
-      t.setBigInt64(F.value_nsec.offset, BigInt(Math.max(1, Math.round((wait % 1000) * 1e6))), true);
-      t.setBigInt64(F.interval_sec.offset, 0n, true);
-      t.setBigInt64(F.interval_nsec.offset, BigInt(TICK_MS * 1e6), true);
-      if (l.timer_settime(timer, 0, this.#its, null) !== 0) {
-        const e = errno();
-        this.#disarm(gen, timer, restoreSigint, sigintsAtArm);
-        throw new KvmError({ syscall: "timer_settime", errno: e, args: { tid: o.tid } });
+        throw e;
       }
     }
 

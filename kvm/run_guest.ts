@@ -11,6 +11,7 @@ import { assemble } from "./asm.ts";
 import { GuestAbi } from "./guest_abi.ts";
 import { isElf, loadElf } from "./loaders/elf.ts";
 import {
+  argRegs,
   type GpaRange,
   loadLongModeFlat,
   LONG_MODE_LAYOUT,
@@ -316,10 +317,7 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
     });
   } else {
     load = loadRealMode(vcpu, bytes, { segment: spec.segment, offset: spec.offset, sp: spec.sp });
-    if (args.length) {
-      const names = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
-      vcpu.setRegs(Object.fromEntries(args.map((v, i) => [names[i], v])));
-    }
+    if (args.length) vcpu.setRegs(argRegs(args));
   }
   if (pd) pd.written = true;
   const r = runVcpu(vcpu, {

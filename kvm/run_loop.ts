@@ -133,33 +133,20 @@ export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-function pick(h: ExitHandlers, reason: number): ExitHandler | undefined {
-  switch (reason) {
-    case EXIT.IO:
-      return h.io;
-    case EXIT.MMIO:
-      return h.mmio;
-    case EXIT.HLT:
-      return h.hlt;
-    case EXIT.SHUTDOWN:
-      return h.shutdown;
-    case EXIT.HYPERCALL:
-      return h.hypercall;
-    case EXIT.MEMORY_FAULT:
-      return h.memoryFault;
-    case EXIT.DEBUG:
-      return h.debug;
-    case EXIT.INTR:
-      return h.intr;
-    case EXIT.INTERNAL_ERROR:
-      return h.internalError;
-    case EXIT.FAIL_ENTRY:
-      return h.failEntry;
-    case EXIT.SYSTEM_EVENT:
-      return h.systemEvent;
-  }
-  return h.other;
-}
+/** Which handler of {@link ExitHandlers} takes which exit reason (the rest go to `other`). */
+const HANDLER_FOR: Readonly<Record<number, Exclude<keyof ExitHandlers, "ports" | "other">>> = {
+  [EXIT.IO]: "io",
+  [EXIT.MMIO]: "mmio",
+  [EXIT.HLT]: "hlt",
+  [EXIT.SHUTDOWN]: "shutdown",
+  [EXIT.HYPERCALL]: "hypercall",
+  [EXIT.MEMORY_FAULT]: "memoryFault",
+  [EXIT.DEBUG]: "debug",
+  [EXIT.INTR]: "intr",
+  [EXIT.INTERNAL_ERROR]: "internalError",
+  [EXIT.FAIL_ENTRY]: "failEntry",
+  [EXIT.SYSTEM_EVENT]: "systemEvent",
+};
 
 /** Exit reasons the table covers (KVM_EXIT_* numbers are small). */
 const TABLE_SIZE = 64;
@@ -174,19 +161,25 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
   if (opts.onConsole) abi.onConsole = opts.onConsole;
   if (opts.onUcall) abi.onUcall = opts.onUcall;
   const table: (ExitHandler | undefined)[] = [];
-  for (let r = 0; r < TABLE_SIZE; r++) table.push(pick(h, r) ?? h.other);
+  for (let r = 0; r < TABLE_SIZE; r++) {
+    const key = HANDLER_FOR[r];
+    table.push((key && h[key]) ?? h.other);
+  }
   const ports = new Map<number, ExitHandler>(Object.entries(h.ports ?? {}).map(([p, f]) => [Number(p), f]));
   const hasPorts = ports.size > 0;
   const startUcalls = abi.ucalls.length;
   const startConv = abi.conversions.length;
-  const startConsole = abi.console.length;
+  const startConsole = abi.consoleLength;
   const maxExits = opts.maxExits ?? Infinity;
   const onExit = opts.onExit;
 
   const t0 = nowMs();
   const timeoutMs = opts.timeoutMs;
-  if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
-    throw new RangeError(`timeoutMs must be ≥ 0 (0: no timeout), got ${timeoutMs}`);
+  if (timeoutMs !== undefined && !(timeoutMs >= 0 && Number.isFinite(timeoutMs))) {
+    throw new RangeError(`timeoutMs must be finite and ≥ 0 (0: no timeout), got ${timeoutMs}`);
+  }
+  if (opts.deadline !== undefined && !Number.isFinite(opts.deadline)) {
+    throw new RangeError(`deadline must be a finite time (ms), got ${opts.deadline}`);
   }
   const timed = timeoutMs !== undefined && timeoutMs > 0;
   const deadline = timed ? t0 + timeoutMs : (opts.deadline ?? scenarioDeadline);
@@ -268,11 +261,10 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
     armed?.disarm();
     x.immediateExit = 0;
   }
-  const text = abi.console;
   return {
     exit: describeExit(x),
     stop,
-    console: text.slice(startConsole),
+    console: abi.consoleSince(startConsole),
     exitCode: abi.exitCode,
     ucalls: abi.ucalls.slice(startUcalls),
     conversions: abi.conversions.slice(startConv),

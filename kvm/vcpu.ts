@@ -6,6 +6,7 @@
  * @module
  */
 
+import { hex } from "./units.ts";
 import { errno, libc, MAP, PROT } from "../ffi/libc.ts";
 import { ERRNO } from "../ffi/errno.ts";
 import { GUESTDBG, IOCTL, MP_STATE_NAMES } from "../ffi/uapi.ts";
@@ -81,6 +82,7 @@ export class Vcpu {
   readonly #fdNum: number;
   #run: Mapping | undefined;
   readonly #regs = new Uint8Array(KVM_REGS.size);
+  readonly #regsView = new DataView(this.#regs.buffer);
   readonly #sregs = new Uint8Array(KVM_SREGS.size);
   /** The decoder of the current exit, over this vCPU's kvm_run (made once). */
   readonly exit: ExitView;
@@ -191,8 +193,7 @@ export class Vcpu {
   /** One register (KVM_GET_REGS), without building the whole object. */
   getReg(name: keyof Regs): bigint {
     ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.id });
-    const dv = new DataView(this.#regs.buffer);
-    return dv.getBigUint64(KVM_REGS.fields[name].offset, true);
+    return this.#regsView.getBigUint64(KVM_REGS.fields[name].offset, true);
   }
 
   /** KVM_SET_REGS of the given registers; the others keep their current values (read first). */
@@ -276,22 +277,12 @@ export class Vcpu {
   /** KVM_GET_CPUID2: the CPUID entries this vCPU was given (none before any KVM_SET_CPUID2). Kept until setCpuid. */
   getCpuid(): CpuidEntry[] {
     if (this.#cpuid) return this.#cpuid;
-    for (let cap = CPUID_MAX;; cap *= 2) {
-      const buf = encodeCpuid([], cap);
-      encode(KVM_CPUID2, { nent: cap }, buf);
-      const r = libc().ioctl_buf(this.fd, BigInt(IOCTL.KVM_GET_CPUID2), buf);
-      if (r < 0) {
-        const e = errno();
-        if (e === ERRNO.E2BIG && cap < 4096) continue;
-        throw new KvmError({ syscall: "ioctl", op: "KVM_GET_CPUID2", errno: e, args: { vcpu: this.id, nent: cap } });
-      }
-      const nent = decode(KVM_CPUID2, buf).nent;
-      const out: CpuidEntry[] = [];
-      for (let i = 0; i < nent; i++) {
-        out.push(decode(KVM_CPUID_ENTRY2, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));
-      }
-      return this.#cpuid = out;
+    const { buf, nent } = readCpuid2(this.fd, "KVM_GET_CPUID2", { vcpu: this.id });
+    const out: CpuidEntry[] = [];
+    for (let i = 0; i < nent; i++) {
+      out.push(decode(KVM_CPUID_ENTRY2, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));
     }
+    return this.#cpuid = out;
   }
 
   /** KVM_GET_MP_STATE: number and name. */
@@ -322,7 +313,7 @@ export class Vcpu {
     if (opts.singleStep) control |= GUESTDBG.ENABLE | GUESTDBG.SINGLESTEP;
     if (opts.debugreg) control |= GUESTDBG.ENABLE;
     const b = encode(KVM_GUEST_DEBUG, { control, debugreg: opts.debugreg ?? [] });
-    ioctlBuf(this.fd, IOCTL.KVM_SET_GUEST_DEBUG, b, { vcpu: this.id, control: `0x${control.toString(16)}` });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_GUEST_DEBUG, b, { vcpu: this.id, control: hex(control) });
     this.#singleStep = !!opts.singleStep;
   }
 
@@ -334,7 +325,7 @@ export class Vcpu {
   /** KVM_TRANSLATE: the guest's own page tables walked by KVM for a linear address. */
   translate(linear: bigint): Translation {
     const b = encode(KVM_TRANSLATION, { linear_address: linear });
-    ioctlBuf(this.fd, IOCTL.KVM_TRANSLATE, b, { vcpu: this.id, linear_address: `0x${linear.toString(16)}` });
+    ioctlBuf(this.fd, IOCTL.KVM_TRANSLATE, b, { vcpu: this.id, linear_address: hex(linear) });
     const t = decode(KVM_TRANSLATION, b);
     return {
       linear,
@@ -387,14 +378,26 @@ function encodeCpuid(entries: CpuidEntry[], capacity: number): Uint8Array<ArrayB
 
 /** KVM_GET_SUPPORTED_CPUID's answer as the kernel wrote it: a kvm_cpuid2 buffer and its entry count. */
 function fetchSupportedCpuid(vm: Vm): { buf: Uint8Array<ArrayBuffer>; nent: number } {
+  return readCpuid2(vm.kvm.fd, "KVM_GET_SUPPORTED_CPUID", {});
+}
+
+/**
+ * A kvm_cpuid2 read (KVM_GET_CPUID2, KVM_GET_SUPPORTED_CPUID): starts with room for CPUID_MAX
+ * entries and doubles it while the kernel answers E2BIG (up to 4096).
+ */
+function readCpuid2(
+  fd: number,
+  op: "KVM_GET_CPUID2" | "KVM_GET_SUPPORTED_CPUID",
+  args: Record<string, number>,
+): { buf: Uint8Array<ArrayBuffer>; nent: number } {
   for (let cap = CPUID_MAX;; cap *= 2) {
     const buf = encodeCpuid([], cap);
     encode(KVM_CPUID2, { nent: cap }, buf);
-    const r = libc().ioctl_buf(vm.kvm.fd, BigInt(IOCTL.KVM_GET_SUPPORTED_CPUID), buf);
+    const r = libc().ioctl_buf(fd, BigInt(IOCTL[op]), buf);
     if (r < 0) {
       const e = errno();
-      if (e === 7 && cap < 4096) continue; // E2BIG
-      throw new KvmError({ syscall: "ioctl", op: "KVM_GET_SUPPORTED_CPUID", errno: e, args: { nent: cap } });
+      if (e === ERRNO.E2BIG && cap < 4096) continue;
+      throw new KvmError({ syscall: "ioctl", op, errno: e, args: { ...args, nent: cap } });
     }
     return { buf, nent: decode(KVM_CPUID2, buf).nent };
   }

@@ -87,6 +87,14 @@ export interface PageTableInfo {
 /** The argument registers in vcpu_args_set order. */
 export const ARG_REGS = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"] as const;
 
+/** Guest arguments as registers, in {@link ARG_REGS} order (RangeError past six). */
+export function argRegs(args: readonly bigint[]): Record<string, bigint> {
+  if (args.length > ARG_REGS.length) {
+    throw new RangeError(`at most ${ARG_REGS.length} args (${ARG_REGS.join(", ")})`);
+  }
+  return Object.fromEntries(args.map((v, i) => [ARG_REGS[i], v]));
+}
+
 /** True when the CPUID the vCPU was given (KVM_GET_CPUID2) has pdpe1gb (1 GiB pages). */
 export function vcpuHas1g(vcpu: Vcpu): boolean {
   const e = vcpu.getCpuid().find((c) => c.function === 0x80000001);
@@ -276,12 +284,7 @@ export function setupLongMode(vcpu: Vcpu, o: LongModeOptions): PageTableInfo {
     efer: EFER.LME | EFER.LMA,
   });
   const regs: Record<string, bigint> = { rip: o.entry, rsp: o.stack, rflags: 2n };
-  const args = o.args ?? [];
-  if (args.length > ARG_REGS.length) {
-    throw new RangeError(`at most ${ARG_REGS.length} args (rdi, rsi, rdx, rcx, r8, r9)`);
-  }
-  args.forEach((v, i) => (regs[ARG_REGS[i]] = v));
-  vcpu.setRegs(regs);
+  vcpu.setRegs({ ...regs, ...argRegs(o.args ?? []) });
   return pt.info;
 }
 
