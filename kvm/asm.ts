@@ -7,6 +7,7 @@
 
 import { sha256Hex } from "./sha256.ts";
 import { InterruptedError } from "./errors.ts";
+import { LONG_MODE_LAYOUT } from "./loaders/long_mode.ts";
 
 /** Options of {@link assemble}. */
 export interface AsmOptions {
@@ -36,10 +37,15 @@ function run(cmd: string, args: string[]): void {
   }
 }
 
+/** Where a snippet is linked by default: real mode at 0, long mode where the flat loader puts an image. */
+function defaultOrigin(mode: "real" | "long"): bigint {
+  return mode === "real" ? 0n : LONG_MODE_LAYOUT.image;
+}
+
 /** The cache key of a snippet. */
 export function asmKey(source: string, o: AsmOptions = {}): string {
   const mode = o.mode ?? "long";
-  const origin = o.origin ?? (mode === "real" ? 0n : 0x100000n);
+  const origin = o.origin ?? defaultOrigin(mode);
   return sha256Hex(`${mode}\n${origin}\n${source}`).slice(0, 32);
 }
 
@@ -50,7 +56,7 @@ export function asmKey(source: string, o: AsmOptions = {}): string {
  */
 export function assemble(source: string, o: AsmOptions = {}): { bytes: Uint8Array; cached: boolean; path: string } {
   const mode = o.mode ?? "long";
-  const origin = o.origin ?? (mode === "real" ? 0n : 0x100000n);
+  const origin = o.origin ?? defaultOrigin(mode);
   const dir = asmCacheDir();
   const path = `${dir}/${asmKey(source, o)}.bin`;
   try {

@@ -5,8 +5,7 @@
  * @module
  */
 
-import { errno, F, libc } from "../ffi/libc.ts";
-import { KvmError } from "./errors.ts";
+import { setCloexec } from "./fd.ts";
 
 /** What the child does: load one byte, store one byte, or memset a range. */
 export type TouchMode = "read" | "write" | "fill";
@@ -25,12 +24,6 @@ export interface TouchResult {
 
 /** The child's module (a URL parsed only when a child runs: the first URL parse costs ~0.3 ms of start-up). */
 const childModule = () => new URL("./child_touch_main.ts", import.meta.url).href;
-
-function setCloexec(fd: number, on: boolean): void {
-  if (libc().fcntl(fd, F.SETFD, on ? BigInt(F.FD_CLOEXEC) : 0n) < 0) {
-    throw new KvmError({ syscall: "fcntl", errno: errno(), args: { fd, cloexec: on } });
-  }
-}
 
 /**
  * Maps file range `mapOffset`+`mapLength` of `fd` in a child Deno process and touches it at

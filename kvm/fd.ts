@@ -4,7 +4,7 @@
  * @module
  */
 
-import { errno, libc } from "../ffi/libc.ts";
+import { errno, F, libc } from "../ffi/libc.ts";
 import { ioctlName } from "../ffi/uapi.ts";
 import { CallArgs, ClosedError, KvmError } from "./errors.ts";
 
@@ -87,5 +87,12 @@ export class OwnedFd {
     const fd = this.#fd;
     this.#fd = -1;
     if (libc().close(fd) < 0) throw new KvmError({ syscall: "close", errno: errno(), args: { fd, what: this.what } });
+  }
+}
+
+/** Sets or clears FD_CLOEXEC on `fd` (fcntl F_SETFD). */
+export function setCloexec(fd: number, on: boolean): void {
+  if (libc().fcntl(fd, F.SETFD, on ? BigInt(F.FD_CLOEXEC) : 0n) < 0) {
+    throw new KvmError({ syscall: "fcntl", errno: errno(), args: { fd, cloexec: on } });
   }
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { errno, libc, MAP, PROT } from "../ffi/libc.ts";
+import { errno, libc, MAP, pageSize, PROT } from "../ffi/libc.ts";
 import { FALLOC, GUEST_MEMFD_FLAGS } from "../ffi/uapi.ts";
 import { STAT } from "../ffi/structs.ts";
 import { decode } from "../ffi/struct_codec.ts";
@@ -232,7 +232,7 @@ export class GuestMemfd {
     value = 0,
     opts: { mapOffset?: bigint; mapLength?: bigint; length?: bigint } = {},
   ): Promise<TouchResult> {
-    const page = 4096n;
+    const page = BigInt(pageSize());
     const mapOffset = opts.mapOffset ?? (opts.mapLength === undefined ? offset - (offset % page) : 0n);
     const mapLength = opts.mapLength ?? page;
     if (offset < mapOffset || offset + (opts.length ?? 1n) > mapOffset + mapLength) {

@@ -50,7 +50,11 @@ const HINTS: Record<string, Record<string, HintRule>> = {
   mmap: {
     ENODEV: () => "this guest_memfd was created without the mmap flag",
     EINVAL: (a) =>
-      a.shared === false ? "guest_memfd supports only MAP_SHARED mappings" : "offset/length must be page aligned",
+      a.fd === -1
+        ? "anonymous memory: the length must be non-zero"
+        : a.shared === false
+        ? "guest_memfd supports only MAP_SHARED mappings"
+        : "offset/length must be page aligned",
   },
   fallocate: {
     EINVAL: () => "offset and length must be page aligned, inside the file, and non-zero",

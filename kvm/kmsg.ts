@@ -6,7 +6,7 @@
  */
 
 import { cstr, errno, libc, O, SEEK } from "../ffi/libc.ts";
-import { ERRNO } from "../ffi/errno.ts";
+import { ERRNO, errnoName } from "../ffi/errno.ts";
 
 /** One /dev/kmsg record: `prio,seq,usec,flags;text` plus optional ` KEY=value` lines. */
 export interface KmsgRecord {
@@ -152,7 +152,7 @@ export class KmsgReader implements KernelLogSource {
 
   constructor(readonly path = "/dev/kmsg") {
     const fd = libc().open(cstr(path), O.RDONLY | O.NONBLOCK | O.CLOEXEC, 0);
-    if (fd < 0) this.unavailable = `cannot open ${path} (errno ${errno()})`;
+    if (fd < 0) this.unavailable = `cannot open ${path} (${errnoName(errno())})`;
     else this.#fd = fd;
   }
 

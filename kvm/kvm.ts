@@ -7,7 +7,7 @@ import { cstr, errno, libc, O } from "../ffi/libc.ts";
 import { CAP, capName } from "../ffi/caps.ts";
 import { IOCTL, VM_TYPES, vmTypeName } from "../ffi/uapi.ts";
 import { errnoName } from "../ffi/errno.ts";
-import { KvmError } from "./errors.ts";
+import { InUseError, KvmError } from "./errors.ts";
 import { kvmOpenHint } from "./hints.ts";
 import { nodeOwner } from "./device_node.ts";
 import { ioctlInt, OwnedFd } from "./fd.ts";
@@ -119,7 +119,24 @@ export class Kvm {
 
   /** Closes every VM, then the system fd. Safe to call twice. */
   close(): void {
-    for (const vm of [...this.#vms]) vm.close();
+    // A VM whose memory backs another VM's slot refuses to close until that VM is closed: retry
+    // those after the others (a cycle of such loans throws the last refusal).
+    let pending = [...this.#vms];
+    while (pending.length) {
+      const refused: Vm[] = [];
+      let last: unknown;
+      for (const vm of pending) {
+        try {
+          vm.close();
+        } catch (e) {
+          if (!(e instanceof InUseError)) throw e;
+          refused.push(vm);
+          last = e;
+        }
+      }
+      if (refused.length === pending.length) throw last;
+      pending = refused;
+    }
     this.#fd.close();
   }
 

@@ -21,6 +21,7 @@ import { encode } from "../ffi/struct_codec.ts";
 import { errno, libc, MADV, MAP, MAP_FAILED, pageSize, PROT } from "../ffi/libc.ts";
 import { ClosedError, InUseError, KvmError } from "./errors.ts";
 import { hex } from "./units.ts";
+import { ERRNO } from "../ffi/errno.ts";
 
 /** How a mapping was made (shown by `list`/`stat`). */
 export interface MappingInfo {
@@ -190,7 +191,7 @@ export class Mapping {
       if (got === 0) {
         throw new MemoryFaultError(
           op,
-          14,
+          ERRNO.EFAULT,
           { source: this.info.source, offset, length: BigInt(len) },
           offset + BigInt(done),
         );
@@ -224,12 +225,15 @@ export class Mapping {
       }
     }
     if (!known) {
-      const end = BigInt(g1 + 1) * GRANULE;
-      if (this.#populate(BigInt(g0) * GRANULE, end < this.size ? end : this.size, write)) {
-        const mark = write ? PROVEN_READ | PROVEN_WRITE : PROVEN_READ;
-        for (let g = g0; g <= g1; g++) proofs[g] |= mark;
-      } else if (!this.#populate(offset, offset + length, write)) {
-        return null;
+      // Fault in exactly the range asked for (never pages around it the user did not touch), and
+      // remember only the granules it covers whole.
+      if (!this.#populate(offset, offset + length, write)) return null;
+      const mark = write ? PROVEN_READ | PROVEN_WRITE : PROVEN_READ;
+      const end = offset + length;
+      for (let g = g0; g <= g1; g++) {
+        const from = BigInt(g) * GRANULE;
+        const to = from + GRANULE < this.size ? from + GRANULE : this.size;
+        if (from >= offset && to <= end) proofs[g] |= mark;
       }
     }
     return Deno.UnsafePointer.offset(base, Number(offset));

@@ -14,11 +14,13 @@ import {
   KVM_USERSPACE_MEMORY_REGION2,
 } from "../ffi/structs.ts";
 import { encode } from "../ffi/struct_codec.ts";
-import { ioctlBuf, ioctlInt, OwnedFd } from "./fd.ts";
+import { libc } from "../ffi/libc.ts";
+import { ioctlBuf, ioctlInt, OwnedFd, setCloexec } from "./fd.ts";
 import { GuestMemfd } from "./guest_memfd.ts";
 import { Mapping } from "./mapping.ts";
 import { MemoryRegion2, Memslot, MemslotSpec } from "./memslot.ts";
 import { hex } from "./units.ts";
+import { InUseError } from "./errors.ts";
 import type { Kvm } from "./kvm.ts";
 import { createVcpu, Vcpu } from "./vcpu.ts";
 
@@ -108,6 +110,14 @@ export class Vm {
       size,
       flags: GUEST_MEMFD_FLAGS.format(f) || "0",
     });
+    // The kernel makes the fd without close-on-exec: set it, so `as`, `ld` and every other child
+    // does not inherit the guest_memfd (a touch child gets it on purpose, see touchInChild).
+    try {
+      setCloexec(fd, true);
+    } catch (e) {
+      libc().close(fd);
+      throw e;
+    }
     const g = new GuestMemfd(this, fd, size, f, this.kvm.nextName("gmem"), (x) => this.#gmems.delete(x));
     this.#gmems.add(g);
     return g;
@@ -175,7 +185,8 @@ export class Vm {
     let owns = false;
     let mappedHere = false;
     let uaddr = 0n;
-    if (choice === "anon") {
+    if (choice === "anon" && spec.size > 0n) {
+      // (size 0 deletes the slot: nothing to back)
       backing = Mapping.anonymous(spec.size);
       owns = true;
     } else if (choice === "gmem") {
@@ -209,10 +220,7 @@ export class Vm {
     if (old) this.#forget(old);
     if (old?.ownsBacking && old.backing !== backing) old.backing?.unmap();
     const slot = new Memslot(region, spec.gmem, backing, backingOffset, owns);
-    if (spec.size === 0n) {
-      if (owns) backing?.unmap();
-      return slot;
-    }
+    if (spec.size === 0n) return slot;
     this.#slots.set(spec.slot, slot);
     const pins = backing ? [backing] : this.#mappingsAt(uaddr, spec.size);
     for (const m of pins) m.pin(slot, this.name, slot.id);
@@ -366,6 +374,23 @@ export class Vm {
   /** Closes vCPUs, guest_memfds, memslot backings, then the VM fd. Safe to call twice. */
   close(): void {
     if (!this.#fd.open) return;
+    // Refuse before anything is closed when memory this VM frees backs another VM's slot (a
+    // guest_memfd's mapping, or an anonymous slot backing): closing half-way would leave the VM
+    // closed but its guest_memfds open, with nothing left to close them.
+    const freed = [...this.#gmems].flatMap((g) => g.mappings.map((m) => [g.name, m] as const));
+    for (const s of this.#slots.values()) {
+      if (s.ownsBacking && s.backing) freed.push([`slot ${s.id} memory`, s.backing]);
+    }
+    for (const [what, m] of freed) {
+      const other = m.pins.filter(([vm]) => vm !== this.name);
+      if (other.length) {
+        throw new InUseError(
+          what,
+          other[0][0],
+          other.filter(([v]) => v === other[0][0]).map(([, id]) => id),
+        );
+      }
+    }
     for (const c of [...this.#children]) c.close();
     this.#children.clear();
     this.#fd.close();

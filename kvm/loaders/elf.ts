@@ -50,6 +50,9 @@ export function parseElf(bytes: Uint8Array): ElfImage {
     const p = decode(ELF64_PHDR, bytes, off);
     if (p.p_type !== PT_LOAD || p.p_memsz === 0n) continue;
     if (p.p_offset + p.p_filesz > BigInt(bytes.length)) throw new RangeError(`segment ${i} runs past the file`);
+    if (p.p_filesz > p.p_memsz) {
+      throw new RangeError(`segment ${i}: p_filesz ${hex(p.p_filesz)} > p_memsz ${hex(p.p_memsz)}`);
+    }
     segments.push({ paddr: p.p_paddr, filesz: p.p_filesz, memsz: p.p_memsz, offset: p.p_offset, flags: p.p_flags });
   }
   if (!segments.length) throw new RangeError("ELF file has no PT_LOAD segment");

@@ -4,8 +4,10 @@
  * MemoryFaultError (EFAULT) at the right offset, never a SIGBUS.
  */
 
-import { deepStrictEqual as eq, ok } from "node:assert/strict";
-import { BULK_MIN } from "../../kvm/mapping.ts";
+import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
+import { BULK_MIN, mmapRaw } from "../../kvm/mapping.ts";
+import { libc, MAP } from "../../ffi/libc.ts";
+import { readProcText } from "../../ffi/procfs.ts";
 import { Mapping, MemoryFaultError, openKvm, PROT } from "../../mod.ts";
 import { kvmTest } from "../kvm_env.ts";
 
@@ -107,4 +109,33 @@ kvmTest("mapping bulk: anonymous memory takes the direct path too", () => {
   } finally {
     m.unmap();
   }
+});
+
+Deno.test("Mapping: a new access epoch drops the proofs: memory made inaccessible since faults, never crashes", () => {
+  const size = 4n << 20n;
+  const p = mmapRaw(size, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0n);
+  let epoch = 0;
+  const m = new Mapping(p, size, { source: "anon", offset: 0n, shared: false, prot: "rw" }, undefined, () => epoch);
+  m.fill(0n, size, 0x5a); // proves (and remembers) both 2 MiB granules
+  m.verify(0n, size, 0x5a);
+  // What a conversion to private does to a guest_memfd mapping, here with mprotect: the pages go.
+  eq(libc().mprotect(p, size, PROT.NONE), 0);
+  epoch++;
+  throws(() => m.fill(0n, size, 1), MemoryFaultError);
+  throws(() => m.verify(0n, size, 0x5a), MemoryFaultError);
+  libc().munmap(p, size);
+});
+
+Deno.test("Mapping: the bulk path faults in only the bytes asked for, not the 2 MiB around them", () => {
+  const size = 8n << 20n;
+  const m = Mapping.anonymous(size);
+  const rss = () => {
+    // This mapping's block of /proc/self/smaps: its "start-end" line, then the fields up to the next mapping.
+    const text = readProcText("/proc/self/smaps", 1 << 24) ?? "";
+    const at = text.indexOf(`${m.address.toString(16)}-`);
+    return Number(/Rss:\s+(\d+) kB/.exec(text.slice(at))?.[1]);
+  };
+  m.write(4n << 20n, new Uint8Array(64 * 1024).fill(7));
+  ok(rss() <= 128, `${rss()} kB resident after a 64 KiB write`);
+  m.unmap();
 });

@@ -130,3 +130,42 @@ kvmTest("a raw userspace_addr inside a gmem's mapping pins that mapping too", ()
   g.close();
   eq([g.open, m.mapped], [false, false]);
 });
+
+kvmTest("a VM whose gmem mapping backs another VM's slot refuses to close, untouched; Kvm.close closes both", () => {
+  const before = fdSnapshot();
+  const kvm = Kvm.open();
+  const vm0 = kvm.createVm();
+  const vm1 = kvm.createVm();
+  const g = vm0.createGuestMemfd(SIZE, "mmap,init-shared");
+  const m = g.mapping();
+  vm1.addMemslot({ slot: 0, gpa: 0n, size: SIZE, userspace: m });
+  throws(() => vm0.close(), (e) => e instanceof InUseError && /vm1/.test(e.message));
+  eq([vm0.open, g.open, m.mapped], [true, true, true], "nothing of vm0 was closed");
+  ok(kvm.vms.includes(vm0));
+  kvm.close();
+  eq([vm0.open, vm1.open, g.open, m.mapped], [false, false, false, false]);
+  eq(fdSnapshot(), before, "no fd left (the guest_memfd included)");
+});
+
+kvmTest("a guest_memfd fd is close-on-exec: no child inherits it", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  using g = vm.createGuestMemfd(SIZE, "mmap");
+  const o = new Deno.Command("sh", { args: ["-c", `test -e /proc/$$/fd/${g.fd} && echo inherited || echo not`] })
+    .outputSync();
+  eq(new TextDecoder().decode(o.stdout).trim(), "not");
+});
+
+kvmTest("addMemslot with size 0 deletes the slot (KVM's way) and frees its anonymous memory", () => {
+  const before = fdSnapshot();
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const s = vm.addMemslot({ slot: 3, gpa: 0n, size: SIZE });
+  const mem = s.backing!;
+  vm.addMemslot({ slot: 3, gpa: 0n, size: 0n });
+  eq(vm.memslots.length, 0);
+  eq(mem.mapped, false);
+  vm.close();
+  kvm.close();
+  eq(fdSnapshot(), before);
+});

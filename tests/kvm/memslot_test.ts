@@ -6,7 +6,7 @@
  */
 
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
-import { MEMSLOT_FLAGS, type UserspaceChoice, type Vm } from "../../mod.ts";
+import { GUEST_MEMFD_FLAGS, MEMSLOT_FLAGS, type UserspaceChoice, type Vm } from "../../mod.ts";
 import { cstr, libc } from "../../ffi/libc.ts";
 import { kvmTest } from "../kvm_env.ts";
 import { expectErrno, FLAG_SETS, onVm, PAGE, startFdLeakCheck } from "./guest_memfd_support.ts";
@@ -17,8 +17,8 @@ const G4 = 1n << 32n;
 const SIZE = 2n << 20n; // upstream's MEM_REGION_SIZE
 const SLOT = 10;
 const GMEM = MEMSLOT_FLAGS.bits["guest-memfd"];
-const MMAP = 1n;
-const INIT_SHARED = 2n;
+const MMAP = GUEST_MEMFD_FLAGS.bits.mmap;
+const INIT_SHARED = GUEST_MEMFD_FLAGS.bits["init-shared"];
 
 /** A raw gmem region at 4 GiB: what upstream's __vm_set_user_memory_region2 sends. */
 function region(fd: number, over: Partial<Parameters<Vm["setUserMemoryRegion2"]>[0]> = {}) {

@@ -70,6 +70,9 @@ Deno.test("inline asm: assembled by as/ld, then answered from the content-hash c
     // Long mode links at 0x100000: a rip-relative reference resolves against it.
     const c = assemble("lea here(%rip), %rax; here: hlt");
     eq([...c.bytes.subarray(0, 3)], [0x48, 0x8d, 0x05]);
+    // …and an absolute one names it: `here` is 0x100005 (b8 + imm32 before it).
+    const d = assemble("mov $here, %eax; here: hlt");
+    eq([...d.bytes], [0xb8, 0x05, 0x00, 0x10, 0x00, 0xf4]);
     throws(() => assemble("not_an_instruction %zz"), /as failed/);
   } finally {
     if (old === undefined) Deno.env.delete("XDG_CACHE_HOME");
