@@ -82,7 +82,7 @@ export class Kvm {
    * report's probe), so it takes no `vmN` from the VMs people make; default: the next `vmN`.
    */
   createVm(type: string | number = "default", name?: string): Vm {
-    const t = typeof type === "number" ? type : VM_TYPES[type];
+    const t = typeof type === "number" ? type : Object.hasOwn(VM_TYPES, type) ? VM_TYPES[type] : undefined;
     if (t === undefined) {
       throw new RangeError(`unknown VM type '${type}' (known: ${Object.keys(VM_TYPES).join(", ")}, or a number)`);
     }

@@ -39,5 +39,8 @@ export function parseArgv(argv: string[]): Argv {
   }
   const rest = argv.slice(i);
   if (rest[0] === "scenario") return { kind: "scenario", rest: rest.slice(1) };
+  if (scripts.length && rest.length) {
+    return { kind: "usage", message: `kvmsh: -c and a command (${rest[0]} …) together: give one\n${USAGE}` };
+  }
   return { kind: "shell", json, keepGoing, scripts, rest };
 }

@@ -26,7 +26,13 @@ async function main(): Promise<number> {
     case "shell": {
       const env = Deno.env.get("KVMSH_BUNDLE");
       const mode = env === "0" ? "off" : env === "1" ? "require" : "auto";
-      const entry = shellEntry(new URL("..", import.meta.url).pathname.replace(/\/$/, ""), mode);
+      let entry;
+      try {
+        entry = shellEntry(decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, ""), mode);
+      } catch (e) {
+        console.error(`kvmsh: ${(e as Error).message}`); // KVMSH_BUNDLE=1 without a bundle
+        return 1;
+      }
       if (Deno.env.get("KVMSH_BUNDLE_REPORT")) {
         console.error(`kvmsh: shell from ${entry.from}${entry.reason ? ` (${entry.reason})` : ""}: ${entry.url}`);
       }

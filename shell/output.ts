@@ -78,7 +78,8 @@ function writeAll(f: { writeSync(p: Uint8Array): number }, b: Uint8Array): void 
 
 /**
  * The printed form of any error: its message, without a JS class name (`RangeError: `) or Deno's
- * `(os error N)`; a message of several lines (the assembler's answer) goes on indented lines.
+ * `(os error N)` — except a TypeError/ReferenceError, kvmsh's own bug, shown as `internal error: …`;
+ * a message of several lines (the assembler's answer) goes on indented lines.
  */
 export function errorLine(e: unknown): string {
   if (e instanceof KvmError && e.errnoName === "EFAULT" && e.syscall.startsWith("process_vm_")) {
@@ -89,6 +90,10 @@ export function errorLine(e: unknown): string {
     // "Is a directory (os error 21): readfile '/tmp'" → "is a directory (readfile '/tmp')"
     const tail = /\(os error \d+\): (.*)$/s.exec((e as Error).message)?.[1];
     return indentLines(`${osReason(e)}${tail ? ` (${tail})` : ""}`);
+  }
+  // A TypeError or ReferenceError is a bug in kvmsh, not an answer: said as one (the fuzz test looks for it).
+  if (e instanceof TypeError || e instanceof ReferenceError) {
+    return indentLines(`internal error: ${e.name}: ${e.message}`);
   }
   if (e instanceof Error) return indentLines(e.message);
   return indentLines(String(e));

@@ -29,10 +29,16 @@ export const BUNDLE_FORMAT = 1;
 /** The module the bundle is made from (relative to the project root); its chunk is `cli.js`. */
 const ENTRY = "shell/cli.ts";
 const ENTRY_CHUNK = "cli.js";
+/** This file: how a bundle is made is part of what it is made from. */
+const SELF = "shell/start_bundle.ts";
 /** A build lock older than this is a dead build's: taken over. */
 const STALE_LOCK_MS = 120_000;
-/** Bundles kept besides the current one (a long-lived prompt may still import chunks of its own). */
+/**
+ * Old bundles are removed once there are more than KEEP_OLD of them and they are older than
+ * KEEP_MS: a prompt started from one imports its command chunks later, maybe days later.
+ */
 const KEEP_OLD = 3;
+const KEEP_MS = 7 * 24 * 3600_000;
 
 /** One source file as the bundle saw it. */
 export type SourceStamp = [path: string, mtimeMs: number, size: number];
@@ -58,22 +64,28 @@ export interface ShellEntry {
 
 const dec = new TextDecoder();
 
-function statStamp(root: string, path: string): SourceStamp | undefined {
+/** A file's stamp; a missing file stamps as [-1, -1] (an import of it may appear later). */
+function statStamp(root: string, path: string): SourceStamp {
   try {
     const st = Deno.statSync(`${root}/${path}`);
     return [path, st.mtime?.getTime() ?? 0, st.size];
   } catch {
-    return undefined;
+    return [path, -1, -1];
   }
 }
 
-/** True when every source still has the recorded mtime and size. */
+/** True when every source still has the recorded mtime and size (or is still missing). */
 export function sourcesUnchanged(root: string, sources: SourceStamp[]): boolean {
   for (const [path, mtime, size] of sources) {
     const now = statStamp(root, path);
-    if (!now || now[1] !== mtime || now[2] !== size) return false;
+    if (now[1] !== mtime || now[2] !== size) return false;
   }
   return sources.length > 0;
+}
+
+/** `file:` URL of an absolute path (each segment percent-encoded: spaces, `#`, `%`). */
+export function fileUrl(path: string): string {
+  return `file://${path.split("/").map(encodeURIComponent).join("/")}`;
 }
 
 /** The manifest in `dir`, if readable and of this format and Deno. */
@@ -125,30 +137,32 @@ function run(root: string, args: string[]): string {
   return dec.decode(out.stdout);
 }
 
-/** The local modules of the shell's graph, static and dynamic imports, relative to root. */
+/**
+ * The local modules of the shell's graph, static and dynamic imports, relative to root: also the
+ * ones deno info could not load (a syntax error, a missing file), so fixing them is a change.
+ * The bundler (this file) is a source of every bundle too.
+ */
 function shellSources(root: string): string[] {
   const info = JSON.parse(run(root, ["info", "--json", "--no-config", ENTRY])) as {
-    modules: { specifier: string; local?: string }[];
+    modules: { specifier: string }[];
   };
-  const prefix = `${root}/`;
-  const paths = info.modules.flatMap((m) => m.local?.startsWith(prefix) ? [m.local.slice(prefix.length)] : []);
+  const prefix = fileUrl(root) + "/";
+  const paths = info.modules.flatMap((m) =>
+    m.specifier.startsWith(prefix) ? [decodeURIComponent(m.specifier.slice(prefix.length))] : []
+  );
   if (!paths.includes(ENTRY)) throw new Error(`deno info did not list ${ENTRY}`);
-  return paths.sort();
+  return [...new Set([...paths, SELF])].sort();
 }
 
 /** Builds a bundle into `bundleDir` and makes it current. Returns the manifest written. */
 export function buildBundle(root: string, bundleDir: string): Manifest {
-  const rootUrl = new URL(`file://${root}/`).href;
+  const rootUrl = fileUrl(root) + "/";
   let sources: SourceStamp[] = [];
   const tmp = `${bundleDir}/tmp-${Deno.pid}-${Date.now()}`;
   let manifest: Manifest;
   try {
     // Stamps first: a source edited while the bundler runs is then newer than its stamp.
-    sources = shellSources(root).map((p) => {
-      const s = statStamp(root, p);
-      if (!s) throw new Error(`cannot stat ${p}`);
-      return s;
-    });
+    sources = shellSources(root).map((p) => statStamp(root, p));
     run(root, ["bundle", "--quiet", "--no-config", "--platform", "deno", "--code-splitting", "--outdir", tmp, ENTRY]);
     const known = new Set(sources.map((s) => s[0]));
     for (const e of Deno.readDirSync(tmp)) {
@@ -174,11 +188,15 @@ export function buildBundle(root: string, bundleDir: string): Manifest {
 }
 
 function pruneOld(bundleDir: string, current: string | null): void {
-  const old = [...Deno.readDirSync(bundleDir)]
-    .filter((e) => e.isDirectory && e.name.startsWith("b-") && e.name !== current)
-    .map((e) => e.name)
-    .sort((a, b) => Number(b.split("-")[1]) - Number(a.split("-")[1]));
-  for (const name of old.slice(KEEP_OLD)) {
+  const entries = [...Deno.readDirSync(bundleDir)].filter((e) => e.isDirectory).map((e) => e.name);
+  const madeAt = (name: string) => Number(name.split("-")[1]);
+  const old = entries.filter((n) => n.startsWith("b-") && n !== current).sort((a, b) => madeAt(b) - madeAt(a));
+  // Past the newest KEEP_OLD and old enough; and what a build that died left (tmp-<pid>-<ms>).
+  const gone = [
+    ...old.slice(KEEP_OLD).filter((n) => Date.now() - madeAt(n) > KEEP_MS),
+    ...entries.filter((n) => n.startsWith("tmp-") && Date.now() - Number(n.split("-")[2]) > STALE_LOCK_MS),
+  ];
+  for (const name of gone) {
     try {
       Deno.removeSync(`${bundleDir}/${name}`, { recursive: true });
     } catch { /* another process pruned it */ }
@@ -207,15 +225,15 @@ function lock(path: string): boolean {
  * the sources. `mode`: "auto" (default), "off" (sources), "require" (throws unless the bundle).
  */
 export function shellEntry(root: string, mode: "auto" | "off" | "require" = "auto"): ShellEntry {
-  const sources = { url: new URL(`file://${root}/${ENTRY}`).href, from: "sources" as const };
+  const sources = { url: `${fileUrl(root)}/${ENTRY}`, from: "sources" as const };
   if (mode === "off") return { ...sources, reason: "KVMSH_BUNDLE=0" };
   const bundleDir = `${root}/.tools/bundle`;
   const found = (m: Manifest | undefined): ShellEntry | undefined => {
     if (!m || !sourcesUnchanged(root, m.sources)) return undefined;
     if (m.dir === null) return { ...sources, reason: `the last bundle build failed: ${m.error}` };
-    const entry = `${bundleDir}/${m.dir}/${ENTRY_CHUNK}`;
-    if (!statStamp(bundleDir, `${m.dir}/${ENTRY_CHUNK}`)) return undefined; // removed by hand: build again
-    return { url: new URL(`file://${entry}`).href, from: "bundle" };
+    // A bundle directory removed by hand: build again.
+    if (statStamp(bundleDir, `${m.dir}/${ENTRY_CHUNK}`)[2] < 0) return undefined;
+    return { url: fileUrl(`${bundleDir}/${m.dir}/${ENTRY_CHUNK}`), from: "bundle" };
   };
   let entry = found(readManifest(bundleDir));
   if (!entry) {

@@ -39,5 +39,5 @@ export type GuestName = keyof typeof GUEST_LIBRARY;
 export function guestPath(name: string): string {
   const g = (GUEST_LIBRARY as Record<string, { file: string }>)[name];
   if (!g) throw new RangeError(`no guest '${name}' in the library (known: ${Object.keys(GUEST_LIBRARY).join(", ")})`);
-  return new URL(`../../scripts/guests/bin/${g.file}`, import.meta.url).pathname;
+  return decodeURIComponent(new URL(`../../scripts/guests/bin/${g.file}`, import.meta.url).pathname);
 }

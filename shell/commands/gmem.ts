@@ -10,6 +10,7 @@ import { table } from "../output.ts";
 import { flags, num, small, writeData } from "../values.ts";
 import type { Args, CommandImpls, Outcome } from "./types.ts";
 import type { Session } from "../session.ts";
+import { UsageError } from "../usage_error.ts";
 
 function mapDesc(ctx: Session, m: Mapping): Record<string, unknown> {
   // A mapping no `gmem mmap` made (the API maps the file for reads, writes and slots) is implicit.
@@ -82,9 +83,15 @@ function hexBytes(b: Uint8Array): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
 }
 
+/** The most `fill:` sends through write(2)/pwrite(2) on the fd (a buffer of that size). */
+const MAX_FILL_FD = 1n << 20n;
+
 function bytesOf(a: Args, from: number): Uint8Array {
   const d = writeData(a.pos.slice(from));
-  if (d.kind === "fill") return new Uint8Array(Number(d.length > 1n << 20n ? 1n << 20n : d.length)).fill(d.value);
+  if (d.kind === "fill") {
+    if (d.length > MAX_FILL_FD) throw new UsageError(`fill: at most ${hex(MAX_FILL_FD)} bytes through the fd`);
+    return new Uint8Array(Number(d.length)).fill(d.value);
+  }
   return d.bytes;
 }
 

@@ -6,9 +6,18 @@
  * @module
  */
 
-import { codeAt, formatExit, type GuestResult, hex, REG_NAMES, runGuest, type Ucall } from "../../core.ts";
+import {
+  codeAt,
+  formatExit,
+  GUEST_MEMFD_FLAGS,
+  type GuestResult,
+  hex,
+  REG_NAMES,
+  runGuest,
+  type Ucall,
+} from "../../core.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
-import { choice, num, small } from "../values.ts";
+import { choice, flags, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
 import { codeLine, consoleLines, conversionLine, ucallLine } from "./guest_view.ts";
 import { out } from "../output.ts";
@@ -64,6 +73,8 @@ function runArgs(a: Args, ctx: Session): RunArgs {
     if (m !== "anon" && m !== "gmem" && !m.startsWith("gmem:")) {
       throw new UsageError(`bad --memory '${m}' (anon, gmem, or gmem:<flags> like gmem:mmap,init-shared)`);
     }
+    if (m.startsWith("gmem:")) flags(GUEST_MEMFD_FLAGS, m.slice("gmem:".length), "--memory"); // a typo is a usage error
+
     r.memory = m;
   }
   if (a.flags.userspace !== undefined) {
@@ -267,6 +278,9 @@ export const vcpuImpl: CommandImpls = {
           throw new UsageError(`run: no guest file '${r.guest}' (or give --asm "hlt")`);
         }
         if (st.isDirectory) throw new UsageError(`run: cannot read '${r.guest}': is a directory`);
+        // A device or pipe would be read without end (run /dev/zero), with Ctrl-C held.
+        if (!st.isFile) throw new UsageError(`run: '${r.guest}' is not a regular file`);
+        if (st.size === 0) throw new UsageError(`run: '${r.guest}' is empty`);
       }
       // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`. The
       // API's console also holds each ucall print's text: shown once, as its `ucall print:` line,

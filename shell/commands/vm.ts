@@ -6,7 +6,7 @@
 import { formatSize, VM_TYPES } from "../../core.ts";
 import { ident, int, str } from "../ts_literal.ts";
 import { table } from "../output.ts";
-import { num } from "../values.ts";
+import { small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
 import type { Args, CommandImpls } from "./types.ts";
 import type { Session } from "../session.ts";
@@ -15,8 +15,8 @@ function vmType(a: Args): string | number {
   const t = a.flags.type;
   if (t === undefined) return "default";
   if (t === true) throw new UsageError("missing value for --type");
-  if (t in VM_TYPES) return t;
-  if (/^(0x)?[0-9a-f]+$/i.test(t)) return Number(num(t, "--type") & 0xffffffffn);
+  if (Object.hasOwn(VM_TYPES, t)) return t;
+  if (/^(0x)?[0-9a-f]+$/i.test(t)) return small(t, "--type");
   throw new UsageError(`unknown VM type '${t}' (known: ${Object.keys(VM_TYPES).join(", ")}, or a number)`);
 }
 

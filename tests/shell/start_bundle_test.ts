@@ -9,6 +9,7 @@
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import {
   buildBundle,
+  fileUrl,
   readManifest,
   rewriteImportMeta,
   shellEntry,
@@ -76,7 +77,8 @@ Deno.test("shellEntry: builds once, reuses while unchanged, rebuilds after an ed
     eq(first.from, "bundle", first.reason);
     ok(first.url.startsWith(`file://${root}/.tools/bundle/b-`), first.url);
     const m = readManifest(`${root}/.tools/bundle`)!;
-    eq(m.sources.map((s) => s[0]), ["shell/cli.ts", "shell/where.ts"]);
+    // The graph, and the bundler itself (missing in this tiny project: stamped as missing).
+    eq(m.sources.map((s) => s[0]), ["shell/cli.ts", "shell/start_bundle.ts", "shell/where.ts"]);
     // The bundled module names the source directory, not the bundle's.
     const mod = await import(first.url);
     eq(mod.runShell(), `file://${root}/shell/ v1`);
@@ -202,5 +204,35 @@ kvmTest("./kvmsh from its bundle and from its sources: the same output; record n
     ok(recorded.includes(mod), `the recording imports ${mod}:\n${recorded.slice(0, 400)}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("shellEntry: a syntax error outside the entry is a source too: fixing it rebuilds", () => {
+  const root = tinyProject();
+  try {
+    Deno.writeTextFileSync(`${root}/shell/where.ts`, "export const WHERE = ;\n");
+    const e = shellEntry(root);
+    eq(e.from, "sources");
+    ok(/last bundle build failed/.test(e.reason ?? ""), e.reason);
+    ok(readManifest(`${root}/.tools/bundle`)!.sources.some((s) => s[0] === "shell/where.ts"), "where.ts is stamped");
+    touch(`${root}/shell/where.ts`, "export const WHERE = 'fixed';\n");
+    eq(shellEntry(root).from, "bundle");
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("shellEntry: a project path with a space and a '#' works (paths and URLs kept apart)", async () => {
+  const parent = Deno.makeTempDirSync({ prefix: "kvmsh bundle #" });
+  const root = `${parent}/proj`;
+  Deno.renameSync(tinyProject(), root);
+  try {
+    eq(fileUrl("/a b/#c"), "file:///a%20b/%23c");
+    const e = shellEntry(root);
+    eq(e.from, "bundle", e.reason);
+    eq((await import(e.url)).runShell(), `${fileUrl(root)}/shell/ v1`);
+    eq(shellEntry(root).url, e.url, "the manifest's stamps match on the next start");
+  } finally {
+    Deno.removeSync(parent, { recursive: true });
   }
 });

@@ -1,0 +1,49 @@
+/**
+ * Bad input found in review, each a usage error (exit 2, one clear line, nothing sent or created):
+ * a guest that is a device or empty, a VM type that is an object property or past 32 bits, a
+ * `fill:` too large for write(2) on a guest_memfd, a typo in `--memory gmem:<flags>`, `-c` and a
+ * command together.
+ */
+
+import assert from "node:assert/strict";
+import { kvmTest } from "../kvm_env.ts";
+import { kvmsh, runC } from "./helpers.ts";
+
+const cases: [string[], RegExp][] = [
+  [["vm create", "run /dev/zero"], /^error: run: '\/dev\/zero' is not a regular file$/m],
+  [["vm create", "run /dev/null"], /^error: run: '\/dev\/null' is not a regular file$/m],
+  [["vm create --type toString"], /^error: unknown VM type 'toString' \(known: default, /m],
+  [["vm create --type 0x100000000"], /^error: --type: 0x100000000 is larger than 4294967295$/m],
+  [
+    ["vm create", "gmem create --size 4M --flags mmap", "gmem write gmem0 fill:0:2M"],
+    /^error: fill: at most 0x100000 bytes through the fd$/m,
+  ],
+  [
+    ["vm create", 'run "hlt" --asm --memory gmem:bogus'],
+    /^error: unknown gmem flag 'bogus' \(known: mmap, init-shared\)$/m,
+  ],
+];
+
+kvmTest("bad input from review: each is a usage error (exit 2) with one clear line", async () => {
+  for (const [lines, re] of cases) {
+    const r = await runC(lines);
+    assert.equal(r.code, 2, `${lines.join("; ")}: ${r.stderr}`);
+    assert.match(r.stderr, re, lines.join("; "));
+    assert.doesNotMatch(r.stderr, /at file:|Uncaught/);
+  }
+  const empty = await Deno.makeTempFile({ suffix: ".bin" });
+  try {
+    const r = await runC(["vm create", `run ${empty}`]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: run: '.*' is empty$/m);
+  } finally {
+    await Deno.remove(empty);
+  }
+});
+
+Deno.test("-c and a command together are a usage error, not one silently dropped", async () => {
+  const r = await kvmsh(["-c", "echo a", "echo", "b"]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, "");
+  assert.match(r.stderr, /^kvmsh: -c and a command \(echo …\) together: give one$/m);
+});
