@@ -70,6 +70,12 @@ kvmTest("kvmsh caps --json: parses; kernel, vendor with params, API 12, GUEST_ME
   eq(j.apiVersion, 12);
   eq(j.capsUapi, "Linux 7.2");
   eq(j.vendor, facts.vendors);
+  // And each parameter as /sys shows it, read here, not through the report's own code.
+  for (const v of j.vendor) {
+    for (const [k, val] of Object.entries(v.parameters)) {
+      eq(val, readProcText(`/sys/module/${v.name}/parameters/${k}`)?.trim(), `${v.name}.${k}`);
+    }
+  }
   ok(j.vendor.length > 0, "a vendor module is loaded on a host with /dev/kvm");
   for (const v of j.vendor) ok(Object.keys(v.parameters).length > 0, `${v.name} has parameters`);
   if (readProcText("/sys/module/kvm_pvm/parameters/pvm_native") !== undefined) {

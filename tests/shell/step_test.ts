@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
-import { KVMSH, kvmsh, ROOT, runC } from "./helpers.ts";
+import { kvmsh, ROOT, runC } from "./helpers.ts";
+import { Tmux } from "./tmux.ts";
 import { complete } from "../../shell/complete.ts";
 import { runLine } from "../../shell/dispatch.ts";
 import { Session } from "../../shell/session.ts";
@@ -262,38 +263,14 @@ kvmTest("run --arg repeated and as a list: rdi, rsi, rdx in order", async () => 
 
 // --- Ctrl-C at a real prompt (tmux): the kick stops continue and a long step; the shell goes on.
 
-const SOCK = `kvmsh-step-${Deno.pid}`;
-
-function tmux(...args: string[]): string {
-  const o = new Deno.Command("tmux", { args: ["-L", SOCK, ...args], stdout: "piped", stderr: "piped" }).outputSync();
-  return new TextDecoder().decode(o.stdout);
-}
-
-async function waitFor(re: RegExp, ms = 15_000): Promise<string> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const s = tmux("capture-pane", "-p", "-S", "-200", "-t", "s");
-    if (re.test(s)) return s;
-    if (Date.now() > end) throw new Error(`timeout waiting for ${re}; screen:\n${s}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const t = new Tmux("kvmsh-step");
+const waitFor = (re: RegExp) => t.waitFor("s", re, 15_000, 200);
 
 kvmTest("tty: Ctrl-C stops continue and a long step through the kick; the prompt comes back", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    tmux(
-      "new-session",
-      "-d",
-      "-s",
-      "s",
-      "-x",
-      "200",
-      "-y",
-      "50",
-      `cd ${ROOT} && KVMSH_HISTORY=${dir}/h NO_COLOR=1 ${KVMSH}; echo EXIT=$?; sleep 60`,
-    );
-    const keys = (...k: string[]) => tmux("send-keys", "-t", "s", ...k);
+    t.start("s", `KVMSH_HISTORY=${dir}/h NO_COLOR=1`);
+    const keys = (...k: string[]) => t.keys("s", ...k);
     await waitFor(/kvmsh>\s*$/m);
     keys('vm create; run "1: jmp 1b" --asm --timeout 200ms', "Enter");
     await waitFor(/stop: timeout; last exit INTR/);
@@ -312,7 +289,7 @@ kvmTest("tty: Ctrl-C stops continue and a long step through the kick; the prompt
     keys("C-d");
     await waitFor(/EXIT=0/);
   } finally {
-    tmux("kill-server");
+    t.kill();
     await Deno.remove(dir, { recursive: true });
   }
 });
