@@ -26,35 +26,8 @@ export { hintFor, kvmOpenHint } from "./kvm/hints.ts";
 export { formatSize, hex, humanSize, parseU64 } from "./kvm/units.ts";
 export { hostReport, kernelRelease, moduleInfo, VENDOR_MODULES, vendorModules } from "./kvm/host.ts";
 export type { CapReport, HostReport, ModuleInfo } from "./kvm/host.ts";
-/** ABI names, defined once in ffi/: caps, ioctls, flags, VM types, exit reasons, errno. */
-export {
-  CAP,
-  CAP_NAMES,
-  CAP_VALUE_FLAGS,
-  capName,
-  CAPS_UAPI_VERSION,
-  describeCapValue,
-  ERRNO,
-  ERRNO_NAMES,
-  errnoName,
-  EXIT,
-  EXIT_REASON_NAMES,
-  exitReasonName,
-  FALLOC,
-  FlagSet,
-  GUEST_MEMFD_FLAGS,
-  IOCTL,
-  ioctlName,
-  MEMORY_ATTRIBUTES,
-  MEMORY_EXIT_FLAGS,
-  MEMSLOT_FLAGS,
-  parseErrno,
-  PROT,
-  REPORT_CAPS,
-  resolveCap,
-  VM_TYPES,
-  vmTypeName,
-} from "./kvm/abi.ts";
+/** ABI names, defined once in ffi/: caps, ioctls, flags, VM types, exit reasons, errno (kvm/abi.ts lists them). */
+export * from "./kvm/abi.ts";
 
 // vCPUs and guests: Vcpu (vm.createVcpu), the exit loop (runVcpu), the one-call runGuest, loaders, guest ABI.
 /** A vCPU (`vm.createVcpu()`): regs, sregs, fpu, CPUID, MP state, guest debug, one KVM_RUN (`run`). */

@@ -40,7 +40,8 @@ export class FlagSet {
         v |= BigInt(part);
         continue;
       }
-      const bit = this.bits[part.toLowerCase().replace(/_/g, "-")];
+      const key = part.toLowerCase().replace(/_/g, "-");
+      const bit = Object.hasOwn(this.bits, key) ? this.bits[key] : undefined; // not `constructor` & co
       if (bit === undefined) {
         throw new RangeError(`unknown ${this.kind} flag '${part}' (known: ${this.names.join(", ")})`);
       }

@@ -112,41 +112,40 @@ function ptr(b: AllowSharedBufferSource | null): Deno.PointerValue {
 }
 
 /**
- * CORE, bound with "pointer" where CORE says "buffer": Deno compiles a "buffer" parameter's call
- * stub at about twice the cost (measured: the 17 core symbols bind in ~1.9 ms instead of ~3.2 ms,
- * on every start). The few functions that take buffers get a wrapper that passes each buffer's
- * address; the buffer is the wrapper's argument, so it stays alive across the call. None of them
- * is on a per-exit path (KVM_RUN and KVM_CHECK_EXTENSION use `ioctl`, bound directly).
+ * The core symbols a run calls only a few times (open, the kick's sigaction and timer), bound
+ * with "pointer" where CORE says "buffer": Deno builds a "buffer" parameter's call stub at about
+ * twice the cost (~0.1 ms more per symbol at every start). Their wrappers pass each buffer's
+ * address (`Deno.UnsafePointer.of`, ~0.6 µs a call); the buffer is the wrapper's argument, so it
+ * stays alive across the call. The symbols called again and again (ioctl_buf for registers,
+ * process_vm_readv/writev for guest memory and ucalls) keep "buffer": there ~0.17 µs a call.
  */
+const BOUND_AS_POINTER = ["open", "sigaction", "timer_create", "timer_settime"] as const;
+
 function bindCore(): Deno.DynamicLibrary<typeof CORE>["symbols"] {
-  const asPointers = Object.fromEntries(
-    Object.entries(CORE).map((
-      [k, d],
-    ) => [k, { ...d, parameters: d.parameters.map((p) => p === "buffer" ? "pointer" : p) }]),
-  ) as unknown as typeof CORE_POINTERS;
-  const raw = Deno.dlopen(LIBC_PATH, asPointers).symbols;
+  const defs = Object.fromEntries(
+    Object.entries(CORE).map(([k, d]) =>
+      (BOUND_AS_POINTER as readonly string[]).includes(k)
+        ? [k, { ...d, parameters: d.parameters.map((p) => p === "buffer" ? "pointer" : p) }]
+        : [k, d]
+    ),
+  ) as unknown as CorePointers;
+  const raw = Deno.dlopen(LIBC_PATH, defs).symbols;
   return {
     ...raw,
     open: (path, flags, mode) => raw.open(ptr(path), flags, mode),
-    ioctl_buf: (fd, req, buf) => raw.ioctl_buf(fd, req, ptr(buf)),
-    process_vm_writev: (pid, local, nl, remote, nr, flags) =>
-      raw.process_vm_writev(pid, ptr(local), nl, ptr(remote), nr, flags),
-    process_vm_readv: (pid, local, nl, remote, nr, flags) =>
-      raw.process_vm_readv(pid, ptr(local), nl, ptr(remote), nr, flags),
     sigaction: (sig, act, old) => raw.sigaction(sig, ptr(act), ptr(old)),
     timer_create: (clock, sev, id) => raw.timer_create(clock, ptr(sev), ptr(id)),
     timer_settime: (timer, flags, value, old) => raw.timer_settime(timer, flags, ptr(value), ptr(old)),
   };
 }
 
-/** CORE's shape with "pointer" for "buffer" (the type bindCore binds). */
+/** CORE's shape with "pointer" for "buffer" in the symbols of {@link BOUND_AS_POINTER}. */
 type PointerParams<T> = { [K in keyof T]: T[K] extends "buffer" ? "pointer" : T[K] };
-type CORE_POINTERS = {
-  [K in keyof typeof CORE]: Omit<(typeof CORE)[K], "parameters"> & {
-    parameters: PointerParams<(typeof CORE)[K]["parameters"]>;
-  };
+type CorePointers = {
+  [K in keyof typeof CORE]: K extends typeof BOUND_AS_POINTER[number]
+    ? Omit<(typeof CORE)[K], "parameters"> & { parameters: PointerParams<(typeof CORE)[K]["parameters"]> }
+    : (typeof CORE)[K];
 };
-declare const CORE_POINTERS: CORE_POINTERS;
 
 let errnoView: Deno.UnsafePointerView | undefined;
 

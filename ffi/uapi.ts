@@ -8,6 +8,7 @@
 import { io, ior, iow, iowr } from "./ioctl_encoding.ts";
 import { FlagSet } from "./flags.ts";
 import { byName } from "./name_table.ts";
+import { ERRNO } from "./errno.ts";
 import {
   KVM_CPUID2,
   KVM_CREATE_GUEST_MEMFD_ARGS,
@@ -234,7 +235,14 @@ export const MAP_GPA_RANGE_FLAGS = new FlagSet("map-gpa-range", {
 });
 
 /** Error numbers KVM returns to a guest in RAX from a hypercall (`KVM_E*`, linux/kvm_para.h). */
-export const KVM_HC_ERRNO = Object.freeze({ EFAULT: 14, EINVAL: 22, E2BIG: 7, EPERM: 1, EOPNOTSUPP: 95, ENOSYS: 1000 });
+export const KVM_HC_ERRNO = Object.freeze({
+  EFAULT: ERRNO.EFAULT,
+  EINVAL: ERRNO.EINVAL,
+  E2BIG: ERRNO.E2BIG,
+  EPERM: ERRNO.EPERM,
+  EOPNOTSUPP: ERRNO.EOPNOTSUPP,
+  ENOSYS: 1000, // KVM_ENOSYS: the hypercall ABI's own, not the kernel's ENOSYS (38)
+});
 
 /** KVM_EXIT_HYPERCALL flags: the guest was in long mode (`KVM_EXIT_HYPERCALL_LONG_MODE`). */
 export const KVM_EXIT_HYPERCALL_LONG_MODE = 1n << 0n;

@@ -7,6 +7,7 @@
 import { errno, strerror } from "../ffi/libc.ts";
 import { errnoName } from "../ffi/errno.ts";
 import { hintFor } from "./hints.ts";
+import { hex } from "./units.ts";
 
 /** The arguments a failed call was given, for display (bigints print as hex). */
 export type CallArgs = Record<string, unknown>;
@@ -61,11 +62,11 @@ export class KvmError extends Error {
 }
 
 function jsonValue(v: unknown): unknown {
-  return typeof v === "bigint" ? `0x${v.toString(16)}` : v;
+  return typeof v === "bigint" ? hex(v) : v;
 }
 
 function formatArgs(args: CallArgs): string {
-  const parts = Object.entries(args).map(([k, v]) => `${k}=${typeof v === "bigint" ? `0x${v.toString(16)}` : v}`);
+  const parts = Object.entries(args).map(([k, v]) => `${k}=${typeof v === "bigint" ? hex(v) : v}`);
   return parts.length ? ` [${parts.join(" ")}]` : "";
 }
 

@@ -49,7 +49,9 @@ export class MemoryFaultError extends KvmError {
 }
 
 const CHUNK = 1 << 20;
-const PID = () => libc().getpid();
+/** This process (a Deno process never forks: asked once, not per access). */
+let pid: number | undefined;
+const PID = () => pid ??= libc().getpid();
 
 /** Accesses of at least this many bytes take the proven direct path (below it, one syscall is cheaper). */
 export const BULK_MIN = 64 * 1024;

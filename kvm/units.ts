@@ -36,7 +36,7 @@ export function humanSize(v: bigint | number): string {
     if (n >= u) {
       const whole = n / u;
       const frac = Number(n % u) / Number(u);
-      return frac === 0 ? `${whole} ${name}` : `${(Number(whole) + frac).toFixed(2).replace(/0+$/, "")} ${name}`;
+      return frac === 0 ? `${whole} ${name}` : `${(Number(whole) + frac).toFixed(2).replace(/\.?0+$/, "")} ${name}`;
     }
   }
   return `${n} B`;

@@ -45,7 +45,7 @@ export function releaseAtLeast(have: string, want: string): boolean {
 }
 
 function vmTypeNumber(name: string): number {
-  const t = VM_TYPES[name];
+  const t = Object.hasOwn(VM_TYPES, name) ? VM_TYPES[name] : undefined;
   if (t === undefined) throw new RangeError(`unknown VM type '${name}' (known: ${Object.keys(VM_TYPES).join(", ")})`);
   return t;
 }

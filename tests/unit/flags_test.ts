@@ -47,3 +47,10 @@ Deno.test("FlagSet: round trip, split, all, names", () => {
   eq(F.names, ["a", "b-c", "d"]);
   eq(Object.isFrozen(F.bits), true);
 });
+
+Deno.test("FlagSet.parse: names of Object.prototype are unknown flags, not lookups", () => {
+  const F = new FlagSet("gmem", { mmap: 1n });
+  for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+    throws(() => F.parse(name), /unknown gmem flag/, name);
+  }
+});

@@ -30,6 +30,12 @@ Deno.test("parseU64: bad input is a RangeError naming it", () => {
   throws(() => parseU64("16777216T"), /does not fit 64 bits/);
 });
 
+Deno.test("humanSize: a fraction that rounds away leaves no dangling point", () => {
+  eq(humanSize(1025), "1 KiB");
+  eq(humanSize((2n << 30n) - 1n), "2 GiB");
+  eq(formatSize(0x401n), "0x401 (1 KiB)");
+});
+
 Deno.test("humanSize, hex and formatSize", () => {
   eq(humanSize(0), "0 B");
   eq(humanSize(100), "100 B");
