@@ -16,6 +16,9 @@ import { KVM_HC_MAP_GPA_RANGE } from "../ffi/caps.ts";
 import { errnoName } from "../ffi/errno.ts";
 import type { ExitView } from "./exit_view.ts";
 import { hex } from "./units.ts";
+import { KVM_RUN_LAYOUT } from "../ffi/structs.ts";
+
+const RUN = KVM_RUN_LAYOUT.fields;
 
 /** A decoded exit: `reason`/`name` always, plus the fields of that exit kind. */
 export interface ExitInfo {
@@ -67,7 +70,7 @@ export function describeExit(x: ExitView): ExitInfo {
       break;
     case EXIT.HYPERCALL: {
       const args: bigint[] = [];
-      for (let i = 0; i < 6; i++) args.push(x.hypercallArg(i));
+      for (let i = 0; i < RUN.hypercall_args.count; i++) args.push(x.hypercallArg(i));
       info.hypercall = {
         nr: x.hypercallNr,
         name: HYPERCALL_NAMES[x.hypercallNr] ?? `#${x.hypercallNr}`,
@@ -79,14 +82,16 @@ export function describeExit(x: ExitView): ExitInfo {
     }
     case EXIT.INTERNAL_ERROR: {
       const data: bigint[] = [];
-      for (let i = 0; i < Math.min(x.internalNdata, 16); i++) data.push(x.internalData(i));
+      for (let i = 0; i < Math.min(x.internalNdata, RUN.internal_data.count); i++) data.push(x.internalData(i));
       const s = x.internalSuberror;
       info.internalError = { suberror: s, name: INTERNAL_ERROR_NAMES[s] ?? `#${s}`, data };
       break;
     }
     case EXIT.SYSTEM_EVENT: {
       const data: bigint[] = [];
-      for (let i = 0; i < Math.min(x.systemEventNdata, 16); i++) data.push(x.systemEventData(i));
+      for (let i = 0; i < Math.min(x.systemEventNdata, RUN.system_event_data.count); i++) {
+        data.push(x.systemEventData(i));
+      }
       const t = x.systemEventType;
       info.systemEvent = { type: t, name: SYSTEM_EVENT_NAMES[t] ?? `#${t}`, data };
       break;

@@ -7,7 +7,7 @@
  */
 
 import { KVM_RUN_LAYOUT } from "../ffi/structs.ts";
-import { EXIT, EXIT_REASON_NAMES, IO_DIRECTION } from "../ffi/uapi.ts";
+import { EXIT, exitReasonName, IO_DIRECTION } from "../ffi/uapi.ts";
 import { ERRNO } from "../ffi/errno.ts";
 
 const F = KVM_RUN_LAYOUT.fields;
@@ -85,7 +85,7 @@ export class ExitView {
 
   /** The exit's name (`IO`, `HLT`, …). */
   get name(): string {
-    return EXIT_REASON_NAMES[this.reason] ?? `#${this.reason}`;
+    return exitReasonName(this.reason);
   }
 
   /** kvm_run.immediate_exit. */

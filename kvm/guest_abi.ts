@@ -24,7 +24,9 @@ export const PORT = Object.freeze({ CONSOLE: 0xe9, EXIT: 0xf4, COM1: 0x3f8, UCAL
 
 /** Ucall commands (GUEST_UCALL.cmd). */
 export const UCALL_CMD = Object.freeze({ PRINT: 1, SYNC: 2, ASSERT: 3, DONE: 4 });
-const UCALL_NAMES: Record<number, UcallName> = { 1: "print", 2: "sync", 3: "assert", 4: "done" };
+const UCALL_NAMES: Record<number, UcallName> = Object.fromEntries(
+  Object.entries(UCALL_CMD).map(([name, cmd]) => [cmd, name.toLowerCase() as UcallName]),
+);
 
 /** A ucall's command name. */
 export type UcallName = "print" | "sync" | "assert" | "done" | "unknown";

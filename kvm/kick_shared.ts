@@ -42,11 +42,9 @@ export const CELL_BYTES = Object.freeze({
 export const STOP_CODE = Object.freeze({ timeout: 1, deadline: 2, interrupt: 3 });
 
 /** STOP_CODE number → name. */
-export const STOP_NAMES: Readonly<Record<number, StopCause>> = Object.freeze({
-  1: "timeout",
-  2: "deadline",
-  3: "interrupt",
-});
+export const STOP_NAMES: Readonly<Record<number, StopCause>> = Object.freeze(
+  Object.fromEntries(Object.entries(STOP_CODE).map(([name, code]) => [code, name as StopCause])),
+);
 
 /** What stopped a run from outside the guest. */
 export type StopCause = "timeout" | "deadline" | "interrupt";

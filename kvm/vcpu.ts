@@ -29,7 +29,6 @@ import { KvmError } from "./errors.ts";
 import { ioctlBuf, ioctlInt, OwnedFd } from "./fd.ts";
 import { Mapping, mmapRaw } from "./mapping.ts";
 import { classifyRunFailure, ExitView } from "./exit_view.ts";
-import { stopWatchdog } from "./kick.ts";
 import type { Vm } from "./vm.ts";
 
 /** General purpose registers (`struct kvm_regs`), all bigint. */
@@ -120,7 +119,6 @@ export class Vcpu {
       this,
     );
     this.tid = libc().gettid();
-    openVcpus++;
   }
 
   /**
@@ -349,8 +347,6 @@ export class Vcpu {
     this.#run = undefined;
     this.#fd.close();
     this.onClose(this);
-    // The watchdog worker would keep the process alive; with no vCPU left it has nothing to watch.
-    if (--openVcpus === 0) stopWatchdog();
   }
 
   /** `using cpu = vm.createVcpu()` */
@@ -363,8 +359,6 @@ export class Vcpu {
     return { name: this.name, id: this.id, fd: this.#fd.raw, tid: this.tid, mmapSize: this.mmapSize };
   }
 }
-
-let openVcpus = 0;
 
 /** Capacity asked of KVM_GET_SUPPORTED_CPUID (E2BIG makes it grow). */
 const CPUID_MAX = 256;
