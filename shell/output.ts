@@ -42,10 +42,15 @@ export function paint(style: Style, text: string, fd: "stdout" | "stderr" = "std
   return `\x1b[${on}m${text}\x1b[${off}m`;
 }
 
+/** Bytes as two hex digits each, `sep` between them (`0a ff`, or `0aff` with ""). */
+export function hexBytes(b: Uint8Array, sep = " "): string {
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(sep);
+}
+
 /** JSON.stringify replacer: bigints as `0x…` strings, Uint8Arrays as hex strings. */
 export function jsonReplacer(_k: string, v: unknown): unknown {
   if (typeof v === "bigint") return `0x${v.toString(16)}`;
-  if (v instanceof Uint8Array) return [...v].map((b) => b.toString(16).padStart(2, "0")).join("");
+  if (v instanceof Uint8Array) return hexBytes(v, "");
   return v;
 }
 

@@ -6,7 +6,7 @@
 
 import { formatSize, GUEST_MEMFD_FLAGS, type GuestMemfd, hex, type Mapping } from "../../core.ts";
 import { big, bool, bytes, ident, int, str } from "../ts_literal.ts";
-import { table } from "../output.ts";
+import { hexBytes, table } from "../output.ts";
 import { flags, num, small, writeData } from "../values.ts";
 import type { Args, CommandImpls, Outcome } from "./types.ts";
 import type { Session } from "../session.ts";
@@ -79,10 +79,6 @@ function mmapLit(o: { offset?: bigint; length?: bigint; shared: boolean }): stri
   return `{ ${parts.join(", ")} }`;
 }
 
-function hexBytes(b: Uint8Array): string {
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
-}
-
 /** The most `fill:` sends through write(2)/pwrite(2) on the fd (a buffer of that size). */
 const MAX_FILL_FD = 1n << 20n;
 
@@ -104,7 +100,7 @@ function readOutcome(b: Uint8Array): Outcome {
 }
 
 const checkBytes = (r: string, out: Outcome, claim: string) => [
-  `kvmsh.expectBytes(${r}, unhex(${str(hexBytes(out.observed as Uint8Array).replace(/ /g, ""))}), ${str(claim)});`,
+  `kvmsh.expectBytes(${r}, unhex(${str(hexBytes(out.observed as Uint8Array, ""))}), ${str(claim)});`,
 ];
 
 /** The gmem commands' behaviour (their table entries: specs/gmem.ts). */

@@ -5,6 +5,7 @@
  */
 
 import { type CodeAt, type Conversion, hex, type Ucall } from "../../core.ts";
+import { hexBytes } from "../output.ts";
 
 /** Console text as `console: …` lines. */
 export function consoleLines(text: string): string[] {
@@ -55,9 +56,7 @@ export function codeLine(c: CodeAt): string {
     : `${c.mode} mode, linear ${hex(c.linear)}`;
   const gpa = c.gpa === undefined ? "" : `, gpa ${hex(c.gpa)}`;
   const known = c.bytes && knownInstruction(c.bytes);
-  const bytes = c.bytes
-    ? [...c.bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ") + (known ? ` (${known})` : "")
-    : `bytes not readable (${c.note})`;
+  const bytes = c.bytes ? hexBytes(c.bytes) + (known ? ` (${known})` : "") : `bytes not readable (${c.note})`;
   return `rip ${hex(c.rip)} (${where}${gpa}): ${bytes}`;
 }
 

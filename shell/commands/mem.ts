@@ -9,6 +9,7 @@ import { hex } from "../../core.ts";
 import { big, bytes, ident, int, str } from "../ts_literal.ts";
 import { type Address, address, byte, writeData } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
+import { hexBytes } from "../output.ts";
 import type { Args, CommandImpls, Outcome, Recorded } from "./types.ts";
 import type { Session } from "../session.ts";
 
@@ -37,7 +38,7 @@ export function dumpFormat(suffix: string | undefined): DumpFormat {
     else throw new UsageError(`bad x/ format '${s}': '${c}' (units b h w g, formats x d u c)`);
   }
   format ??= "x";
-  unit ||= format === "c" ? 1 : 1;
+  unit ||= 1;
   if (count === 0 || count * unit > MAX_DUMP) {
     throw new UsageError(`x/: count must be 1..${MAX_DUMP / unit} for that unit`);
   }
@@ -132,16 +133,13 @@ function target(ctx: Session, addr: Address): Target {
   throw new UsageError(`no object '${addr.name}' (use a GPA like 0x100000000, gmemN:offset or mapN:offset)`);
 }
 
-function hexString(b: Uint8Array): string {
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-}
-
 const MAX_FILL_GPA = 1n << 26n;
 
 function writeParts(ctx: Session, a: Args) {
-  const t = target(ctx, address(a.pos[0]));
+  const addr = address(a.pos[0]);
+  const t = target(ctx, addr);
   const d = writeData(a.pos.slice(1));
-  if (d.kind === "fill" && t.label.includes("gpa") && d.length > MAX_FILL_GPA) {
+  if (d.kind === "fill" && addr.kind === "gpa" && d.length > MAX_FILL_GPA) {
     throw new UsageError(`fill by GPA is limited to ${hex(MAX_FILL_GPA)} bytes (fill a gmemN:offset for more)`);
   }
   return { t, d };
@@ -168,7 +166,7 @@ export const memImpl: CommandImpls = {
           r,
           out,
           claim,
-        ) => [`kvmsh.expectBytes(${r}, unhex(${str(hexString(out.observed as Uint8Array))}), ${str(claim)});`],
+        ) => [`kvmsh.expectBytes(${r}, unhex(${str(hexBytes(out.observed as Uint8Array, ""))}), ${str(claim)});`],
       }];
     },
   },
