@@ -110,13 +110,39 @@ interface FuzzFiles {
   scripts: string[];
 }
 
-function fuzzLine(r: () => number, files: FuzzFiles): string {
+/**
+ * Names the shell printed as it made objects (`vm3: fd …`, `gmem7: …`, `map2: …`, `vcpu4: …`):
+ * names only count up, so a fixed pool would soon name nothing that exists.
+ */
+interface LiveNames {
+  vm: string[];
+  gmem: string[];
+  map: string[];
+  vcpu: string[];
+}
+
+/** Adds the object names created in `text` (shell output) to `live`. */
+function learnNames(text: string, live: LiveNames): void {
+  for (const m of text.matchAll(/^(vm|gmem|map|vcpu)(\d+): /gm)) {
+    const name = `${m[1]}${m[2]}`;
+    const pool = live[m[1] as keyof LiveNames];
+    if (!pool.includes(name)) pool.push(name);
+  }
+}
+
+function fuzzLine(r: () => number, files: FuzzFiles, live?: LiveNames): string {
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
   const n = (k: number) => Math.floor(r() * k);
-  const V = () => pick(["vm0", "vm1", "vm2", "vm9", "gmem0", ""]);
-  const G = () => pick(["gmem0", "gmem1", "gmem2", "gmem3", "gmem42", "vm0", "map0"]);
-  const C = () => pick(["vcpu0", "vcpu1", "vcpu2", "vcpu9", "gmem0", ""]);
-  const A = () => pick([`${G()}:${pick(SIZES)}`, pick(GPAS), `map${n(3)}:${pick(SIZES)}`, "gmem0:"]);
+  /** Mostly a recent real name (when there is one), else one of the fixed, mostly dead ones. */
+  const real = (kind: keyof LiveNames, fixed: string[]) => {
+    const pool = live?.[kind] ?? [];
+    return pool.length && r() < 0.7 ? pick(pool.slice(-8)) : pick(fixed);
+  };
+  const V = () => real("vm", ["vm0", "vm1", "vm2", "vm9", "gmem0", ""]);
+  const G = () => real("gmem", ["gmem0", "gmem1", "gmem2", "gmem3", "gmem42", "vm0", "map0"]);
+  const C = () => real("vcpu", ["vcpu0", "vcpu1", "vcpu2", "vcpu9", "gmem0", ""]);
+  const M = () => real("map", ["map0", "map1", "map2"]);
+  const A = () => pick([`${G()}:${pick(SIZES)}`, pick(GPAS), `${M()}:${pick(SIZES)}`, "gmem0:"]);
   const templates: (() => string)[] = [
     () => "vm create",
     () => `vm create --type ${pick(["default", "1", "sev", "x", "0x0", "99"])}`,
@@ -297,12 +323,26 @@ kvmTest("shell fuzz: 10,000 seeded random lines in one process; no crash, no fd 
   const pid = sh.child.pid;
   const before = await stableFdTargets(pid);
   assert.ok(before.includes("/dev/kvm"), `the census reads the links: ${before}`);
+  // In batches: the names the shell printed in one batch are what the next one uses.
+  const live: LiveNames = { vm: [], gmem: [], map: [], vcpu: [] };
   const lines: string[] = [];
-  for (let i = 0; i < 10_000; i++) lines.push(fuzzLine(r, files));
+  const from = sh.out.text.length;
+  for (let batch = 0; batch < 40; batch++) {
+    const part = Array.from({ length: 250 }, () => fuzzLine(r, files, live));
+    lines.push(...part);
+    const seen = sh.out.text.length;
+    await sh.send(part, `BATCH${batch}`);
+    learnNames(sh.out.text.slice(seen), live);
+  }
   for (const kind of ["vcpu", "regs", "sregs", "run --asm", "touch", "record start", "record stop", "source"]) {
     assert.ok(lines.some((l) => l.includes(kind)), `the pool has ${kind}`);
   }
-  await sh.send([...lines, "record stop", "reset"], "AFTER");
+  // The lines reached live objects, not only error paths: gmem stat answered, memory was read.
+  const main = sh.out.text.slice(from);
+  const stats = main.match(/^\s+fstat: st_size /gm)?.length ?? 0;
+  assert.ok(stats >= 20, `only ${stats} successful gmem stat`);
+  assert.ok(live.gmem.length >= 20 && live.vm.length >= 20, `names made: ${JSON.stringify(live).slice(0, 200)}`);
+  await sh.send(["record stop", "reset"], "AFTER");
   const after = await stableFdTargets(pid, before);
   await sh.send([], "ALIVE");
   const status = await sh.close();
