@@ -56,5 +56,8 @@ export function parseTimeout(t: string | true | undefined): number | undefined {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(t);
   if (!m) throw new UsageError(`bad --timeout '${t}' (e.g. 5s, 500ms, 1m; 0 or none: no timeout)`);
   const v = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
+  if (!Number.isSafeInteger(Math.round(v))) {
+    throw new UsageError(`--timeout: '${t}' is too long (use 0 or none for no timeout)`);
+  }
   return v > 0 ? Math.max(1, Math.round(v)) : 0; // a tiny timeout stays a timeout, not "none"
 }

@@ -22,6 +22,10 @@ const cases: [string[], RegExp][] = [
     ["vm create", 'run "hlt" --asm --memory gmem:bogus'],
     /^error: unknown gmem flag 'bogus' \(known: mmap, init-shared\)$/m,
   ],
+  [
+    ["vm create", `run "hlt" --asm --timeout ${"9".repeat(400)}`],
+    /^error: --timeout: '9+' is too long \(use 0 or none/m,
+  ],
 ];
 
 kvmTest("bad input from review: each is a usage error (exit 2) with one clear line", async () => {
