@@ -20,6 +20,9 @@ export type Argv =
   | { kind: "help" }
   | { kind: "usage"; message: string };
 
+/** A command line that runs the shell. */
+export type ShellArgv = Extract<Argv, { kind: "shell" }>;
+
 /** Reads kvmsh's own options; `rest` is the command (or the scenario runner's arguments). */
 export function parseArgv(argv: string[]): Argv {
   let json = false;

@@ -1,16 +1,15 @@
 /**
  * The shell proper: an interactive prompt on a terminal, `-c "cmd; cmd"`, commands piped on stdin,
- * or one command from the arguments (`kvmsh caps --json`). main.ts parses kvmsh's options and
+ * or one command from the arguments (`kvmsh caps --json`). launch.ts parses kvmsh's options and
  * hands over here (or to the scenario runner).
  * @module
  */
 
 import { runCommand, runLine } from "./dispatch.ts";
 import { Session } from "./session.ts";
-import type { Argv } from "./argv.ts";
+import type { ShellArgv } from "./argv.ts";
 
-/** A command line that runs the shell. */
-export type ShellArgv = Extract<Argv, { kind: "shell" }>;
+export type { ShellArgv } from "./argv.ts";
 
 async function runStdin(ctx: Session, keepGoing: boolean): Promise<number> {
   const dec = new TextDecoder();
@@ -35,7 +34,7 @@ async function runStdin(ctx: Session, keepGoing: boolean): Promise<number> {
 
 /**
  * Runs the shell for a parsed command line (`kind: "shell"`, see argv.ts) and returns the exit
- * status. The entry point (main.ts) loads this module from the start-up bundle or the sources.
+ * status. launch.ts loads this module from the start-up bundle or the sources.
  */
 export async function runShell(args: ShellArgv): Promise<number> {
   const { json, keepGoing, scripts, rest } = args;

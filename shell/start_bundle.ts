@@ -3,34 +3,46 @@
  * loads each TypeScript module on its own (emit cache, code cache, instantiation), which for the
  * ~70 modules the shell needs cost ~17 ms of a ~60 ms process. `./kvmsh` therefore runs the shell
  * (shell/cli.ts and everything it imports, statically or by `import()`) from a code-split bundle
- * made by `deno bundle`, kept in `.tools/bundle/`: one entry chunk and a chunk per lazily loaded
- * command group (bench/README.md has the measurements).
+ * made by `deno bundle`, kept in `.tools/bundle/`: an entry chunk for the wrapper
+ * (`bundle_main.js`, from shell/bundle_main.ts), `cli.js` for main.ts, and a chunk per lazily
+ * loaded command group (bench/README.md has the measurements).
  *
  * The bundle is a cache of the sources, never a second copy to maintain:
- * - its manifest lists every local module of the shell's graph (`deno info --json`) with the
- *   mtime and size read *before* bundling; it is used only while every one still matches (and
- *   the Deno version and this file's format are the same), else it is rebuilt (~0.5 s, once);
+ * - it is used only while no source is newer than the build (make's rule) and none has gone:
+ *   the local modules of the shell's graph (`deno info --json`), this file, the `./kvmsh` wrapper
+ *   and the Deno binary. The build's `stamp` file gets the newest source's mtime (`touch -r`, to
+ *   the nanosecond, before bundling: a source edited while the bundler runs is newer). One check,
+ *   in sh: `current.sh`, written with the bundle; `./kvmsh` sources it and runs `bundle_main.js`
+ *   directly (no Deno-side check, no entry point from the sources: ~1.5 ms of every start), and
+ *   {@link shellEntry} runs the same check through `sh`. Not seen: a source replaced by an older
+ *   copy that keeps its old mtime (`cp -p`, `rsync -a`); `touch` it;
  * - `import.meta.url` in a bundled module is rewritten to that module's own source URL, so paths
  *   computed from it (the guest library, the recorder's `mod.ts`, the gmem child) still name the
  *   source tree; any other `import.meta` use fails the build;
- * - a build that fails (no esbuild from npm, read-only tree) is recorded with the same manifest,
+ * - a build that fails (no esbuild from npm, read-only tree) is recorded with its stamp,
  *   so the shell runs from the sources until they change, without retrying each start;
  * - a build in progress elsewhere (lock file) means: run from the sources this time.
  *
- * `KVMSH_BUNDLE=0` runs the sources always; `KVMSH_BUNDLE=1` requires the bundle (fails loudly).
- * `kvmsh scenario` never uses it: a scenario file imports the source `mod.ts`, and one process must
- * not hold two copies of the library (the kick's signal handler, class identity).
+ * `KVMSH_BUNDLE=0` runs the sources always; `KVMSH_BUNDLE=1` requires the bundle (fails loudly);
+ * `KVMSH_BUNDLE_REPORT=1` says which ran and why (both go through main.ts).
+ * `kvmsh scenario` never uses the bundled library: a scenario file imports the source `mod.ts`,
+ * and one process must not hold two copies of it (the kick's signal handler, class identity);
+ * bundle_main.js loads the bundled shell only for the shell.
  * @module
  */
 
 /** Bumped when the bundle's layout or rewriting changes: older bundles are then rebuilt. */
-export const BUNDLE_FORMAT = 1;
+export const BUNDLE_FORMAT = 2;
 
-/** The module the bundle is made from (relative to the project root); its chunk is `cli.js`. */
-const ENTRY = "shell/cli.ts";
-const ENTRY_CHUNK = "cli.js";
-/** This file: how a bundle is made is part of what it is made from. */
+/** The modules the bundle is made from (relative to the project root). */
+const ENTRIES = ["shell/cli.ts", "shell/bundle_main.ts"];
+/** cli.ts's chunk: what main.ts imports (exports runShell). */
+const CLI_CHUNK = "cli.js";
+/** bundle_main.ts's chunk: what ./kvmsh runs. */
+const MAIN_CHUNK = "bundle_main.js";
+/** This file and the wrapper: how a bundle is made and run is part of what it is made from. */
 const SELF = "shell/start_bundle.ts";
+const WRAPPER = "kvmsh";
 /** A build lock older than this is a dead build's: taken over. */
 const STALE_LOCK_MS = 120_000;
 /**
@@ -40,17 +52,17 @@ const STALE_LOCK_MS = 120_000;
 const KEEP_OLD = 3;
 const KEEP_MS = 7 * 24 * 3600_000;
 
-/** One source file as the bundle saw it. */
-export type SourceStamp = [path: string, mtimeMs: number, size: number];
-
 /** `.tools/bundle/current.json`. */
 export interface Manifest {
   format: number;
   deno: string;
   /** Directory (under the bundle dir) holding the chunks; null when the build failed. */
   dir: string | null;
+  /** Directory (under the bundle dir) holding the build's `stamp` (its mtime: the newest source's). */
+  stampDir: string;
   error?: string;
-  sources: SourceStamp[];
+  /** What the stamp stands for: project-relative paths, and the Deno binary's absolute one. */
+  sources: string[];
 }
 
 /** What to run the shell from. */
@@ -64,23 +76,58 @@ export interface ShellEntry {
 
 const dec = new TextDecoder();
 
-/** A file's stamp; a missing file stamps as [-1, -1] (an import of it may appear later). */
-function statStamp(root: string, path: string): SourceStamp {
+function exists(path: string): boolean {
   try {
-    const st = Deno.statSync(`${root}/${path}`);
-    return [path, st.mtime?.getTime() ?? 0, st.size];
+    Deno.statSync(path);
+    return true;
   } catch {
-    return [path, -1, -1];
+    return false;
   }
 }
 
-/** True when every source still has the recorded mtime and size (or is still missing). */
-export function sourcesUnchanged(root: string, sources: SourceStamp[]): boolean {
-  for (const [path, mtime, size] of sources) {
-    const now = statStamp(root, path);
-    if (now[1] !== mtime || now[2] !== size) return false;
-  }
-  return sources.length > 0;
+/** A word for sh, quoted. */
+function shQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * `current.sh`: the bundle's name, whether its build worked, and `kvmsh_bundle_current`: true
+ * while no source is newer than the build's stamp and none has gone (nor appeared, of those
+ * missing when stamped: `present` tells which existed). `$here` is the project root.
+ */
+export function currentScript(m: Manifest, present: boolean[]): string {
+  const tests = m.sources.map((path, i) => {
+    const src = path.startsWith("/") ? shQuote(path) : `"$here"/${shQuote(path)}`;
+    return present[i] ? `[ ${src} -nt "$kvmsh_t" -o ! -e ${src} ]` : `[ -e ${src} ]`;
+  });
+  return [
+    `# The start-up bundle ./kvmsh runs while it is current: written by shell/start_bundle.ts (format`,
+    `# ${BUNDLE_FORMAT}). Sourced with $here set to the project root.`,
+    `kvmsh_bundle=${shQuote(m.dir ?? "")}`,
+    `kvmsh_bundle_ok=${m.dir === null ? 0 : 1}`,
+    `kvmsh_bundle_current() {`,
+    `  kvmsh_t="$here"/.tools/bundle/${shQuote(m.stampDir)}/stamp`,
+    `  if [ ! -e "$kvmsh_t" ] || ${tests.length ? tests.join(" ||\n    ") : "true"}; then`,
+    `    return 1`,
+    `  fi`,
+    `}`,
+    ``,
+  ].join("\n");
+}
+
+/**
+ * True when `root`'s current.sh says its bundle (or failed build) matches the sources: the
+ * check ./kvmsh makes, run the same way.
+ */
+export function bundleCurrent(root: string): boolean {
+  const out = new Deno.Command("sh", {
+    args: ["-c", '. "$here/.tools/bundle/current.sh" && kvmsh_bundle_current', "sh"],
+    env: { here: root },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).outputSync();
+  return out.success;
 }
 
 /** `file:` URL of an absolute path (each segment percent-encoded: spaces, `#`, `%`). */
@@ -138,52 +185,118 @@ function run(root: string, args: string[]): string {
 }
 
 /**
- * The local modules of the shell's graph, static and dynamic imports, relative to root: also the
- * ones deno info could not load (a syntax error, a missing file), so fixing them is a change.
- * The bundler (this file) is a source of every bundle too.
+ * What a bundle is made from, relative to root: the local modules of the shell's graph, static and
+ * dynamic imports, also the ones deno info could not load (a syntax error, a missing file), so
+ * fixing them is a change; the bundler (this file) and the wrapper; and, by absolute path, the
+ * Deno binary (an upgrade bundles again with the new bundler).
  */
 function shellSources(root: string): string[] {
-  const info = JSON.parse(run(root, ["info", "--json", "--no-config", ENTRY])) as {
-    modules: { specifier: string }[];
-  };
   const prefix = fileUrl(root) + "/";
-  const paths = info.modules.flatMap((m) =>
-    m.specifier.startsWith(prefix) ? [decodeURIComponent(m.specifier.slice(prefix.length))] : []
-  );
-  if (!paths.includes(ENTRY)) throw new Error(`deno info did not list ${ENTRY}`);
-  return [...new Set([...paths, SELF])].sort();
+  const paths: string[] = [];
+  for (const entry of ENTRIES) {
+    const info = JSON.parse(run(root, ["info", "--json", "--no-config", entry])) as {
+      modules: { specifier: string }[];
+    };
+    const local = info.modules.flatMap((m) =>
+      m.specifier.startsWith(prefix) ? [decodeURIComponent(m.specifier.slice(prefix.length))] : []
+    );
+    if (!local.includes(entry)) throw new Error(`deno info did not list ${entry}`);
+    paths.push(...local);
+  }
+  return [...new Set([...paths, SELF, WRAPPER])].sort().concat(Deno.execPath());
+}
+
+/**
+ * Makes `<dir>/stamp` with the mtime of the newest source (`touch -r`: exact, where a Deno Date
+ * has milliseconds only); returns which sources exist. Taken before bundling: a source edited
+ * while the bundler runs is newer than the stamp.
+ */
+function stampSources(root: string, sources: string[], dir: string): boolean[] {
+  const abs = (p: string) => p.startsWith("/") ? p : `${root}/${p}`;
+  const present = sources.map((p) => exists(abs(p)));
+  const files = sources.filter((_, i) => present[i]).map(abs);
+  if (files.length === 0) throw new Error("no sources to stamp");
+  Deno.mkdirSync(dir, { recursive: true });
+  const out = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'stamp=$1; shift; n=$1; for f; do if [ "$f" -nt "$n" ]; then n=$f; fi; done; touch -r "$n" "$stamp"',
+      "sh",
+      `${dir}/stamp`,
+      ...files,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) throw new Error(`stamping the sources failed: ${dec.decode(out.stderr).trim()}`);
+  return present;
+}
+
+/** Writes `text` to `path` in one step (a reader sees the old file or the new one). */
+function replaceFile(path: string, text: string): void {
+  const next = `${path}.${Deno.pid}`;
+  Deno.writeTextFileSync(next, text);
+  Deno.renameSync(next, path);
 }
 
 /** Builds a bundle into `bundleDir` and makes it current. Returns the manifest written. */
 export function buildBundle(root: string, bundleDir: string): Manifest {
   const rootUrl = fileUrl(root) + "/";
-  let sources: SourceStamp[] = [];
+  let sources: string[] = [];
+  let present: boolean[] = [];
   const tmp = `${bundleDir}/tmp-${Deno.pid}-${Date.now()}`;
-  let manifest: Manifest;
+  const name = `b-${Date.now()}-${Deno.pid}`;
+  let dir: string | null = null;
+  let error: string | undefined;
   try {
-    // Stamps first: a source edited while the bundler runs is then newer than its stamp.
-    sources = shellSources(root).map((p) => statStamp(root, p));
-    run(root, ["bundle", "--quiet", "--no-config", "--platform", "deno", "--code-splitting", "--outdir", tmp, ENTRY]);
-    const known = new Set(sources.map((s) => s[0]));
-    for (const e of Deno.readDirSync(tmp)) {
+    // Stamps first: a source edited while the bundler runs then no longer matches its stamp.
+    sources = shellSources(root);
+    present = stampSources(root, sources, tmp);
+    const out = `${tmp}/chunks`;
+    run(root, [
+      "bundle",
+      "--quiet",
+      "--no-config",
+      "--platform",
+      "deno",
+      "--code-splitting",
+      "--outdir",
+      out,
+      ...ENTRIES,
+    ]);
+    const known = new Set(sources);
+    for (const e of Deno.readDirSync(out)) {
       if (!e.isFile || !e.name.endsWith(".js")) continue;
-      const p = `${tmp}/${e.name}`;
+      const p = `${out}/${e.name}`;
       Deno.writeTextFileSync(p, rewriteImportMeta(Deno.readTextFileSync(p), rootUrl, known));
+      Deno.renameSync(p, `${tmp}/${e.name}`);
     }
-    Deno.statSync(`${tmp}/${ENTRY_CHUNK}`);
-    const dir = `b-${Date.now()}-${Deno.pid}`;
-    Deno.renameSync(tmp, `${bundleDir}/${dir}`);
-    manifest = { format: BUNDLE_FORMAT, deno: Deno.version.deno, dir, sources };
+    Deno.removeSync(out);
+    Deno.statSync(`${tmp}/${CLI_CHUNK}`);
+    Deno.statSync(`${tmp}/${MAIN_CHUNK}`);
+    dir = name;
   } catch (e) {
+    error = String(e);
     try {
-      Deno.removeSync(tmp, { recursive: true });
+      Deno.removeSync(`${tmp}/chunks`, { recursive: true });
     } catch { /* not made */ }
-    manifest = { format: BUNDLE_FORMAT, deno: Deno.version.deno, dir: null, error: String(e), sources };
   }
-  const next = `${bundleDir}/current.json.${Deno.pid}`;
-  Deno.writeTextFileSync(next, JSON.stringify(manifest));
-  Deno.renameSync(next, `${bundleDir}/current.json`);
-  pruneOld(bundleDir, manifest.dir);
+  // A failed build keeps its stamp (when it got that far): the sources run until they change.
+  Deno.mkdirSync(tmp, { recursive: true });
+  Deno.renameSync(tmp, `${bundleDir}/${name}`);
+  const manifest: Manifest = {
+    format: BUNDLE_FORMAT,
+    deno: Deno.version.deno,
+    dir,
+    stampDir: name,
+    ...(error === undefined ? {} : { error }),
+    sources,
+  };
+  replaceFile(`${bundleDir}/current.json`, JSON.stringify(manifest));
+  // Last: ./kvmsh reads only this file.
+  replaceFile(`${bundleDir}/current.sh`, currentScript(manifest, present));
+  pruneOld(bundleDir, name);
   return manifest;
 }
 
@@ -225,15 +338,15 @@ function lock(path: string): boolean {
  * the sources. `mode`: "auto" (default), "off" (sources), "require" (throws unless the bundle).
  */
 export function shellEntry(root: string, mode: "auto" | "off" | "require" = "auto"): ShellEntry {
-  const sources = { url: `${fileUrl(root)}/${ENTRY}`, from: "sources" as const };
+  const sources = { url: `${fileUrl(root)}/${ENTRIES[0]}`, from: "sources" as const };
   if (mode === "off") return { ...sources, reason: "KVMSH_BUNDLE=0" };
   const bundleDir = `${root}/.tools/bundle`;
   const found = (m: Manifest | undefined): ShellEntry | undefined => {
-    if (!m || !sourcesUnchanged(root, m.sources)) return undefined;
+    if (!m || !bundleCurrent(root)) return undefined;
     if (m.dir === null) return { ...sources, reason: `the last bundle build failed: ${m.error}` };
     // A bundle directory removed by hand: build again.
-    if (statStamp(bundleDir, `${m.dir}/${ENTRY_CHUNK}`)[2] < 0) return undefined;
-    return { url: fileUrl(`${bundleDir}/${m.dir}/${ENTRY_CHUNK}`), from: "bundle" };
+    if (!exists(`${bundleDir}/${m.dir}/${CLI_CHUNK}`)) return undefined;
+    return { url: fileUrl(`${bundleDir}/${m.dir}/${CLI_CHUNK}`), from: "bundle" };
   };
   let entry = found(readManifest(bundleDir));
   if (!entry) {

@@ -10,7 +10,7 @@ import { libc } from "../../ffi/libc.ts";
 import { HLT, MMIO_GPA, MMIO_LOOP, MMIO_VALUE, PIO_LOOP, PIO_PORT } from "../guests.ts";
 import { runBaseline, timeBatches } from "../measure.ts";
 import { type Row, sideBySide } from "./row.ts";
-import { summarize, summarizeRounds } from "../stats.ts";
+import { summarizeRounds } from "../stats.ts";
 
 const MIB = 1n << 20n;
 

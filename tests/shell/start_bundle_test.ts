@@ -1,7 +1,8 @@
 /**
- * The start-up bundle (shell/start_bundle.ts): built from the sources, used only while every
- * source is unchanged, rebuilt after an edit, never retried after a failure until the sources
- * change, skipped while another build holds the lock; `import.meta.url` names the source module.
+ * The start-up bundle (shell/start_bundle.ts): built from the sources, used only while no source
+ * is newer than the build and none has gone, rebuilt after an edit, never retried after a failure
+ * until the sources change, skipped while another build holds the lock; `import.meta.url` names
+ * the source module; the ./kvmsh wrapper runs its entry chunk directly while it is current.
  * Most cases use a tiny project in a temp dir (its own shell/cli.ts); the last ones run the real
  * ./kvmsh from its bundle and from its sources and compare.
  */
@@ -9,12 +10,11 @@
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import {
   buildBundle,
+  bundleCurrent,
   fileUrl,
   readManifest,
   rewriteImportMeta,
   shellEntry,
-  type SourceStamp,
-  sourcesUnchanged,
 } from "../../shell/start_bundle.ts";
 import { kvmsh } from "./helpers.ts";
 import { kvmTest } from "../kvm_env.ts";
@@ -51,11 +51,18 @@ Deno.test("rewriteImportMeta: other import.meta uses, or one outside a known mod
   );
 });
 
-/** A project with shell/cli.ts (exports runShell) importing a module that uses import.meta.url. */
+/**
+ * A project with shell/cli.ts (exports runShell) importing a module that uses import.meta.url, and
+ * shell/bundle_main.ts (the wrapper's entry) printing "bundle: " and what runShell answers.
+ */
 function tinyProject(): string {
   const root = Deno.makeTempDirSync({ prefix: "kvmsh-bundle-" });
   Deno.mkdirSync(`${root}/shell`);
   Deno.writeTextFileSync(`${root}/shell/where.ts`, "export const WHERE = new URL('.', import.meta.url).href;\n");
+  Deno.writeTextFileSync(
+    `${root}/shell/bundle_main.ts`,
+    "const { runShell } = await import('./cli.ts');\nconsole.log('bundle: ' + runShell());\n",
+  );
   Deno.writeTextFileSync(
     `${root}/shell/cli.ts`,
     "import { WHERE } from './where.ts';\nexport function runShell(): string { return WHERE + ' v1'; }\n",
@@ -77,8 +84,16 @@ Deno.test("shellEntry: builds once, reuses while unchanged, rebuilds after an ed
     eq(first.from, "bundle", first.reason);
     ok(first.url.startsWith(`file://${root}/.tools/bundle/b-`), first.url);
     const m = readManifest(`${root}/.tools/bundle`)!;
-    // The graph, and the bundler itself (missing in this tiny project: stamped as missing).
-    eq(m.sources.map((s) => s[0]), ["shell/cli.ts", "shell/start_bundle.ts", "shell/where.ts"]);
+    // Both entries' graphs, the bundler and the wrapper (missing in this tiny project: stamped as
+    // missing), and the Deno binary.
+    eq(m.sources, [
+      "kvmsh",
+      "shell/bundle_main.ts",
+      "shell/cli.ts",
+      "shell/start_bundle.ts",
+      "shell/where.ts",
+      Deno.execPath(),
+    ]);
     // The bundled module names the source directory, not the bundle's.
     const mod = await import(first.url);
     eq(mod.runShell(), `file://${root}/shell/ v1`);
@@ -147,17 +162,68 @@ Deno.test("shellEntry: while another process holds the build lock, the sources r
   }
 });
 
-Deno.test("sourcesUnchanged: mtime, size and existence each count", () => {
-  const root = Deno.makeTempDirSync();
+Deno.test("bundleCurrent: a newer source, a removed one, one missing at the build that appears", () => {
+  const root = tinyProject();
   try {
-    Deno.writeTextFileSync(`${root}/a.ts`, "x");
-    const st = Deno.statSync(`${root}/a.ts`);
-    const stamp: SourceStamp = ["a.ts", st.mtime!.getTime(), st.size];
-    ok(sourcesUnchanged(root, [stamp]));
-    ok(!sourcesUnchanged(root, [["a.ts", stamp[1] - 1, stamp[2]]]));
-    ok(!sourcesUnchanged(root, [["a.ts", stamp[1], stamp[2] + 1]]));
-    ok(!sourcesUnchanged(root, [["gone.ts", stamp[1], stamp[2]]]));
-    ok(!sourcesUnchanged(root, []), "an empty manifest is never current");
+    eq(shellEntry(root).from, "bundle");
+    ok(bundleCurrent(root));
+    const where = `${root}/shell/where.ts`;
+    const st = Deno.statSync(where);
+    // Older than the build: still current (make's rule). One nanosecond newer is not: the stamp
+    // has the newest source's mtime exactly.
+    const older = new Date(st.mtime!.getTime() - 60_000);
+    Deno.utimeSync(where, older, older);
+    ok(bundleCurrent(root), "an older mtime");
+    touch(where, Deno.readTextFileSync(where));
+    ok(!bundleCurrent(root), "a newer mtime");
+    eq(shellEntry(root).from, "bundle");
+    ok(bundleCurrent(root), "rebuilt");
+    Deno.renameSync(where, `${where}.away`);
+    ok(!bundleCurrent(root), "a source gone");
+    Deno.renameSync(`${where}.away`, where);
+    ok(bundleCurrent(root), "back, with the mtime it had");
+    // The bundler itself was missing when stamped: its appearing counts.
+    Deno.writeTextFileSync(`${root}/shell/start_bundle.ts`, "");
+    ok(!bundleCurrent(root), "a source missing at the build appears");
+    Deno.removeSync(`${root}/shell/start_bundle.ts`);
+    ok(bundleCurrent(root));
+    // No current.sh, or one without a stamp: never current.
+    Deno.removeSync(`${root}/.tools/bundle/${readManifest(`${root}/.tools/bundle`)!.stampDir}/stamp`);
+    ok(!bundleCurrent(root), "no stamp");
+    Deno.removeSync(`${root}/.tools/bundle/current.sh`);
+    ok(!bundleCurrent(root), "no current.sh");
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("./kvmsh runs the bundle's entry chunk while it is current, else shell/main.ts", async () => {
+  const root = tinyProject();
+  try {
+    Deno.copyFileSync(new URL("../../kvmsh", import.meta.url), `${root}/kvmsh`);
+    Deno.chmodSync(`${root}/kvmsh`, 0o755);
+    Deno.mkdirSync(`${root}/.tools/node_modules/.bin`, { recursive: true });
+    Deno.symlinkSync(Deno.execPath(), `${root}/.tools/node_modules/.bin/deno`);
+    Deno.writeTextFileSync(`${root}/shell/main.ts`, "console.log('sources: ' + Deno.args.join(' '));\n");
+    const run = async (env: Record<string, string> = {}) => {
+      const out = await new Deno.Command(`${root}/kvmsh`, { args: ["-c", "x y"], env, stdin: "null" }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      eq(out.code, 0, text);
+      return text.trim();
+    };
+    eq(await run(), "sources: -c x y", "no bundle yet");
+    eq(shellEntry(root).from, "bundle");
+    eq(await run(), `bundle: ${fileUrl(root)}/shell/ v1`);
+    eq(await run({ KVMSH_BUNDLE: "0" }), "sources: -c x y");
+    eq(await run({ KVMSH_BUNDLE_REPORT: "1" }), "sources: -c x y", "the report comes from main.ts");
+    touch(`${root}/shell/where.ts`, "export const WHERE = 'edited';\n");
+    eq(await run(), "sources: -c x y", "an edited source");
+    eq(shellEntry(root).from, "bundle");
+    eq(await run(), "bundle: edited v1");
+    // A failed build: main.ts (it says why).
+    touch(`${root}/shell/where.ts`, "export const WHERE = ;\n");
+    eq(shellEntry(root).from, "sources");
+    eq(await run(), "sources: -c x y");
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
@@ -170,11 +236,11 @@ Deno.test("buildBundle: the real shell bundles; its record chunk names the sourc
     const m = buildBundle(root, dir);
     ok(m.dir, m.error);
     const files = [...Deno.readDirSync(`${dir}/${m.dir}`)].map((e) => e.name);
-    ok(files.includes("cli.js"));
+    ok(files.includes("cli.js") && files.includes("bundle_main.js") && files.includes("stamp"), files.join(" "));
     const all = files.map((f) => Deno.readTextFileSync(`${dir}/${m.dir}/${f}`)).join("\n");
     ok(!all.includes("import.meta"), "no import.meta left");
     ok(all.includes(`new URL("../mod.ts", "file://${root}/shell/recorder.ts")`), "recorder's MOD_URL");
-    const paths = m.sources.map((s) => s[0]);
+    const paths = m.sources;
     for (const p of ["shell/cli.ts", "shell/commands/vcpu.ts", "core.ts", "kvm/run_guest.ts", "ffi/libc.ts"]) {
       ok(paths.includes(p), `manifest lists ${p}`);
     }
@@ -199,6 +265,11 @@ kvmTest("./kvmsh from its bundle and from its sources: the same output; record n
     const strip = (s: string) => s.replace(/in [\d.]+ ms/g, "in N ms").replace(/fd \d+/g, "fd N");
     eq(strip(bundled.stdout), strip(sources.stdout));
     eq(bundled.code, sources.code);
+    // And as ./kvmsh usually runs: the bundle's entry chunk, straight from the wrapper.
+    await Deno.remove(rec);
+    const direct = await kvmsh(["-c", line]);
+    eq(strip(direct.stdout), strip(sources.stdout));
+    eq(direct.code, sources.code);
     eq(bundled.code, 7 & 0xff);
     const mod = new URL("../../mod.ts", import.meta.url).href;
     ok(recorded.includes(mod), `the recording imports ${mod}:\n${recorded.slice(0, 400)}`);
@@ -214,7 +285,7 @@ Deno.test("shellEntry: a syntax error outside the entry is a source too: fixing 
     const e = shellEntry(root);
     eq(e.from, "sources");
     ok(/last bundle build failed/.test(e.reason ?? ""), e.reason);
-    ok(readManifest(`${root}/.tools/bundle`)!.sources.some((s) => s[0] === "shell/where.ts"), "where.ts is stamped");
+    ok(readManifest(`${root}/.tools/bundle`)!.sources.includes("shell/where.ts"), "where.ts is stamped");
     touch(`${root}/shell/where.ts`, "export const WHERE = 'fixed';\n");
     eq(shellEntry(root).from, "bundle");
   } finally {
