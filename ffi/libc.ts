@@ -17,14 +17,11 @@ const CORE = {
   ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   /** ioctl with a pointer to a JS buffer. */
   ioctl_buf: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
-  /** ioctl with a raw pointer. */
-  ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "pointer"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   process_vm_writev: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
   /** Also the kick's check of the SIGINT handler it replaces (every interruptible run). */
   process_vm_readv: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
-  getpid: { parameters: [], result: "i32" },
   gettid: { parameters: [], result: "i32" },
   /** Stopping a guest (kvm/kick.ts): the kick's signal handlers, its code page, the deadline timer. */
   sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
@@ -42,10 +39,12 @@ const CORE = {
 /**
  * The rest, each bound on its own first use: Deno compiles a call stub per symbol when it opens a
  * library (~0.15 ms each), which a short `kvmsh -c "vm create; run …"` process need not pay for
- * the 24 it never calls (bulk memory, strerror, files, /proc). A symbol is bound before its
+ * the 25 it never calls (bulk memory, strerror, files, /proc). A symbol is bound before its
  * call, so errno after the call is the call's.
  */
 const LAZY = {
+  /** (kvmsh itself reads `Deno.pid`.) */
+  getpid: { parameters: [], result: "i32" },
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
   memcpy: { parameters: ["pointer", "pointer", "usize"], result: "pointer" },

@@ -138,7 +138,7 @@ class Kick {
     }
     const codeAddr = base + page;
     this.#sigint = codeAddr + BigInt(ENTRY.sigint);
-    this.cells[CELL.PID] = l.getpid();
+    this.cells[CELL.PID] = Deno.pid;
     // The kick signal's handler: installed once, never removed.
     const usr2 = new Uint8Array(SIGACTION.size);
     const adv = new DataView(usr2.buffer);
@@ -349,7 +349,7 @@ function isKickHandler(addr: bigint): boolean {
   encode(IOVEC, { iov_base: BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(got))), iov_len: got.length }, local);
   encode(IOVEC, { iov_base: addr + 10n, iov_len: got.length }, remote);
   const l = libc();
-  if (Number(l.process_vm_readv(l.getpid(), local, 1n, remote, 1n, 0n)) !== got.length) return false;
+  if (Number(l.process_vm_readv(Deno.pid, local, 1n, remote, 1n, 0n)) !== got.length) return false;
   return got.every((b, i) => b === want[i]);
 }
 

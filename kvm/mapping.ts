@@ -51,7 +51,7 @@ export class MemoryFaultError extends KvmError {
 const CHUNK = 1 << 20;
 /** This process (a Deno process never forks: asked once, not per access). */
 let pid: number | undefined;
-const PID = () => pid ??= libc().getpid();
+const PID = () => pid ??= Deno.pid;
 
 /** Accesses of at least this many bytes take the proven direct path (below it, one syscall is cheaper). */
 export const BULK_MIN = 64 * 1024;
