@@ -19,9 +19,13 @@ const CORE = {
   ioctl_buf: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
-  process_vm_writev: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
-  /** Also the kick's check of the SIGINT handler it replaces (every interruptible run). */
-  process_vm_readv: { parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"], result: "isize" },
+  /**
+   * Guest memory (kvm/mapping.ts) and the kick's check of the SIGINT handler it replaces (every
+   * interruptible run). The iovec arrays go by address: a "buffer" parameter costs Deno ~0.1 ms
+   * more to compile at every start, and a Mapping's iovecs are made once (their address with them).
+   */
+  process_vm_writev: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
+  process_vm_readv: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
   gettid: { parameters: [], result: "i32" },
   /** Stopping a guest (kvm/kick.ts): the kick's signal handlers, its code page, the deadline timer. */
   sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
@@ -105,46 +109,50 @@ export function libc(): Symbols {
   return syms;
 }
 
-/** A JS buffer's address for a "pointer" parameter (null stays null). */
-function ptr(b: AllowSharedBufferSource | null): Deno.PointerValue {
-  return b === null ? null : Deno.UnsafePointer.of(b as BufferSource);
-}
-
 /**
- * The core symbols a run calls only a few times (open, the kick's sigaction and timer), bound
- * with "pointer" where CORE says "buffer": Deno builds a "buffer" parameter's call stub at about
- * twice the cost (~0.1 ms more per symbol at every start). Their wrappers pass each buffer's
- * address (`Deno.UnsafePointer.of`, ~0.6 µs a call); the buffer is the wrapper's argument, so it
- * stays alive across the call. The symbols called again and again (ioctl_buf for registers,
- * process_vm_readv/writev for guest memory and ucalls) keep "buffer": there ~0.17 µs a call.
+ * CORE's symbols called a few times per process, not per exit or per access. When Deno opens a
+ * library it compiles a call stub for each symbol (Cranelift, ~0.08 ms; more per "buffer"
+ * parameter) — except for a symbol returning a struct, which it calls through libffi instead
+ * (~1 µs a call, nothing compiled). These are bound with an 8-byte struct result: the x86-64
+ * SysV ABI returns that in RAX, exactly where the C function puts its int or pointer, and their
+ * wrappers read back the int (the low 32 bits) or the pointer. ~0.8 ms less at every start; the
+ * symbols called again and again (the ioctls, process_vm_readv/writev) keep their stubs.
  */
-const BOUND_AS_POINTER = ["open", "sigaction", "timer_create", "timer_settime"] as const;
+const CALLED_RARELY = [
+  "open",
+  "close",
+  "mmap",
+  "munmap",
+  "gettid",
+  "sigaction",
+  "mprotect",
+  "timer_create",
+  "timer_settime",
+  "timer_delete",
+  "__errno_location",
+] as const satisfies readonly (keyof typeof CORE)[];
 
-function bindCore(): Deno.DynamicLibrary<typeof CORE>["symbols"] {
+/** What a CALLED_RARELY symbol is bound to return: RAX, as 8 bytes. */
+const RAX = { struct: ["u64"] } as const;
+
+type CoreSymbols = Deno.DynamicLibrary<typeof CORE>["symbols"];
+type RawCall = (...args: unknown[]) => Uint8Array<ArrayBuffer>;
+
+function bindCore(): CoreSymbols {
+  const rare = new Set<string>(CALLED_RARELY);
   const defs = Object.fromEntries(
-    Object.entries(CORE).map(([k, d]) =>
-      (BOUND_AS_POINTER as readonly string[]).includes(k)
-        ? [k, { ...d, parameters: d.parameters.map((p) => p === "buffer" ? "pointer" : p) }]
-        : [k, d]
-    ),
-  ) as unknown as CorePointers;
+    Object.entries(CORE).map(([k, d]) => [k, rare.has(k) ? { ...d, result: RAX } : d]),
+  ) as unknown as typeof CORE;
   const raw = Deno.dlopen(LIBC_PATH, defs).symbols;
-  return {
-    ...raw,
-    open: (path, flags, mode) => raw.open(ptr(path), flags, mode),
-    sigaction: (sig, act, old) => raw.sigaction(sig, ptr(act), ptr(old)),
-    timer_create: (clock, sev, id) => raw.timer_create(clock, ptr(sev), ptr(id)),
-    timer_settime: (timer, flags, value, old) => raw.timer_settime(timer, flags, ptr(value), ptr(old)),
-  };
+  const out: Record<string, unknown> = { ...raw };
+  for (const k of CALLED_RARELY) {
+    const call = raw[k] as unknown as RawCall;
+    out[k] = CORE[k].result === "pointer"
+      ? (...args: unknown[]) => Deno.UnsafePointer.create(new BigUint64Array(call(...args).buffer)[0])
+      : (...args: unknown[]) => new Int32Array(call(...args).buffer)[0];
+  }
+  return out as CoreSymbols;
 }
-
-/** CORE's shape with "pointer" for "buffer" in the symbols of {@link BOUND_AS_POINTER}. */
-type PointerParams<T> = { [K in keyof T]: T[K] extends "buffer" ? "pointer" : T[K] };
-type CorePointers = {
-  [K in keyof typeof CORE]: K extends typeof BOUND_AS_POINTER[number]
-    ? Omit<(typeof CORE)[K], "parameters"> & { parameters: PointerParams<(typeof CORE)[K]["parameters"]> }
-    : (typeof CORE)[K];
-};
 
 let errnoView: Deno.UnsafePointerView | undefined;
 

@@ -349,7 +349,8 @@ function isKickHandler(addr: bigint): boolean {
   encode(IOVEC, { iov_base: BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(got))), iov_len: got.length }, local);
   encode(IOVEC, { iov_base: addr + 10n, iov_len: got.length }, remote);
   const l = libc();
-  if (Number(l.process_vm_readv(Deno.pid, local, 1n, remote, 1n, 0n)) !== got.length) return false;
+  const read = l.process_vm_readv(Deno.pid, Deno.UnsafePointer.of(local), 1n, Deno.UnsafePointer.of(remote), 1n, 0n);
+  if (Number(read) !== got.length) return false;
   return got.every((b, i) => b === want[i]);
 }
 

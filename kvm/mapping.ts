@@ -113,6 +113,8 @@ export class Mapping {
   readonly #pins = new Map<object, [string, number]>();
   readonly iovLocal = new Uint8Array(IOVEC.size);
   readonly iovRemote = new Uint8Array(IOVEC.size);
+  readonly #iovLocalPtr = Deno.UnsafePointer.of(this.iovLocal);
+  readonly #iovRemotePtr = Deno.UnsafePointer.of(this.iovRemote);
 
   /**
    * @param ptr the mapped address.
@@ -179,8 +181,8 @@ export class Mapping {
       }, this.iovLocal);
       encode(IOVEC, { iov_base: this.address + offset + BigInt(done), iov_len: n }, this.iovRemote);
       const r = op === "process_vm_readv"
-        ? l.process_vm_readv(PID(), this.iovLocal, 1n, this.iovRemote, 1n, 0n)
-        : l.process_vm_writev(PID(), this.iovLocal, 1n, this.iovRemote, 1n, 0n);
+        ? l.process_vm_readv(PID(), this.#iovLocalPtr, 1n, this.#iovRemotePtr, 1n, 0n)
+        : l.process_vm_writev(PID(), this.#iovLocalPtr, 1n, this.#iovRemotePtr, 1n, 0n);
       const got = Number(r);
       if (got < 0) {
         throw new MemoryFaultError(
