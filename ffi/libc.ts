@@ -6,9 +6,10 @@
  */
 
 /**
- * Bound when libc() first runs: what every process uses (opening KVM, the ioctls, mapping kvm_run and
+ * Ready when libc() first runs: what every process uses (opening KVM, the ioctls, mapping kvm_run and
  * guest memory, loading a guest, the kick's signal handler and deadline timer). These are plain
- * properties of the object libc() returns (the hot paths: KVM_RUN, KVM_CHECK_EXTENSION).
+ * properties of the object libc() returns (the hot paths: KVM_RUN, KVM_CHECK_EXTENSION). The C
+ * prototypes as kvmsh calls them; {@link BOUND} says how each is reached.
  */
 const CORE = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -110,48 +111,83 @@ export function libc(): Symbols {
 }
 
 /**
- * CORE's symbols called a few times per process, not per exit or per access. When Deno opens a
- * library it compiles a call stub for each symbol (Cranelift, ~0.08 ms; more per "buffer"
- * parameter) — except for a symbol returning a struct, which it calls through libffi instead
- * (~1 µs a call, nothing compiled). These are bound with an 8-byte struct result: the x86-64
- * SysV ABI returns that in RAX, exactly where the C function puts its int or pointer, and their
- * wrappers read back the int (the low 32 bits) or the pointer. ~0.8 ms less at every start; the
- * symbols called again and again (the ioctls, process_vm_readv/writev) keep their stubs.
+ * x86_64 Linux syscall numbers of the CORE functions kvmsh calls through libc's `syscall()`:
+ * each is called a few times per process, not per exit or per access, and binding them as symbols
+ * cost each process ~0.08 ms apiece (Deno compiles a call stub per symbol when it opens a library).
+ * `open` is `openat(AT_FDCWD, …)`, as glibc's is; the timer calls use the kernel's timer id, as
+ * glibc's do for SIGEV_THREAD_ID.
  */
-const CALLED_RARELY = [
-  "open",
-  "close",
-  "mmap",
-  "munmap",
-  "gettid",
-  "sigaction",
-  "mprotect",
-  "timer_create",
-  "timer_settime",
-  "timer_delete",
-  "__errno_location",
-] as const satisfies readonly (keyof typeof CORE)[];
+export const SYS = Object.freeze({
+  close: 3,
+  mmap: 9,
+  mprotect: 10,
+  munmap: 11,
+  gettid: 186,
+  timer_create: 222,
+  timer_settime: 223,
+  timer_delete: 226,
+  openat: 257,
+});
+/** openat(2)'s "relative to the working directory". */
+const AT_FDCWD = -100;
 
-/** What a CALLED_RARELY symbol is bound to return: RAX, as 8 bytes. */
+/**
+ * How CORE is bound: the hot symbols (the ioctls, process_vm_readv/writev) get Deno's compiled
+ * call stubs; the rest are declared to return an 8-byte struct, which makes Deno call them
+ * through libffi (~1 µs a call) with nothing compiled. The x86-64 SysV ABI returns that struct in
+ * RAX, exactly where the C function puts its int, long or pointer.
+ */
 const RAX = { struct: ["u64"] } as const;
+const BOUND = {
+  ioctl: CORE.ioctl,
+  ioctl_buf: CORE.ioctl_buf,
+  process_vm_writev: CORE.process_vm_writev,
+  process_vm_readv: CORE.process_vm_readv,
+  sigaction: { ...CORE.sigaction, result: RAX },
+  __errno_location: { ...CORE.__errno_location, result: RAX },
+  /** `long syscall(long number, ...)`, always given six arguments (unused ones 0). */
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: RAX },
+} as const satisfies Deno.ForeignLibraryInterface;
 
 type CoreSymbols = Deno.DynamicLibrary<typeof CORE>["symbols"];
-type RawCall = (...args: unknown[]) => Uint8Array<ArrayBuffer>;
+type Arg = number | bigint;
+
+/** What RAX held, as the 8 bytes Deno returns for a struct result. */
+function rax(bytes: Uint8Array<ArrayBuffer>): bigint {
+  return new BigInt64Array(bytes.buffer)[0];
+}
+
+/** An address for a syscall argument: a JS buffer's (null: 0) or a pointer's. */
+function addr(b: AllowSharedBufferSource | null): Arg {
+  return b === null ? 0 : Deno.UnsafePointer.value(Deno.UnsafePointer.of(b as BufferSource));
+}
 
 function bindCore(): CoreSymbols {
-  const rare = new Set<string>(CALLED_RARELY);
-  const defs = Object.fromEntries(
-    Object.entries(CORE).map(([k, d]) => [k, rare.has(k) ? { ...d, result: RAX } : d]),
-  ) as unknown as typeof CORE;
-  const raw = Deno.dlopen(LIBC_PATH, defs).symbols;
-  const out: Record<string, unknown> = { ...raw };
-  for (const k of CALLED_RARELY) {
-    const call = raw[k] as unknown as RawCall;
-    out[k] = CORE[k].result === "pointer"
-      ? (...args: unknown[]) => Deno.UnsafePointer.create(new BigUint64Array(call(...args).buffer)[0])
-      : (...args: unknown[]) => new Int32Array(call(...args).buffer)[0];
-  }
-  return out as CoreSymbols;
+  const raw = Deno.dlopen(LIBC_PATH, BOUND).symbols;
+  const call = raw.syscall as unknown as (...args: Arg[]) => Uint8Array<ArrayBuffer>;
+  const sys = (nr: number, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0) =>
+    rax(call(nr, a, b, c, d, e, f));
+  const int = (r: bigint) => Number(BigInt.asIntN(32, r));
+  const ptr = (p: Deno.PointerValue) => Deno.UnsafePointer.value(p);
+  return {
+    ioctl: raw.ioctl,
+    ioctl_buf: raw.ioctl_buf,
+    process_vm_writev: raw.process_vm_writev,
+    process_vm_readv: raw.process_vm_readv,
+    sigaction: (sig, act, old) => int(rax(raw.sigaction(sig, act, old) as Uint8Array<ArrayBuffer>)),
+    __errno_location: () =>
+      Deno.UnsafePointer.create(BigInt.asUintN(64, rax(raw.__errno_location() as Uint8Array<ArrayBuffer>))),
+    open: (path, flags, mode) => int(sys(SYS.openat, AT_FDCWD, addr(path), flags, mode)),
+    close: (fd) => int(sys(SYS.close, fd)),
+    mmap: (at, length, prot, flags, fd, offset) =>
+      Deno.UnsafePointer.create(BigInt.asUintN(64, sys(SYS.mmap, ptr(at), length, prot, flags, fd, offset))),
+    munmap: (at, length) => int(sys(SYS.munmap, ptr(at), length)),
+    mprotect: (at, length, prot) => int(sys(SYS.mprotect, ptr(at), length, prot)),
+    gettid: () => int(sys(SYS.gettid)),
+    timer_create: (clock, sev, id) => int(sys(SYS.timer_create, clock, addr(sev), addr(id))),
+    timer_settime: (id, flags, value, old) => int(sys(SYS.timer_settime, id, flags, addr(value), addr(old))),
+    timer_delete: (id) => int(sys(SYS.timer_delete, id)),
+  };
 }
 
 let errnoView: Deno.UnsafePointerView | undefined;
