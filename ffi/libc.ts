@@ -111,21 +111,25 @@ export function libc(): Symbols {
 }
 
 /**
- * x86_64 Linux syscall numbers of the CORE functions kvmsh calls through libc's `syscall()`:
- * each is called a few times per process, not per exit or per access, and binding them as symbols
- * cost each process ~0.08 ms apiece (Deno compiles a call stub per symbol when it opens a library).
- * `open` is `openat(AT_FDCWD, …)`, as glibc's is; the timer calls use the kernel's timer id, as
- * glibc's do for SIGEV_THREAD_ID.
+ * x86_64 Linux syscall numbers kvmsh uses directly: the CORE functions it calls through libc's
+ * `syscall()` (each is called a few times per process, not per exit or per access, and binding
+ * them as symbols cost each process ~0.08 ms apiece: Deno compiles a call stub per symbol when it
+ * opens a library), and those the kick's signal handler makes (kvm/kick_code.ts). `open` is
+ * `openat(AT_FDCWD, …)`, as glibc's is; the timer calls use the kernel's timer id, as glibc's do
+ * for SIGEV_THREAD_ID.
  */
 export const SYS = Object.freeze({
   close: 3,
   mmap: 9,
   mprotect: 10,
   munmap: 11,
+  rt_sigaction: 13,
+  kill: 62,
   gettid: 186,
   timer_create: 222,
   timer_settime: 223,
   timer_delete: 226,
+  tgkill: 234,
   openat: 257,
 });
 /** openat(2)'s "relative to the working directory". */

@@ -19,10 +19,7 @@
  */
 
 import { CELL, CELL_BYTES, STOP_CODE } from "./kick_shared.ts";
-import { SIG } from "../ffi/libc.ts";
-
-/** Syscall numbers the handler makes (x86_64). */
-const SYS = Object.freeze({ rt_sigaction: 13, kill: 62, tgkill: 234 });
+import { SIG, SYS } from "../ffi/libc.ts";
 
 /** The data block's address in the code: an imm64 kick.ts patches (this placeholder before). */
 export const DATA_PLACEHOLDER = 0x1122334455667788n;

@@ -1,0 +1,86 @@
+/**
+ * The calls ffi/libc.ts makes through `syscall()` and with struct-returned results: the x86_64
+ * syscall numbers pinned (and checked against the installed kernel headers when present), and
+ * each wrapper answering what the C function would (values, -1 with errno).
+ */
+
+import { deepStrictEqual as eq, ok } from "node:assert/strict";
+import { CLOCK_MONOTONIC, cstr, errno, libc, MAP, MAP_FAILED, O, PROT, SIG, SYS } from "../../ffi/libc.ts";
+import { ERRNO } from "../../ffi/errno.ts";
+import { ITIMERSPEC, SIGACTION, SIGEVENT } from "../../ffi/structs.ts";
+
+/** From asm/unistd_64.h (Linux 7.2). */
+const HEADER_SYSCALLS: Record<string, number> = {
+  close: 3,
+  mmap: 9,
+  mprotect: 10,
+  munmap: 11,
+  rt_sigaction: 13,
+  kill: 62,
+  gettid: 186,
+  timer_create: 222,
+  timer_settime: 223,
+  timer_delete: 226,
+  tgkill: 234,
+  openat: 257,
+};
+const UNISTD = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
+
+Deno.test("SYS: the x86_64 syscall numbers of the kernel headers", () => {
+  eq({ ...SYS }, HEADER_SYSCALLS);
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(UNISTD);
+  } catch {
+    return; // no kernel headers installed: the pinned table above is the check
+  }
+  for (const [name, nr] of Object.entries(SYS)) {
+    eq(new RegExp(`^#define __NR_${name} (\\d+)$`, "m").exec(text)?.[1], String(nr), `__NR_${name}`);
+  }
+});
+
+Deno.test("libc through syscall(): open/close, mmap/mprotect/munmap, gettid; failures are -1 with errno", () => {
+  const l = libc();
+  const fd = l.open(cstr("/proc/self/stat"), O.RDONLY | O.CLOEXEC, 0);
+  ok(fd >= 0, `open: ${fd}`);
+  eq(l.close(fd), 0);
+  eq(l.close(fd), -1);
+  eq(errno(), ERRNO.EBADF);
+  eq(l.open(cstr("/nonexistent/kvmsh"), O.RDONLY, 0), -1);
+  eq(errno(), ERRNO.ENOENT);
+
+  const p = l.mmap(null, 8192n, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0n);
+  ok(p !== null && BigInt(Deno.UnsafePointer.value(p)) !== MAP_FAILED);
+  const view = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p!, 8192));
+  view[4096] = 7;
+  eq(view[4096], 7);
+  eq(l.mprotect(p, 8192n, PROT.READ), 0);
+  eq(l.munmap(p, 8192n), 0);
+  const bad = l.mmap(null, 0n, PROT.READ, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0n);
+  eq(BigInt(Deno.UnsafePointer.value(bad)), MAP_FAILED);
+  eq(errno(), ERRNO.EINVAL);
+
+  // This thread's id, as /proc/thread-self names it ("<pid>/task/<tid>").
+  eq(String(l.gettid()), Deno.readLinkSync("/proc/thread-self").split("/").pop());
+});
+
+Deno.test("libc through syscall(): a POSIX timer made, armed, read back through sigaction, deleted", () => {
+  const l = libc();
+  const sev = new Uint8Array(SIGEVENT.size);
+  const dv = new DataView(sev.buffer);
+  dv.setInt32(SIGEVENT.fields.sigev_notify.offset, 1, /* SIGEV_NONE */ true);
+  const id = new Uint8Array(8);
+  eq(l.timer_create(CLOCK_MONOTONIC, sev, id), 0);
+  const timer = new DataView(id.buffer).getBigUint64(0, true);
+  const its = new Uint8Array(ITIMERSPEC.size);
+  new DataView(its.buffer).setBigInt64(ITIMERSPEC.fields.value_sec.offset, 60n, true);
+  eq(l.timer_settime(timer, 0, its, null), 0);
+  eq(l.timer_delete(timer), 0);
+  eq(l.timer_delete(timer), -1);
+  eq(errno(), ERRNO.EINVAL);
+  // sigaction (struct-returned, through libffi): reading the current SIGINT action works.
+  const old = new Uint8Array(SIGACTION.size);
+  eq(l.sigaction(SIG.INT, null, old), 0);
+  eq(l.sigaction(9999, null, old), -1);
+  eq(errno(), ERRNO.EINVAL);
+});
