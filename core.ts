@@ -26,6 +26,9 @@ export { hintFor, kvmOpenHint } from "./kvm/hints.ts";
 export { formatSize, hex, humanSize, parseU64 } from "./kvm/units.ts";
 export { hostReport, kernelRelease, moduleInfo, VENDOR_MODULES, vendorModules } from "./kvm/host.ts";
 export type { CapReport, HostReport, ModuleInfo } from "./kvm/host.ts";
+/** Host files (guest images): what a path names, and a regular file's bytes, through open/fstat/read. */
+export { hostFile, readHostFile } from "./kvm/host_file.ts";
+export type { HostFileInfo } from "./kvm/host_file.ts";
 /** ABI names, defined once in ffi/: caps, ioctls, flags, VM types, exit reasons, errno (kvm/abi.ts lists them). */
 export * from "./kvm/abi.ts";
 

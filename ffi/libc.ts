@@ -28,6 +28,8 @@ const CORE = {
   process_vm_writev: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
   process_vm_readv: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
   gettid: { parameters: [], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
   /** Stopping a guest (kvm/kick.ts): the kick's signal handlers, its code page, the deadline timer. */
   sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
@@ -44,7 +46,7 @@ const CORE = {
 /**
  * The rest, each bound on its own first use: Deno compiles a call stub per symbol when it opens a
  * library (~0.15 ms each), which a short `kvmsh -c "vm create; run …"` process need not pay for
- * the 25 it never calls (bulk memory, strerror, files, /proc). A symbol is bound before its
+ * the 23 it never calls (bulk memory, strerror, files, /proc). A symbol is bound before its
  * call, so errno after the call is the call's.
  */
 const LAZY = {
@@ -64,10 +66,8 @@ const LAZY = {
   strerror: { parameters: ["i32"], result: "pointer" },
   fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
-  fstat: { parameters: ["i32", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   pread: { name: "pread64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   pwrite: { name: "pwrite64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
@@ -119,7 +119,9 @@ export function libc(): Symbols {
  * for SIGEV_THREAD_ID.
  */
 export const SYS = Object.freeze({
+  read: 0,
   close: 3,
+  fstat: 5,
   mmap: 9,
   mprotect: 10,
   munmap: 11,
@@ -188,6 +190,8 @@ function bindCore(): CoreSymbols {
     munmap: (at, length) => int(sys(SYS.munmap, ptr(at), length)),
     mprotect: (at, length, prot) => int(sys(SYS.mprotect, ptr(at), length, prot)),
     gettid: () => int(sys(SYS.gettid)),
+    read: (fd, buf, count) => sys(SYS.read, fd, addr(buf), count),
+    fstat: (fd, buf) => int(sys(SYS.fstat, fd, addr(buf))),
     timer_create: (clock, sev, id) => int(sys(SYS.timer_create, clock, addr(sev), addr(id))),
     timer_settime: (id, flags, value, old) => int(sys(SYS.timer_settime, id, flags, addr(value), addr(old))),
     timer_delete: (id) => int(sys(SYS.timer_delete, id)),

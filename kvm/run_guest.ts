@@ -23,6 +23,7 @@ import { type LoadInfo, loadRealMode } from "./loaders/real_mode.ts";
 import type { Memslot } from "./memslot.ts";
 import type { GuestMemfd } from "./guest_memfd.ts";
 import { MainMemoryError } from "./errors.ts";
+import { readHostFile } from "./host_file.ts";
 import { formatSize, hex } from "./units.ts";
 import { type ExitHandlers, type RunResult, runVcpu } from "./run_loop.ts";
 import type { Vcpu } from "./vcpu.ts";
@@ -98,7 +99,7 @@ const MIB = 1n << 20n;
 const cpuidSet = new WeakSet<Vcpu>();
 
 function bytesOf(x: Uint8Array | string): Uint8Array {
-  return typeof x === "string" ? Deno.readFileSync(x) : x;
+  return typeof x === "string" ? readHostFile(x) : x;
 }
 
 /** The main memory runGuest made on a VM, and what it was made as. */

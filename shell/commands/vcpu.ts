@@ -12,6 +12,9 @@ import {
   GUEST_MEMFD_FLAGS,
   type GuestResult,
   hex,
+  hostFile,
+  type HostFileInfo,
+  KvmError,
   REG_NAMES,
   runGuest,
   type Ucall,
@@ -271,15 +274,17 @@ export const vcpuImpl: CommandImpls = {
       const r = runArgs(a, ctx);
       const vm = ctx.vm();
       if (!r.asm) {
-        let st: Deno.FileInfo;
+        let st: HostFileInfo | undefined;
         try {
-          st = Deno.statSync(r.guest);
-        } catch {
-          throw new UsageError(`run: no guest file '${r.guest}' (or give --asm "hlt")`);
+          st = hostFile(r.guest);
+        } catch (e) {
+          if (!(e instanceof KvmError)) throw e;
+          throw new UsageError(`run: cannot read '${r.guest}': ${e.errnoName}`);
         }
-        if (st.isDirectory) throw new UsageError(`run: cannot read '${r.guest}': is a directory`);
+        if (!st) throw new UsageError(`run: no guest file '${r.guest}' (or give --asm "hlt")`);
+        if (st.kind === "directory") throw new UsageError(`run: cannot read '${r.guest}': is a directory`);
         // A device or pipe would be read without end (run /dev/zero), with Ctrl-C held.
-        if (!st.isFile) throw new UsageError(`run: '${r.guest}' is not a regular file`);
+        if (st.kind !== "file") throw new UsageError(`run: '${r.guest}' is not a regular file`);
         if (st.size === 0) throw new UsageError(`run: '${r.guest}' is empty`);
       }
       // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`. The

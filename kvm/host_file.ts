@@ -1,0 +1,92 @@
+/**
+ * Guest images from host files, read with open/fstat/read through ffi/ (the syscalls kvmsh makes
+ * anyway) rather than Deno's file API: a short `kvmsh -c "vm create; run guest.bin"` process
+ * otherwise pays ~0.5 ms for Deno's first stat (its Date fields) and first file read.
+ * @module
+ */
+
+import { cstr, errno, libc, O } from "../ffi/libc.ts";
+import { ERRNO } from "../ffi/errno.ts";
+import { STAT } from "../ffi/structs.ts";
+import { KvmError } from "./errors.ts";
+
+/** `st_mode`'s file type bits and two of their values. */
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+/** What {@link hostFile} found at a path. */
+export interface HostFileInfo {
+  kind: "file" | "directory" | "other";
+  /** st_size (bytes; 0 for most non-files). */
+  size: number;
+}
+
+function openRead(path: string): number {
+  const fd = libc().open(cstr(path), O.RDONLY | O.CLOEXEC | O.NONBLOCK, 0);
+  if (fd < 0) throw new KvmError({ syscall: "open", errno: errno(), args: { path } });
+  return fd;
+}
+
+function infoOf(fd: number, path: string): HostFileInfo {
+  const st = new Uint8Array(STAT.size);
+  if (libc().fstat(fd, st) < 0) throw new KvmError({ syscall: "fstat", errno: errno(), args: { path } });
+  const dv = new DataView(st.buffer);
+  const mode = dv.getUint32(STAT.fields.st_mode.offset, true) & S_IFMT;
+  return {
+    kind: mode === S_IFREG ? "file" : mode === S_IFDIR ? "directory" : "other",
+    size: Number(dv.getBigInt64(STAT.fields.st_size.offset, true)),
+  };
+}
+
+/**
+ * The kind and size of what `path` names (following symlinks), or undefined when nothing is
+ * there (ENOENT, ENOTDIR). Other failures (EACCES, …) throw a KvmError. Opened O_NONBLOCK, so a
+ * FIFO does not wait for a writer.
+ */
+export function hostFile(path: string): HostFileInfo | undefined {
+  let fd: number;
+  try {
+    fd = openRead(path);
+  } catch (e) {
+    if (e instanceof KvmError && (e.errnoName === "ENOENT" || e.errnoName === "ENOTDIR")) return undefined;
+    throw e;
+  }
+  try {
+    return infoOf(fd, path);
+  } finally {
+    libc().close(fd);
+  }
+}
+
+/**
+ * The whole of the regular file at `path`. Anything else (a directory, a device, a FIFO) is
+ * refused before a byte is read: reading `/dev/zero` would not end. Failures throw a KvmError
+ * (open, fstat, read); a non-regular file a RangeError.
+ */
+export function readHostFile(path: string): Uint8Array<ArrayBuffer> {
+  const fd = openRead(path);
+  try {
+    const info = infoOf(fd, path);
+    if (info.kind !== "file") throw new RangeError(`'${path}' is not a regular file (${info.kind})`);
+    let buf = new Uint8Array(Math.max(info.size, 4096));
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        const bigger = new Uint8Array(buf.length * 2); // the file grew since fstat
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const got = Number(libc().read(fd, buf.subarray(n), BigInt(buf.length - n)));
+      if (got < 0) {
+        const e = errno();
+        if (e === ERRNO.EINTR) continue;
+        throw new KvmError({ syscall: "read", errno: e, args: { path } });
+      }
+      if (got === 0) return buf.slice(0, n);
+      n += got;
+    }
+  } finally {
+    libc().close(fd);
+  }
+}

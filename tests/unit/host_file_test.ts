@@ -1,0 +1,48 @@
+/**
+ * kvm/host_file.ts: guest images read through open/fstat/read (ffi/), not Deno's file API —
+ * the same bytes, the same kinds, nothing read from what is not a regular file.
+ */
+
+import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
+import { hostFile, readHostFile } from "../../kvm/host_file.ts";
+import { KvmError } from "../../kvm/errors.ts";
+
+Deno.test("readHostFile: a regular file's bytes, any size; a file whose size says 0 (/proc) read to its end", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    for (const size of [0, 1, 4095, 4096, 4097, 200_000]) {
+      const bytes = new Uint8Array(size).map((_, i) => (i * 7 + size) & 0xff);
+      Deno.writeFileSync(`${dir}/f`, bytes);
+      eq(readHostFile(`${dir}/f`), bytes, `size ${size}`);
+      eq(hostFile(`${dir}/f`), { kind: "file", size });
+    }
+    const status = readHostFile("/proc/self/status");
+    eq(hostFile("/proc/self/status")?.size, 0);
+    ok(new TextDecoder().decode(status).includes(`\nPid:\t${Deno.pid}\n`));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("hostFile: kinds, and nothing there; readHostFile refuses what is not a regular file", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    eq(hostFile(dir), { kind: "directory", size: Deno.statSync(dir).size });
+    eq(hostFile("/dev/zero")?.kind, "other");
+    eq(hostFile(`${dir}/missing`), undefined);
+    eq(hostFile(`${dir}/missing/below`), undefined);
+    Deno.writeTextFileSync(`${dir}/file`, "x");
+    eq(hostFile(`${dir}/file/below`), undefined, "ENOTDIR");
+    // A FIFO with no writer: looked at without waiting for one.
+    const mk = new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).outputSync();
+    if (mk.success) eq(hostFile(`${dir}/fifo`)?.kind, "other");
+    throws(() => readHostFile(dir), /is not a regular file \(directory\)/);
+    throws(() => readHostFile("/dev/zero"), /is not a regular file \(other\)/);
+    throws(
+      () => readHostFile(`${dir}/missing`),
+      (e: unknown) => e instanceof KvmError && e.errnoName === "ENOENT" && e.syscall === "open",
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
