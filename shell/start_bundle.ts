@@ -16,6 +16,8 @@
  *   directly (no Deno-side check, no entry point from the sources: ~1.5 ms of every start), and
  *   {@link shellEntry} runs the same check through `sh`. Not seen: a source replaced by an older
  *   copy that keeps its old mtime (`cp -p`, `rsync -a`); `touch` it;
+ * - the chunks' `import()`s of lazily loaded chunks name them by a computed string, so Deno does
+ *   not read those chunks at every start ({@link deferLazyImports});
  * - `import.meta.url` in a bundled module is rewritten to that module's own source URL, so paths
  *   computed from it (the guest library, the recorder's `mod.ts`, the gmem child) still name the
  *   source tree; any other `import.meta` use fails the build;
@@ -167,6 +169,17 @@ export function rewriteImportMeta(chunk: string, rootUrl: string, known: Readonl
   }).join("\n");
 }
 
+/**
+ * Makes each `import("./chunk.js")` of a lazily loaded chunk opaque to Deno's module graph
+ * (`import(String("./chunk.js"))`, resolved the same way when it runs). Deno reads every
+ * statically named `import()` target, and their imports, before the main module starts: the
+ * command groups a `kvmsh -c "vm create; run …"` never loads cost it ~0.8 ms. The entry chunk's
+ * `import("./cli.js")` stays as it is: that graph is wanted at start.
+ */
+export function deferLazyImports(chunk: string): string {
+  return chunk.replace(/\bimport\("(\.\/[\w.-]+\.js)"\)/g, 'import(String("$1"))');
+}
+
 function run(root: string, args: string[]): string {
   const out = new Deno.Command(Deno.execPath(), {
     args,
@@ -269,7 +282,8 @@ export function buildBundle(root: string, bundleDir: string): Manifest {
     for (const e of Deno.readDirSync(out)) {
       if (!e.isFile || !e.name.endsWith(".js")) continue;
       const p = `${out}/${e.name}`;
-      Deno.writeTextFileSync(p, rewriteImportMeta(Deno.readTextFileSync(p), rootUrl, known));
+      const text = rewriteImportMeta(Deno.readTextFileSync(p), rootUrl, known);
+      Deno.writeTextFileSync(p, e.name === MAIN_CHUNK ? text : deferLazyImports(text));
       Deno.renameSync(p, `${tmp}/${e.name}`);
     }
     Deno.removeSync(out);

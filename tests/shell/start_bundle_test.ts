@@ -11,6 +11,7 @@ import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import {
   buildBundle,
   bundleCurrent,
+  deferLazyImports,
   fileUrl,
   readManifest,
   rewriteImportMeta,
@@ -49,6 +50,15 @@ Deno.test("rewriteImportMeta: other import.meta uses, or one outside a known mod
     () => rewriteImportMeta("// notes/x.ts\nvar u = import.meta.url;", ROOT, new Set(["kvm/a.ts"])),
     /outside a known module/,
   );
+});
+
+Deno.test("deferLazyImports: a chunk's import() of another chunk is hidden from Deno's module graph", () => {
+  eq(
+    deferLazyImports('const m = await import("./gmem-AB12CD.js"); import("./repl.js").then(f);'),
+    'const m = await import(String("./gmem-AB12CD.js")); import(String("./repl.js")).then(f);',
+  );
+  const other = 'import { a } from "./chunk-X.js";\nawait import(url);\nimport("npm:x");';
+  eq(deferLazyImports(other), other, "static imports, computed and non-relative specifiers stay");
 });
 
 /**
@@ -239,6 +249,12 @@ Deno.test("buildBundle: the real shell bundles; its record chunk names the sourc
     ok(files.includes("cli.js") && files.includes("bundle_main.js") && files.includes("stamp"), files.join(" "));
     const all = files.map((f) => Deno.readTextFileSync(`${dir}/${m.dir}/${f}`)).join("\n");
     ok(!all.includes("import.meta"), "no import.meta left");
+    // Only the entry chunk names an import() target literally (cli.js: loaded at start anyway).
+    const literal = files.flatMap((f) =>
+      [...Deno.readTextFileSync(`${dir}/${m.dir}/${f}`).matchAll(/\bimport\("([^"]+)"\)/g)].map((x) => `${f}: ${x[1]}`)
+    );
+    eq(literal, ["bundle_main.js: ./cli.js"]);
+    ok(/import\(String\("\.\/gmem-[\w-]+\.js"\)\)/.test(all), "the gmem group is imported by a computed name");
     ok(all.includes(`new URL("../mod.ts", "file://${root}/shell/recorder.ts")`), "recorder's MOD_URL");
     const paths = m.sources;
     for (const p of ["shell/cli.ts", "shell/commands/vcpu.ts", "core.ts", "kvm/run_guest.ts", "ffi/libc.ts"]) {
