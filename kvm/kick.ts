@@ -94,6 +94,8 @@ class Kick {
   readonly #its = new Uint8Array(ITIMERSPEC.size);
   readonly #timerId = new Uint8Array(8);
   #gen = 0;
+  /** Deno's own SIGINT handler was had installed ({@link #haveDenoInstallItsHandler}). */
+  #denoInstalled = false;
   /** A do-nothing main-thread SIGINT listener while Deno may still dispatch a SIGINT we passed on. */
   #denoListener = false;
   /** Interruptible runs and holds using the SIGINT handler now. */
@@ -125,12 +127,6 @@ class Kick {
       }
     }
     if (patched !== 1) throw new Error(`kick code: data placeholder found ${patched} times`);
-    // Deno installs its own SIGINT handler (signal-hook) ~0.4 s after start, listener or not, over
-    // whatever is there — over the kick's handler during a run or hold. Have it installed now:
-    // Deno installs it once per process, so from here on it is below the kick's (the kick's `old`).
-    const noop = () => {};
-    Deno.addSignalListener("SIGINT", noop);
-    Deno.removeSignalListener("SIGINT", noop);
     const l = libc();
     const codePtr = Deno.UnsafePointer.create(base + page);
     if (l.mprotect(codePtr, page, PROT.READ | PROT.EXEC) !== 0) {
@@ -311,9 +307,25 @@ class Kick {
     if (this.#denoListener && Atomics.load(this.cells, CELL.SIGINTS) === sigintsAtArm) this.#dropDenoListener();
   }
 
+  /**
+   * Deno installs its own SIGINT handler (signal-hook) when its event loop first turns ~0.5 s
+   * after start, listener or not, over whatever is there. A hold across an `await` could be
+   * under way then and lose its handler: before such a hold, have Deno install it (once per
+   * process; ~0.5 ms), so it is below the kick's (the kick's `old`). A run, or a hold released
+   * before the event loop turns again, cannot be overtaken: they skip this.
+   */
+  #haveDenoInstallItsHandler(): void {
+    if (this.#denoInstalled || this.#sigintUsers > 0) return;
+    const noop = () => {};
+    Deno.addSignalListener("SIGINT", noop);
+    Deno.removeSignalListener("SIGINT", noop);
+    this.#denoInstalled = true;
+  }
+
   /** See {@link holdSigint}. */
-  hold(): SigintHold {
+  hold(synchronous: boolean): SigintHold {
     const c = this.cells;
+    if (!synchronous) this.#haveDenoInstallItsHandler();
     this.#acquireSigint(false);
     if (this.#holds++ === 0) this.#holdBase = Atomics.load(c, CELL.SIGINTS);
     Atomics.add(c, CELL.HOLD, 1);
@@ -377,10 +389,14 @@ export interface SigintHold {
  * run armed under a hold still stops at a Ctrl-C, and stops before it starts when a SIGINT arrived
  * under the hold already (so a Ctrl-C while loading stops the command, not just a later run).
  * Holds nest (counted). One isolate at a time per process may hold or arm the handler.
+ *
+ * `synchronous: true` promises the hold is released before the event loop runs again (no `await`
+ * while held, as in the shell's commands): the hold then skips having Deno install its own SIGINT
+ * handler first (~0.5 ms, once per process), which only a hold across an `await` needs.
  */
-export function holdSigint(): SigintHold {
+export function holdSigint(opts: { synchronous?: boolean } = {}): SigintHold {
   kick ??= new Kick();
-  return kick.hold();
+  return kick.hold(opts.synchronous ?? false);
 }
 
 /** Nothing to stop any more (no Worker); kept for callers of the old API. */

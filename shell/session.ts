@@ -104,7 +104,7 @@ export class Session {
    * fails after a Ctrl-C (the assembler died of it, …) the command is reported as interrupted.
    */
   blocking<T>(fn: () => T): T {
-    const h = holdSigint();
+    const h = holdSigint({ synchronous: true });
     let r: T;
     try {
       r = fn();

@@ -6,6 +6,8 @@
  *   the kick has Deno install first; with no listener a later SIGINT ends the process).
  * - `asm`: under a hold, the parent sends SIGINT to the whole process group while a (fake, slow)
  *   `as` runs: assemble() throws InterruptedError and removes its work directory.
+ * - `sync`: holdSigint({ synchronous: true }) keeps SIGINTs without having Deno install its own
+ *   handler first (restores SIG_DFL); a plain holdSigint() has it installed.
  * - `isolates`: a Worker's interruptible run has the SIGINT handler; an interruptible run here is
  *   refused with a clear error meanwhile, a deadline-only run is not; afterwards both work and the
  *   default disposition is back.
@@ -63,6 +65,19 @@ if (mode === "hold") {
   }
   h.release();
   say({ error, counted: h.count() });
+} else if (mode === "sync") {
+  // A synchronous hold (the shell's commands) leaves Deno's own handler uninstalled; a hold that
+  // may span an await has Deno install it first. Under the synchronous hold, SIGINTs are kept.
+  const initial = disposition();
+  const h = holdSigint({ synchronous: true });
+  const held = disposition();
+  Deno.kill(Deno.pid, "SIGINT");
+  const t0 = performance.now();
+  while (h.count() === 0 && performance.now() - t0 < 2000) { /* the signal lands on some thread */ }
+  h.release();
+  const afterSync = disposition();
+  holdSigint().release();
+  say({ initial, held, counted: h.count(), afterSync, afterAsync: disposition() });
 } else if (mode === "isolates") {
   holdSigint().release();
   const before = disposition();

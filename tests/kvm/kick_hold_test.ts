@@ -53,6 +53,18 @@ kvmTest("holdSigint: a SIGINT is counted and kept; a run under it stops at once;
   eq(status.signal, "SIGINT");
 });
 
+kvmTest("holdSigint({ synchronous }): SIGINTs kept, and Deno's own handler not installed for it", async () => {
+  const { json, status, stderr } = await child("sync");
+  const [r] = json;
+  ok(r, stderr);
+  eq(r.initial, "0", "SIG_DFL at start");
+  ok(r.held !== "0", "the kick's handler while held");
+  eq(r.counted, 1, "the SIGINT was counted, and the process lives");
+  eq(r.afterSync, "0", "SIG_DFL again: Deno was not made to install its handler (~0.5 ms)");
+  ok(r.afterAsync !== "0" && r.afterAsync !== r.held, "a hold that may span an await has Deno's installed");
+  eq(status.code, 0);
+});
+
 kvmTest("assemble: an `as` that dies of SIGINT is an InterruptedError, and the work dir is removed", async () => {
   const dir = await Deno.makeTempDir();
   try {
