@@ -14,10 +14,13 @@
 const CORE = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  /** ioctl with an integer argument (or none). */
-  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
+  /**
+   * ioctl with an integer argument (or none). The request goes as a u32 (a plain number, no
+   * BigInt per call): the kernel reads it as `unsigned int cmd` whatever the register's top half.
+   */
+  ioctl: { parameters: ["i32", "u32", "u64"], result: "i32" },
   /** ioctl with a pointer to a JS buffer. */
-  ioctl_buf: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  ioctl_buf: { name: "ioctl", parameters: ["i32", "u32", "buffer"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   /**

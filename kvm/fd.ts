@@ -8,18 +8,10 @@ import { errno, F, libc } from "../ffi/libc.ts";
 import { ioctlName } from "../ffi/uapi.ts";
 import { CallArgs, ClosedError, KvmError } from "./errors.ts";
 
-// BigInt(number) costs ~25 ns per call here; ioctl request numbers and small arguments are
-// converted once and reused (hot paths: KVM_RUN, KVM_CHECK_EXTENSION).
-const REQ_BIG = new Map<number, bigint>();
-// Filled on first use (1024 conversions at load cost ~0.3 ms of every start); packed, so a lookup stays fast.
+// BigInt(number) costs ~25 ns per call here; small ioctl arguments are converted once and
+// reused (hot path: KVM_CHECK_EXTENSION). Filled on first use (1024 conversions at load cost
+// ~0.3 ms of every start); packed, so a lookup stays fast.
 const SMALL_BIG: (bigint | undefined)[] = new Array<bigint | undefined>(1024).fill(undefined);
-
-/** `req` as the bigint the FFI signature takes, converted once per request number. */
-export function reqBig(req: number): bigint {
-  let b = REQ_BIG.get(req);
-  if (b === undefined) REQ_BIG.set(req, b = BigInt(req));
-  return b;
-}
 
 /** `arg` as a bigint, without allocating for small non-negative integers. */
 export function argBig(arg: number | bigint): bigint {
@@ -38,7 +30,7 @@ export function ioctlInt(
   arg: number | bigint = 0,
   args?: CallArgs | ((arg: number | bigint) => CallArgs),
 ): number {
-  const r = libc().ioctl(fd, reqBig(req), argBig(arg));
+  const r = libc().ioctl(fd, req, argBig(arg));
   if (r < 0) {
     const e = errno();
     throw new KvmError({
@@ -53,7 +45,7 @@ export function ioctlInt(
 
 /** ioctl with a pointer to `buf`; throws KvmError on failure. */
 export function ioctlBuf(fd: number, req: number, buf: Uint8Array<ArrayBuffer>, args?: CallArgs): number {
-  const r = libc().ioctl_buf(fd, reqBig(req), buf);
+  const r = libc().ioctl_buf(fd, req, buf);
   if (r < 0) {
     const e = errno(); // before anything else runs (ioctlName builds its map on first use)
     throw new KvmError({ syscall: "ioctl", op: ioctlName(req), errno: e, args: args ?? {} });

@@ -73,7 +73,7 @@ export interface GuestDebugOptions {
   debugreg?: bigint[];
 }
 
-const KVM_RUN_REQ = BigInt(IOCTL.KVM_RUN);
+const KVM_RUN_REQ = IOCTL.KVM_RUN;
 
 /** A vCPU of a {@link Vm}. Closing it unmaps kvm_run and closes the fd; the VM closes it too. */
 export class Vcpu {
@@ -387,7 +387,7 @@ function readCpuid2(
   for (let cap = CPUID_MAX;; cap *= 2) {
     const buf = encodeCpuid([], cap);
     encode(KVM_CPUID2, { nent: cap }, buf);
-    const r = libc().ioctl_buf(fd, BigInt(IOCTL[op]), buf);
+    const r = libc().ioctl_buf(fd, IOCTL[op], buf);
     if (r < 0) {
       const e = errno();
       if (e === ERRNO.E2BIG && cap < 4096) continue;

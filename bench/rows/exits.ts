@@ -55,7 +55,7 @@ export const pioRow: Row = {
     // process costs per exit, apart from kvmsh's loop.
     const vcpu = vm.vcpus[0];
     const l = libc();
-    const run = BigInt(IOCTL.KVM_RUN);
+    const run = IOCTL.KVM_RUN;
     const ks: ReturnType<typeof timeBatches>[] = [];
     const raw: ReturnType<typeof timeBatches>[] = [];
     for (let round = 0; round < rounds; round++) {
