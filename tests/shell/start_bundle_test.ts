@@ -172,15 +172,24 @@ Deno.test("shellEntry: while another process holds the build lock, the sources r
   }
 });
 
-Deno.test("bundleCurrent: a newer source, a removed one, one missing at the build that appears", () => {
+Deno.test("bundleCurrent: a newer source, a removed one (its directory), one missing at the build that appears", () => {
   const root = tinyProject();
   try {
     eq(shellEntry(root).from, "bundle");
     ok(bundleCurrent(root));
     const where = `${root}/shell/where.ts`;
+    Deno.renameSync(where, `${where}.away`);
+    ok(!bundleCurrent(root), "a source gone (its directory changed)");
+    Deno.renameSync(`${where}.away`, where);
+    ok(!bundleCurrent(root), "back, with the mtime it had: its directory still changed");
+    eq(shellEntry(root).from, "bundle");
+    ok(bundleCurrent(root), "rebuilt");
+    Deno.writeTextFileSync(`${root}/shell/unrelated.txt`, "");
+    ok(!bundleCurrent(root), "a file added next to the sources: a rebuild (cheap, and rare)");
+    eq(shellEntry(root).from, "bundle");
+    // Older than the build: still current (make's rule). Newer is not: the stamp has the newest
+    // mtime exactly.
     const st = Deno.statSync(where);
-    // Older than the build: still current (make's rule). One nanosecond newer is not: the stamp
-    // has the newest source's mtime exactly.
     const older = new Date(st.mtime!.getTime() - 60_000);
     Deno.utimeSync(where, older, older);
     ok(bundleCurrent(root), "an older mtime");
@@ -188,15 +197,10 @@ Deno.test("bundleCurrent: a newer source, a removed one, one missing at the buil
     ok(!bundleCurrent(root), "a newer mtime");
     eq(shellEntry(root).from, "bundle");
     ok(bundleCurrent(root), "rebuilt");
-    Deno.renameSync(where, `${where}.away`);
-    ok(!bundleCurrent(root), "a source gone");
-    Deno.renameSync(`${where}.away`, where);
-    ok(bundleCurrent(root), "back, with the mtime it had");
     // The bundler itself was missing when stamped: its appearing counts.
     Deno.writeTextFileSync(`${root}/shell/start_bundle.ts`, "");
     ok(!bundleCurrent(root), "a source missing at the build appears");
     Deno.removeSync(`${root}/shell/start_bundle.ts`);
-    ok(bundleCurrent(root));
     // No current.sh, or one without a stamp: never current.
     Deno.removeSync(`${root}/.tools/bundle/${readManifest(`${root}/.tools/bundle`)!.stampDir}/stamp`);
     ok(!bundleCurrent(root), "no stamp");
