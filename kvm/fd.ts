@@ -45,7 +45,7 @@ export function ioctlInt(
 
 /** ioctl with a pointer to `buf`; throws KvmError on failure. */
 export function ioctlBuf(fd: number, req: number, buf: Uint8Array<ArrayBuffer>, args?: CallArgs): number {
-  const r = libc().ioctl_buf(fd, req, buf);
+  const r = libc().ioctl_buf(fd, req, Deno.UnsafePointer.of(buf));
   if (r < 0) {
     const e = errno(); // before anything else runs (ioctlName builds its map on first use)
     throw new KvmError({ syscall: "ioctl", op: ioctlName(req), errno: e, args: args ?? {} });

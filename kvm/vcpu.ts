@@ -387,7 +387,7 @@ function readCpuid2(
   for (let cap = CPUID_MAX;; cap *= 2) {
     const buf = encodeCpuid([], cap);
     encode(KVM_CPUID2, { nent: cap }, buf);
-    const r = libc().ioctl_buf(fd, IOCTL[op], buf);
+    const r = libc().ioctl_buf(fd, IOCTL[op], Deno.UnsafePointer.of(buf));
     if (r < 0) {
       const e = errno();
       if (e === ERRNO.E2BIG && cap < 4096) continue;

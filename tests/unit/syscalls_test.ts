@@ -7,7 +7,7 @@
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { CLOCK_MONOTONIC, cstr, errno, libc, MAP, MAP_FAILED, O, PROT, SIG, SYS } from "../../ffi/libc.ts";
 import { ERRNO } from "../../ffi/errno.ts";
-import { ITIMERSPEC, SIGACTION, SIGEVENT } from "../../ffi/structs.ts";
+import { IOVEC, ITIMERSPEC, SIGACTION, SIGEVENT } from "../../ffi/structs.ts";
 
 /** From asm/unistd_64.h (Linux 7.2). */
 const HEADER_SYSCALLS: Record<string, number> = {
@@ -25,6 +25,7 @@ const HEADER_SYSCALLS: Record<string, number> = {
   timer_delete: 226,
   tgkill: 234,
   openat: 257,
+  process_vm_writev: 311,
 };
 const UNISTD = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
 
@@ -41,7 +42,7 @@ Deno.test("SYS: the x86_64 syscall numbers of the kernel headers", () => {
   }
 });
 
-Deno.test("libc through syscall(): open/close, mmap/mprotect/munmap, gettid; failures are -1 with errno", () => {
+Deno.test("libc through syscall(): open/close, mmap/mprotect/munmap, process_vm_writev, gettid; failures are -1 with errno", () => {
   const l = libc();
   const fd = l.open(cstr("/proc/self/stat"), O.RDONLY | O.CLOEXEC, 0);
   ok(fd >= 0, `open: ${fd}`);
@@ -61,6 +62,25 @@ Deno.test("libc through syscall(): open/close, mmap/mprotect/munmap, gettid; fai
   const bad = l.mmap(null, 0n, PROT.READ, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0n);
   eq(BigInt(Deno.UnsafePointer.value(bad)), MAP_FAILED);
   eq(errno(), ERRNO.EINVAL);
+
+  // process_vm_writev on ourselves: into the mapping, and EFAULT for an address nothing maps.
+  const src = new Uint8Array([1, 2, 3, 4]);
+  const q = l.mmap(null, 4096n, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0n)!;
+  const iov = (base: bigint, len: number) => {
+    const b = new Uint8Array(IOVEC.size);
+    const dv = new DataView(b.buffer);
+    dv.setBigUint64(IOVEC.fields.iov_base.offset, base, true);
+    dv.setBigUint64(IOVEC.fields.iov_len.offset, BigInt(len), true);
+    return b;
+  };
+  const local = iov(BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(src))), 4);
+  const into = iov(BigInt(Deno.UnsafePointer.value(q)) + 8n, 4);
+  eq(Number(l.process_vm_writev(Deno.pid, Deno.UnsafePointer.of(local), 1n, Deno.UnsafePointer.of(into), 1n, 0n)), 4);
+  eq([...new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(q, 16)).subarray(8, 12)], [1, 2, 3, 4]);
+  eq(l.munmap(q, 4096n), 0);
+  const gone = iov(BigInt(Deno.UnsafePointer.value(q)), 4);
+  eq(Number(l.process_vm_writev(Deno.pid, Deno.UnsafePointer.of(local), 1n, Deno.UnsafePointer.of(gone), 1n, 0n)), -1);
+  eq(errno(), ERRNO.EFAULT);
 
   // This thread's id, as /proc/thread-self names it ("<pid>/task/<tid>"; Deno's readLink needs
   // more permissions than the tests have for /proc).
