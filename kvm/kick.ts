@@ -94,8 +94,6 @@ class Kick {
   readonly #its = new Uint8Array(ITIMERSPEC.size);
   readonly #timerId = new Uint8Array(8);
   #gen = 0;
-  /** Deno's own SIGINT handler was had installed ({@link #haveDenoInstallItsHandler}). */
-  #denoInstalled = false;
   /** A do-nothing main-thread SIGINT listener while Deno may still dispatch a SIGINT we passed on. */
   #denoListener = false;
   /** Interruptible runs and holds using the SIGINT handler now. */
@@ -107,7 +105,11 @@ class Kick {
   #holdBase = 0;
   readonly stats: KickStats = { workerStarts: 0, runs: 0, timers: 0, sigintRuns: 0, kicks: 0, sigints: 0 };
 
-  constructor() {
+  /**
+   * @param denoHandlerFirst have Deno install its own SIGINT handler now ({@link #haveDenoInstallItsHandler});
+   *   false only for a main-isolate kick made by a synchronous hold (the shell's commands).
+   */
+  constructor(denoHandlerFirst: boolean) {
     const page = 4096n;
     // Page 0: the data block (read/write). Page 1: the handlers (read/execute). Kept for the
     // isolate's life: a handler may still be running on another thread after any restore.
@@ -127,6 +129,7 @@ class Kick {
       }
     }
     if (patched !== 1) throw new Error(`kick code: data placeholder found ${patched} times`);
+    if (denoHandlerFirst) this.#haveDenoInstallItsHandler();
     const l = libc();
     const codePtr = Deno.UnsafePointer.create(base + page);
     if (l.mprotect(codePtr, page, PROT.READ | PROT.EXEC) !== 0) {
@@ -308,24 +311,22 @@ class Kick {
   }
 
   /**
-   * Deno installs its own SIGINT handler (signal-hook) when its event loop first turns ~0.5 s
-   * after start, listener or not, over whatever is there. A hold across an `await` could be
-   * under way then and lose its handler: before such a hold, have Deno install it (once per
-   * process; ~0.5 ms), so it is below the kick's (the kick's `old`). A run, or a hold released
-   * before the event loop turns again, cannot be overtaken: they skip this.
+   * Deno installs its own SIGINT handler (signal-hook) once per process, over whatever is there:
+   * ~0.5 s after start when the main isolate's event loop turns, or a few ms after any isolate
+   * adds a signal listener (a Worker's: the scenario runner's Ctrl-C watch). Over the kick's
+   * handler during a run or a hold, it would be undone when that ends (the kick restores what it
+   * replaced), and Deno's listeners would never hear a SIGINT again. So the kick has Deno install
+   * it first (~0.5 ms), and Deno's is below the kick's (the kick's `old`) from then on.
    */
   #haveDenoInstallItsHandler(): void {
-    if (this.#denoInstalled || this.#sigintUsers > 0) return;
     const noop = () => {};
     Deno.addSignalListener("SIGINT", noop);
     Deno.removeSignalListener("SIGINT", noop);
-    this.#denoInstalled = true;
   }
 
   /** See {@link holdSigint}. */
-  hold(synchronous: boolean): SigintHold {
+  hold(): SigintHold {
     const c = this.cells;
-    if (!synchronous) this.#haveDenoInstallItsHandler();
     this.#acquireSigint(false);
     if (this.#holds++ === 0) this.#holdBase = Atomics.load(c, CELL.SIGINTS);
     Atomics.add(c, CELL.HOLD, 1);
@@ -370,7 +371,7 @@ let kick: Kick | undefined;
 
 /** Arms the kick for one run of the exit loop. */
 export function armWatchdog(o: ArmOptions): ArmedRun {
-  kick ??= new Kick();
+  kick ??= new Kick(true);
   return kick.arm(o);
 }
 
@@ -390,13 +391,20 @@ export interface SigintHold {
  * under the hold already (so a Ctrl-C while loading stops the command, not just a later run).
  * Holds nest (counted). One isolate at a time per process may hold or arm the handler.
  *
- * `synchronous: true` promises the hold is released before the event loop runs again (no `await`
- * while held, as in the shell's commands): the hold then skips having Deno install its own SIGINT
- * handler first (~0.5 ms, once per process), which only a hold across an `await` needs.
+ * `synchronous: true` (the shell's commands) promises that in this process nothing can make Deno
+ * install its own SIGINT handler while the kick's is in place: every hold and run is released
+ * before the event loop turns again, and no Worker adds signal listeners. The kick then skips having
+ * Deno install it first (~0.5 ms of every process; see Kick). It counts only when it makes this
+ * main isolate's kick (its first hold or run); a Worker's kick always has Deno install it first.
  */
 export function holdSigint(opts: { synchronous?: boolean } = {}): SigintHold {
-  kick ??= new Kick();
-  return kick.hold(opts.synchronous ?? false);
+  kick ??= new Kick(!(opts.synchronous && !inWorker()));
+  return kick.hold();
+}
+
+/** True in a Worker (its global scope is a WorkerGlobalScope). */
+function inWorker(): boolean {
+  return typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined";
 }
 
 /** Nothing to stop any more (no Worker); kept for callers of the old API. */

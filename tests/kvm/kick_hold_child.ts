@@ -6,8 +6,10 @@
  *   the kick has Deno install first; with no listener a later SIGINT ends the process).
  * - `asm`: under a hold, the parent sends SIGINT to the whole process group while a (fake, slow)
  *   `as` runs: assemble() throws InterruptedError and removes its work directory.
- * - `sync`: holdSigint({ synchronous: true }) keeps SIGINTs without having Deno install its own
- *   handler first (restores SIG_DFL); a plain holdSigint() has it installed.
+ * - `sync`: a first hold with { synchronous: true } keeps SIGINTs without having Deno install its
+ *   own handler first (SIG_DFL again after it, and after a run).
+ * - `worker-run`: a Worker's interruptible run with no hold first leaves Deno's handler installed
+ *   (a listener here then hears a SIGINT).
  * - `isolates`: a Worker's interruptible run has the SIGINT handler; an interruptible run here is
  *   refused with a clear error meanwhile, a deadline-only run is not; afterwards both work and the
  *   default disposition is back.
@@ -66,8 +68,10 @@ if (mode === "hold") {
   h.release();
   say({ error, counted: h.count() });
 } else if (mode === "sync") {
-  // A synchronous hold (the shell's commands) leaves Deno's own handler uninstalled; a hold that
-  // may span an await has Deno install it first. Under the synchronous hold, SIGINTs are kept.
+  // The shell's case: its first hold is synchronous (main isolate, no Worker), so Deno is not
+  // made to install its own handler, and the runs after it keep that. SIGINTs are still kept.
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
   const initial = disposition();
   const h = holdSigint({ synchronous: true });
   const held = disposition();
@@ -76,8 +80,24 @@ if (mode === "hold") {
   while (h.count() === 0 && performance.now() - t0 < 2000) { /* the signal lands on some thread */ }
   h.release();
   const afterSync = disposition();
-  holdSigint().release();
-  say({ initial, held, counted: h.count(), afterSync, afterAsync: disposition() });
+  const stop = runGuest(vm, { asm: "hlt", timeoutMs: 5000 }).stop;
+  say({ initial, held, counted: h.count(), afterSync, stop, afterRun: disposition() });
+} else if (mode === "worker-run") {
+  // A Worker's interruptible run, with no hold before it, while this isolate's event loop turns
+  // past the moment Deno installs its own handler (~0.5 s): afterwards Deno's handler is in place
+  // and a listener here hears a SIGINT (the process lives).
+  const w = new Worker(new URL("./kick_hold_worker.ts", import.meta.url), { type: "module" });
+  const done = new Promise<string>((res) => (w.onmessage = (e) => e.data !== "started" && res(e.data)));
+  const ticks = setInterval(() => {}, 20);
+  const worker = await done;
+  clearInterval(ticks);
+  w.terminate();
+  let heard = 0;
+  Deno.addSignalListener("SIGINT", () => heard++);
+  Deno.kill(Deno.pid, "SIGINT");
+  await new Promise((res) => setTimeout(res, 300));
+  say({ worker, heard, disposition: disposition() });
+  Deno.exit(0);
 } else if (mode === "isolates") {
   holdSigint().release();
   const before = disposition();

@@ -61,9 +61,23 @@ kvmTest("holdSigint({ synchronous }): SIGINTs kept, and Deno's own handler not i
   ok(r.held !== "0", "the kick's handler while held");
   eq(r.counted, 1, "the SIGINT was counted, and the process lives");
   eq(r.afterSync, "0", "SIG_DFL again: Deno was not made to install its handler (~0.5 ms)");
-  ok(r.afterAsync !== "0" && r.afterAsync !== r.held, "a hold that may span an await has Deno's installed");
+  eq(r.stop, "exit", "the run after the hold runs to its HLT (the SIGINT was the hold's)");
+  eq(r.afterRun, "0", "nor by the run after it (the same kick)");
   eq(status.code, 0);
 });
+
+kvmTest(
+  "a Worker's interruptible run leaves Deno's SIGINT handler in place: a listener still hears Ctrl-C",
+  async () => {
+    const { json, status, stderr } = await child("worker-run");
+    const [r] = json;
+    ok(r, stderr);
+    eq(r.worker, "timeout", "the worker's guest spun past ~0.5 s after start");
+    eq(r.heard, 1, `the listener heard the SIGINT (disposition ${r.disposition})`);
+    ok(r.disposition !== "0");
+    eq(status.code, 0);
+  },
+);
 
 kvmTest("assemble: an `as` that dies of SIGINT is an InterruptedError, and the work dir is removed", async () => {
   const dir = await Deno.makeTempDir();

@@ -1,4 +1,4 @@
-/** Worker of kick_hold_child.ts `isolates`: an interruptible run of a spinning guest for 2.5 s. */
+/** Worker of kick_hold_child.ts `isolates` and `worker-run`: an interruptible run of a spinning guest for 2.5 s. */
 
 import { Kvm } from "../../mod.ts";
 import { runGuest } from "../../kvm/run_guest.ts";
