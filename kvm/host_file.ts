@@ -1,5 +1,5 @@
 /**
- * Guest images from host files, read with open/fstat/read through ffi/ (the syscalls kvmsh makes
+ * Guest images from host files, looked at through an O_PATH fd and read with open/fstat/read through ffi/ (the syscalls kvmsh makes
  * anyway) rather than Deno's file API: a short `kvmsh -c "vm create; run guest.bin"` process
  * otherwise pays ~0.5 ms for Deno's first stat (its Date fields) and first file read.
  * @module
@@ -22,8 +22,8 @@ export interface HostFileInfo {
   size: number;
 }
 
-function openRead(path: string): number {
-  const fd = libc().open(cstr(path), O.RDONLY | O.CLOEXEC | O.NONBLOCK, 0);
+function open(path: string, flags: number): number {
+  const fd = libc().open(cstr(path), flags | O.CLOEXEC, 0);
   if (fd < 0) throw new KvmError({ syscall: "open", errno: errno(), args: { path } });
   return fd;
 }
@@ -39,19 +39,9 @@ function infoOf(fd: number, path: string): HostFileInfo {
   };
 }
 
-/**
- * The kind and size of what `path` names (following symlinks), or undefined when nothing is
- * there (ENOENT, ENOTDIR). Other failures (EACCES, …) throw a KvmError. Opened O_NONBLOCK, so a
- * FIFO does not wait for a writer.
- */
-export function hostFile(path: string): HostFileInfo | undefined {
-  let fd: number;
-  try {
-    fd = openRead(path);
-  } catch (e) {
-    if (e instanceof KvmError && (e.errnoName === "ENOENT" || e.errnoName === "ENOTDIR")) return undefined;
-    throw e;
-  }
+/** fstat of `path` through an O_PATH fd: no open for I/O, so a device or FIFO is never opened. */
+function statPath(path: string): HostFileInfo {
+  const fd = open(path, O.PATH);
   try {
     return infoOf(fd, path);
   } finally {
@@ -60,20 +50,40 @@ export function hostFile(path: string): HostFileInfo | undefined {
 }
 
 /**
+ * The kind and size of what `path` names (following symlinks), or undefined when nothing is
+ * there (ENOENT, ENOTDIR). Other failures (EACCES on a directory on the way, …) throw a
+ * KvmError. Looked at with an O_PATH fd: a device or FIFO is not opened (opening some has side
+ * effects: a watchdog arms, a tape rewinds on close).
+ */
+export function hostFile(path: string): HostFileInfo | undefined {
+  try {
+    return statPath(path);
+  } catch (e) {
+    if (e instanceof KvmError && (e.errnoName === "ENOENT" || e.errnoName === "ENOTDIR")) return undefined;
+    throw e;
+  }
+}
+
+/**
  * The whole of the regular file at `path`. Anything else (a directory, a device, a FIFO) is
- * refused before a byte is read: reading `/dev/zero` would not end. Failures throw a KvmError
- * (open, fstat, read); a non-regular file a RangeError.
+ * refused before it is opened for reading (reading `/dev/zero` would not end). Failures throw a
+ * KvmError (open, fstat, read); a non-regular file a RangeError.
  */
 export function readHostFile(path: string): Uint8Array<ArrayBuffer> {
-  const fd = openRead(path);
+  const notRegular = (kind: string) => new RangeError(`'${path}' is not a regular file (${kind})`);
+  const first = statPath(path);
+  if (first.kind !== "file") throw notRegular(first.kind);
+  const fd = open(path, O.RDONLY);
   try {
+    // Replaced between the two looks: look again at what was opened.
     const info = infoOf(fd, path);
-    if (info.kind !== "file") throw new RangeError(`'${path}' is not a regular file (${info.kind})`);
-    let buf = new Uint8Array(Math.max(info.size, 4096));
+    if (info.kind !== "file") throw notRegular(info.kind);
+    // One byte more than the size: the end shows as a 0-byte read without growing the buffer.
+    let buf = new Uint8Array(Math.max(info.size + 1, 4096));
     let n = 0;
     for (;;) {
       if (n === buf.length) {
-        const bigger = new Uint8Array(buf.length * 2); // the file grew since fstat
+        const bigger = new Uint8Array(buf.length * 2); // the file grew since fstat (or /proc)
         bigger.set(buf);
         buf = bigger;
       }
@@ -83,7 +93,7 @@ export function readHostFile(path: string): Uint8Array<ArrayBuffer> {
         if (e === ERRNO.EINTR) continue;
         throw new KvmError({ syscall: "read", errno: e, args: { path } });
       }
-      if (got === 0) return buf.slice(0, n);
+      if (got === 0) return buf.subarray(0, n);
       n += got;
     }
   } finally {

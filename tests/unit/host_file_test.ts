@@ -16,9 +16,37 @@ Deno.test("readHostFile: a regular file's bytes, any size; a file whose size say
       eq(readHostFile(`${dir}/f`), bytes, `size ${size}`);
       eq(hostFile(`${dir}/f`), { kind: "file", size });
     }
+    // The end is found without growing the buffer: one allocation of the file's size (+1).
+    const big = new Uint8Array(1 << 20).fill(7);
+    Deno.writeFileSync(`${dir}/big`, big);
+    const got = readHostFile(`${dir}/big`);
+    eq(got.length, big.length);
+    ok(got.buffer.byteLength <= big.length + 4096, `buffer of ${got.buffer.byteLength} bytes for a 1 MiB file`);
     const status = readHostFile("/proc/self/status");
     eq(hostFile("/proc/self/status")?.size, 0);
     ok(new TextDecoder().decode(status).includes(`\nPid:\t${Deno.pid}\n`));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("hostFile looks without opening for I/O: a writer blocked on a FIFO stays blocked", async () => {
+  const dir = Deno.makeTempDirSync();
+  const fifo = `${dir}/fifo`;
+  try {
+    if (!new Deno.Command("mkfifo", { args: [fifo] }).outputSync().success) return; // no mkfifo here
+    // The writer's open blocks until some process opens the FIFO for reading.
+    const writer = new Deno.Command("sh", { args: ["-c", `echo x > '${fifo}'`], stderr: "null" }).spawn();
+    await new Promise((r) => setTimeout(r, 100));
+    eq(hostFile(fifo)?.kind, "other");
+    throws(() => readHostFile(fifo), /not a regular file \(other\)/);
+    const done = await Promise.race([
+      writer.status.then(() => "finished"),
+      new Promise((r) => setTimeout(() => r("blocked"), 300)),
+    ]);
+    eq(done, "blocked", "nothing opened the FIFO for reading");
+    Deno.readFileSync(fifo); // let the writer finish
+    await writer.status;
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
