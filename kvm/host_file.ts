@@ -1,7 +1,8 @@
 /**
- * Guest images from host files, looked at through an O_PATH fd and read with open/fstat/read through ffi/ (the syscalls kvmsh makes
- * anyway) rather than Deno's file API: a short `kvmsh -c "vm create; run guest.bin"` process
- * otherwise pays ~0.5 ms for Deno's first stat (its Date fields) and first file read.
+ * Guest images from host files, looked at through an O_PATH fd and read with open/fstat/read
+ * through ffi/ (the syscalls kvmsh makes anyway) rather than Deno's file API: a short
+ * `kvmsh -c "vm create; run guest.bin"` process otherwise pays ~0.5 ms for Deno's first stat
+ * (its Date fields) and first file read.
  * @module
  */
 
