@@ -15,7 +15,10 @@
  *   bundling: a source edited while the bundler runs is newer). One check, in sh: `current.sh`,
  *   written with the bundle; `./kvmsh` sources it and runs `bundle_main.js` directly (no
  *   Deno-side check, no entry point from the sources: ~1.5 ms of every start), and
- *   {@link shellEntry} runs the same check through `sh`. Not seen (as by make): a source replaced
+ *   {@link shellEntry} runs the same check through `sh`. A bundle serves only the tree it was
+ *   built in (its chunks name the sources by absolute URL): a copy or a move bundles again; a
+ *   module bundled that the stamped list lacks (added during the build) records nothing, so the
+ *   next start bundles again. Not seen (as by make): a source replaced
  *   by an older copy that keeps its old mtime (`cp -p`, `rsync -a`), or any change while a
  *   source's mtime lies in the future; `touch` it, or `KVMSH_BUNDLE=0`;
  * - the chunks' `import()`s of lazily loaded chunks name them by a computed string, so Deno does
@@ -64,6 +67,11 @@ export interface Manifest {
   dir: string | null;
   /** Directory (under the bundle dir) holding the build's `stamp` (its mtime: the newest source's). */
   stampDir: string;
+  /**
+   * The project root it was built for: its chunks name the sources by absolute URL, so a moved or
+   * copied tree (mtimes kept) must not use it.
+   */
+  root: string;
   error?: string;
   /** What the stamp stands for: project-relative paths, and the Deno binary's absolute one. */
   sources: string[];
@@ -104,8 +112,9 @@ function sourceDirs(sources: string[]): string[] {
 
 /**
  * `current.sh`: the bundle's name, whether its build worked, and `kvmsh_bundle_current`: true
- * while no source, and no directory holding one, is newer than the build's stamp, and no source
- * missing when stamped has appeared (`present` tells which existed). A source removed or renamed
+ * while `$here` is the directory it was built in, no source, and no directory holding one, is
+ * newer than the build's stamp, and no source missing when stamped has appeared (`present` tells
+ * which existed). A source removed or renamed
  * away changes its directory's mtime, so a file's own test needs only `-nt` (two stats, where
  * adding `! -e` made three: ~0.3 ms of every start). `$here` is the project root.
  */
@@ -122,7 +131,8 @@ export function currentScript(m: Manifest, present: boolean[]): string {
     `kvmsh_bundle_ok=${m.dir === null ? 0 : 1}`,
     `kvmsh_bundle_current() {`,
     `  kvmsh_t="$here"/.tools/bundle/${shQuote(m.stampDir)}/stamp`,
-    `  if [ ! -e "$kvmsh_t" ] || ${m.sources.length ? tests.join(" ||\n    ") : "true"}; then`,
+    `  if [ ! -e "$kvmsh_t" ] || ! [ "$here" -ef ${shQuote(m.root)} ] ||`,
+    `    ${m.sources.length ? tests.join(" ||\n    ") : "true"}; then`,
     `    return 1`,
     `  fi`,
     `}`,
@@ -135,14 +145,17 @@ export function currentScript(m: Manifest, present: boolean[]): string {
  * check ./kvmsh makes, run the same way.
  */
 export function bundleCurrent(root: string): boolean {
-  const out = new Deno.Command("sh", {
-    args: ["-c", '. "$here/.tools/bundle/current.sh" && kvmsh_bundle_current', "sh"],
-    env: { here: root },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).outputSync();
-  return out.success;
+  try {
+    return new Deno.Command("sh", {
+      args: ["-c", '. "$here/.tools/bundle/current.sh" && kvmsh_bundle_current', "sh"],
+      env: { here: root },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false; // no sh to run: not known to be current
+  }
 }
 
 /** `file:` URL of an absolute path (each segment percent-encoded: spaces, `#`, `%`). */
@@ -191,6 +204,21 @@ export function rewriteImportMeta(chunk: string, rootUrl: string, known: Readonl
  */
 export function deferLazyImports(chunk: string): string {
   return chunk.replace(/\bimport\("(\.\/[\w.-]+\.js)"\)/g, 'import(String("$1"))');
+}
+
+/** A module bundled that deno info had not listed: added to the shell while it was bundled. */
+class SourcesChanged extends Error {
+  constructor(readonly modules: string[]) {
+    super(`modules added to the shell during the bundle build: ${modules.join(", ")}`);
+  }
+}
+
+/**
+ * The project modules a chunk holds (esbuild's `// path/to/module.ts` lines) that are not among
+ * `known`, the sources listed (and stamped) before bundling.
+ */
+export function unlistedModules(chunk: string, known: ReadonlySet<string>): string[] {
+  return [...chunk.matchAll(new RegExp(MARKER.source, "gm"))].map((m) => m[1]).filter((p) => !known.has(p));
 }
 
 function run(root: string, args: string[]): string {
@@ -297,7 +325,10 @@ export function buildBundle(root: string, bundleDir: string): Manifest {
     for (const e of Deno.readDirSync(out)) {
       if (!e.isFile || !e.name.endsWith(".js")) continue;
       const p = `${out}/${e.name}`;
-      const text = rewriteImportMeta(Deno.readTextFileSync(p), rootUrl, known);
+      const raw = Deno.readTextFileSync(p);
+      const added = unlistedModules(raw, known);
+      if (added.length) throw new SourcesChanged(added);
+      const text = rewriteImportMeta(raw, rootUrl, known);
       Deno.writeTextFileSync(p, e.name === MAIN_CHUNK ? text : deferLazyImports(text));
       Deno.renameSync(p, `${tmp}/${e.name}`);
     }
@@ -310,6 +341,12 @@ export function buildBundle(root: string, bundleDir: string): Manifest {
     try {
       Deno.removeSync(`${tmp}/chunks`, { recursive: true });
     } catch { /* not made */ }
+    if (e instanceof SourcesChanged) {
+      // Nothing recorded: the sources it saw are not those it bundled, and the next start,
+      // finding them newer than the last build, bundles again.
+      Deno.removeSync(tmp, { recursive: true });
+      return { format: BUNDLE_FORMAT, deno: Deno.version.deno, dir: null, stampDir: name, root, error, sources };
+    }
   }
   // A failed build keeps its stamp (when it got that far): the sources run until they change.
   Deno.mkdirSync(tmp, { recursive: true });
@@ -319,6 +356,7 @@ export function buildBundle(root: string, bundleDir: string): Manifest {
     deno: Deno.version.deno,
     dir,
     stampDir: name,
+    root,
     ...(error === undefined ? {} : { error }),
     sources,
   };
@@ -353,9 +391,16 @@ function lock(path: string): boolean {
       return true;
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-      const age = Date.now() - (Deno.statSync(path).mtime?.getTime() ?? 0);
+      let age: number;
+      try {
+        age = Date.now() - (Deno.statSync(path).mtime?.getTime() ?? 0);
+      } catch {
+        continue; // its build just ended and removed it: try again
+      }
       if (age < STALE_LOCK_MS) return false;
-      Deno.removeSync(path);
+      try {
+        Deno.removeSync(path);
+      } catch { /* another process took it over first */ }
     }
   }
   return false;

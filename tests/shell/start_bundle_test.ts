@@ -16,6 +16,7 @@ import {
   readManifest,
   rewriteImportMeta,
   shellEntry,
+  unlistedModules,
 } from "../../shell/start_bundle.ts";
 import { kvmsh } from "./helpers.ts";
 import { kvmTest } from "../kvm_env.ts";
@@ -59,6 +60,12 @@ Deno.test("deferLazyImports: a chunk's import() of another chunk is hidden from 
   );
   const other = 'import { a } from "./chunk-X.js";\nawait import(url);\nimport("npm:x");';
   eq(deferLazyImports(other), other, "static imports, computed and non-relative specifiers stay");
+});
+
+Deno.test("unlistedModules: a module bundled that the stamped list lacks (added during the build)", () => {
+  const chunk = "// kvm/a.ts\nvar a = 1;\n// kvm/new.ts\nvar n = 2;\n// shell/b.ts\nvar b = 3;";
+  eq(unlistedModules(chunk, new Set(["kvm/a.ts", "shell/b.ts", "kvm/new.ts"])), []);
+  eq(unlistedModules(chunk, new Set(["kvm/a.ts", "shell/b.ts"])), ["kvm/new.ts"]);
 });
 
 /**
@@ -177,6 +184,23 @@ Deno.test("bundleCurrent: a newer source, a removed one (its directory), one mis
   try {
     eq(shellEntry(root).from, "bundle");
     ok(bundleCurrent(root));
+    // A copy of the tree (mtimes kept) or the tree moved elsewhere: its chunks name the old root.
+    const copy = `${root}-copy`;
+    new Deno.Command("cp", { args: ["-a", root, copy] }).outputSync();
+    try {
+      ok(bundleCurrent(root), "the original");
+      ok(!bundleCurrent(copy), "a copy made with cp -a");
+    } finally {
+      Deno.removeSync(copy, { recursive: true });
+    }
+    const moved = `${root}-moved`;
+    Deno.renameSync(root, moved);
+    try {
+      ok(!bundleCurrent(moved), "the tree moved");
+    } finally {
+      Deno.renameSync(moved, root);
+    }
+    ok(bundleCurrent(root), "back where it was built");
     const where = `${root}/shell/where.ts`;
     Deno.renameSync(where, `${where}.away`);
     ok(!bundleCurrent(root), "a source gone (its directory changed)");
