@@ -18,9 +18,10 @@
  *   {@link shellEntry} runs the same check through `sh`. A bundle serves only the tree it was
  *   built in (its chunks name the sources by absolute URL): a copy or a move bundles again; a
  *   module bundled that the stamped list lacks (added during the build) records nothing, so the
- *   next start bundles again. Not seen (as by make): a source replaced
- *   by an older copy that keeps its old mtime (`cp -p`, `rsync -a`), or any change while a
- *   source's mtime lies in the future; `touch` it, or `KVMSH_BUNDLE=0`;
+ *   next start bundles again. Not seen (as by make): a source overwritten in place by an older
+ *   copy that keeps its old mtime (`cp -p`; `rsync -a` renames into place, which its directory
+ *   shows), or any change while a source's mtime lies in the future; `touch` it, or
+ *   `KVMSH_BUNDLE=0`;
  * - the chunks' `import()`s of lazily loaded chunks name them by a computed string, so Deno does
  *   not read those chunks at every start ({@link deferLazyImports});
  * - `import.meta.url` in a bundled module is rewritten to that module's own source URL, so paths
