@@ -393,9 +393,9 @@ export interface SigintHold {
  *
  * `synchronous: true` (the shell's commands) promises that in this process nothing can make Deno
  * install its own SIGINT handler while the kick's is in place: every hold and run is released
- * before the event loop turns again, and no Worker adds signal listeners. The kick then skips having
- * Deno install it first (~0.5 ms of every process; see Kick). It counts only when it makes this
- * main isolate's kick (its first hold or run); a Worker's kick always has Deno install it first.
+ * before the event loop turns again, and no Worker adds signal listeners. The kick then skips
+ * having Deno install it first (~0.5 ms of every process; see Kick). It counts only when it makes
+ * this main isolate's kick (its first hold or run); a Worker's kick always has Deno install it.
  */
 export function holdSigint(opts: { synchronous?: boolean } = {}): SigintHold {
   kick ??= new Kick(!(opts.synchronous && !inWorker()));

@@ -115,9 +115,9 @@ function sourceDirs(sources: string[]): string[] {
  * `current.sh`: the bundle's name, whether its build worked, and `kvmsh_bundle_current`: true
  * while `$here` is the directory it was built in, no source, and no directory holding one, is
  * newer than the build's stamp, and no source missing when stamped has appeared (`present` tells
- * which existed). A source removed or renamed
- * away changes its directory's mtime, so a file's own test needs only `-nt` (two stats, where
- * adding `! -e` made three: ~0.3 ms of every start). `$here` is the project root.
+ * which existed). A source removed or renamed away changes its directory's mtime, so a file's
+ * own test needs only `-nt` (two stats, where adding `! -e` made three: ~0.3 ms of every start).
+ * `$here` is the project root.
  */
 export function currentScript(m: Manifest, present: boolean[]): string {
   const q = (path: string) => path.startsWith("/") ? shQuote(path) : path ? `"$here"/${shQuote(path)}` : `"$here"`;
