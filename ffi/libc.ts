@@ -27,13 +27,10 @@ const CORE = {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   /**
-   * Guest memory (kvm/mapping.ts) and the kick's check of the SIGINT handler it replaces (every
-   * interruptible run). The iovec arrays go by address: a "buffer" parameter costs Deno ~0.1 ms
-   * more to compile at every start, and a Mapping's iovecs are made once (their address with them).
-   * Writes (loading a guest, `write`) go through syscall(); reads (ucalls, `x/`) keep a stub.
+   * Guest memory writes (kvm/mapping.ts: loading a guest, `write`), through syscall(). The iovec
+   * arrays go by address: a Mapping's are made once (their address with them).
    */
   process_vm_writev: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
-  process_vm_readv: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
   gettid: { parameters: [], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
@@ -53,10 +50,16 @@ const CORE = {
 /**
  * The rest, each bound on its own first use: Deno compiles a call stub per symbol when it opens a
  * library (~0.15 ms each), which a short `kvmsh -c "vm create; run …"` process need not pay for
- * the 23 it never calls (bulk memory, strerror, files, /proc). A symbol is bound before its
+ * the 24 it never calls (guest memory reads, bulk memory, strerror, files, /proc). A symbol is bound before its
  * call, so errno after the call is the call's.
  */
 const LAZY = {
+  /**
+   * Guest memory reads (ucalls, `x/`) and the kick's check of a SIGINT handler it replaces (when
+   * not SIG_DFL): a compiled stub, bound on the first read — a plain `run` of a guest reads none.
+   * The iovec arrays go by address, like process_vm_writev's.
+   */
+  process_vm_readv: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
   /** (kvmsh itself reads `Deno.pid`.) */
   getpid: { parameters: [], result: "i32" },
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
@@ -146,7 +149,7 @@ export const SYS = Object.freeze({
 const AT_FDCWD = -100;
 
 /**
- * How CORE is bound: the hot symbols (the ioctls, process_vm_readv) get Deno's compiled
+ * How CORE is bound: the hot symbols (the ioctls) get Deno's compiled
  * call stubs; the rest are declared to return an 8-byte struct, which makes Deno call them
  * through libffi (~1 µs a call) with nothing compiled. The x86-64 SysV ABI returns that struct in
  * RAX, exactly where the C function puts its int, long or pointer.
@@ -155,7 +158,6 @@ const RAX = { struct: ["u64"] } as const;
 const BOUND = {
   ioctl: CORE.ioctl,
   ioctl_buf: CORE.ioctl_buf,
-  process_vm_readv: CORE.process_vm_readv,
   sigaction: { ...CORE.sigaction, result: RAX },
   __errno_location: { ...CORE.__errno_location, result: RAX },
   /** `long syscall(long number, ...)`, always given six arguments (unused ones 0). */
@@ -185,7 +187,6 @@ function bindCore(): CoreSymbols {
   return {
     ioctl: raw.ioctl,
     ioctl_buf: raw.ioctl_buf,
-    process_vm_readv: raw.process_vm_readv,
     process_vm_writev: (pid, local, nlocal, remote, nremote, flags) =>
       sys(SYS.process_vm_writev, pid, ptr(local), nlocal, ptr(remote), nremote, flags),
     sigaction: (sig, act, old) => int(rax(raw.sigaction(sig, act, old) as Uint8Array<ArrayBuffer>)),
