@@ -384,6 +384,11 @@ function pruneOld(bundleDir: string, current: string | null): void {
   }
 }
 
+/** Blocks the thread for `ms` (start-up code: no event loop to wait on). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /** Takes the build lock; false when another live build holds it. */
 function lock(path: string): boolean {
   for (let tries = 0; tries < 2; tries++) {
@@ -424,7 +429,10 @@ export function shellEntry(root: string, mode: "auto" | "off" | "require" = "aut
     return { url: fileUrl(`${bundleDir}/${m.dir}/${CLI_CHUNK}`), from: "bundle" };
   };
   let entry = found(readManifest(bundleDir));
-  if (!entry) {
+  // KVMSH_BUNDLE=1 waits for a build running elsewhere (then uses it, or builds); "auto" runs the
+  // sources meanwhile.
+  const deadline = Date.now() + (mode === "require" ? STALE_LOCK_MS : 0);
+  while (!entry) {
     try {
       Deno.mkdirSync(bundleDir, { recursive: true });
       const lockPath = `${bundleDir}/build.lock`;
@@ -435,7 +443,14 @@ export function shellEntry(root: string, mode: "auto" | "off" | "require" = "aut
         } finally {
           Deno.removeSync(lockPath);
         }
-      } else entry = { ...sources, reason: "a bundle build is running in another process" };
+        break;
+      }
+      if (Date.now() >= deadline) {
+        entry = { ...sources, reason: "a bundle build is running in another process" };
+        break;
+      }
+      sleepSync(50);
+      entry = found(readManifest(bundleDir));
     } catch (e) {
       entry = { ...sources, reason: `cannot build the bundle: ${e}` };
     }

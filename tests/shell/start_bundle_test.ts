@@ -162,7 +162,7 @@ Deno.test("shellEntry: a failed build is recorded, not retried until a source ch
   }
 });
 
-Deno.test("shellEntry: while another process holds the build lock, the sources run", () => {
+Deno.test("shellEntry: while another process holds the build lock, the sources run (KVMSH_BUNDLE=1 waits)", async () => {
   const root = tinyProject();
   try {
     Deno.mkdirSync(`${root}/.tools/bundle`, { recursive: true });
@@ -170,7 +170,15 @@ Deno.test("shellEntry: while another process holds the build lock, the sources r
     const e = shellEntry(root);
     eq(e.from, "sources");
     eq(e.reason, "a bundle build is running in another process");
-    // A lock left by a dead build (older than two minutes) is taken over.
+    // KVMSH_BUNDLE=1 waits for the build instead: here the "other build" ends after 0.3 s.
+    const ender = new Deno.Command("sh", { args: ["-c", `sleep 0.3; rm '${root}/.tools/bundle/build.lock'`] }).spawn();
+    const t0 = performance.now();
+    eq(shellEntry(root, "require").from, "bundle");
+    ok(performance.now() - t0 >= 250, "it waited for the lock");
+    await ender.status;
+    // A lock left by a dead build (older than two minutes) is taken over (sources edited since).
+    touch(`${root}/shell/where.ts`, "export const WHERE = 'again';\n");
+    Deno.writeTextFileSync(`${root}/.tools/bundle/build.lock`, "");
     const old = new Date(Date.now() - 10 * 60_000);
     Deno.utimeSync(`${root}/.tools/bundle/build.lock`, old, old);
     eq(shellEntry(root).from, "bundle");
