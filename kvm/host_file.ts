@@ -10,6 +10,7 @@ import { cstr, errno, libc, O } from "../ffi/libc.ts";
 import { ERRNO } from "../ffi/errno.ts";
 import { STAT } from "../ffi/structs.ts";
 import { KvmError } from "./errors.ts";
+import { humanSize } from "./units.ts";
 
 /** `st_mode`'s file type bits and two of their values. */
 const S_IFMT = 0o170000;
@@ -65,15 +66,23 @@ export function hostFile(path: string): HostFileInfo | undefined {
   }
 }
 
+/** The most {@link readHostFile} reads by default: larger than any guest image makes sense. */
+export const HOST_FILE_MAX = 1 << 30;
+
 /**
- * The whole of the regular file at `path`. Anything else (a directory, a device, a FIFO) is
- * refused before it is opened for reading (reading `/dev/zero` would not end). Failures throw a
- * KvmError (open, fstat, read); a non-regular file a RangeError.
+ * The whole of the regular file at `path`, at most `max` bytes (default {@link HOST_FILE_MAX}).
+ * Anything else (a directory, a device, a FIFO) is refused before it is opened for reading
+ * (reading `/dev/zero` would not end), and so is a larger file (a sparse 100 GiB file would
+ * otherwise fail as an allocation error). Failures throw a KvmError (open, fstat, read); a
+ * non-regular or too large file a RangeError.
  */
-export function readHostFile(path: string): Uint8Array<ArrayBuffer> {
+export function readHostFile(path: string, max: number = HOST_FILE_MAX): Uint8Array<ArrayBuffer> {
   const notRegular = (kind: string) => new RangeError(`'${path}' is not a regular file (${kind})`);
+  const tooLarge = (size: number) =>
+    new RangeError(`'${path}' is ${humanSize(BigInt(size))}: more than the ${humanSize(BigInt(max))} kvmsh reads`);
   const first = statPath(path);
   if (first.kind !== "file") throw notRegular(first.kind);
+  if (first.size > max) throw tooLarge(first.size);
   const fd = open(path, O.RDONLY);
   try {
     // Replaced between the two looks: look again at what was opened.
@@ -84,6 +93,7 @@ export function readHostFile(path: string): Uint8Array<ArrayBuffer> {
     let n = 0;
     for (;;) {
       if (n === buf.length) {
+        if (n > max) throw tooLarge(n);
         const bigger = new Uint8Array(buf.length * 2); // the file grew since fstat (or /proc)
         bigger.set(buf);
         buf = bigger;

@@ -41,7 +41,10 @@ export async function launch(argv: string[], loadShell: () => Promise<ShellModul
       try {
         shell = await loadShell();
       } catch (e) {
-        console.error(`kvmsh: ${(e as Error).message}`); // e.g. KVMSH_BUNDLE=1 without a bundle
+        // e.g. KVMSH_BUNDLE=1 without a bundle, or a module of the sources that does not load
+        // (Deno's message has colour codes: not on a plain stderr).
+        const text = (e as Error).message;
+        console.error(`kvmsh: ${Deno.stderr.isTerminal() ? text : text.replace(/\x1b\[[0-9;]*m/g, "")}`);
         return 1;
       }
       return await shell.runShell(args);

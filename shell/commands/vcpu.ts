@@ -15,6 +15,7 @@ import {
   hostFile,
   type HostFileInfo,
   KvmError,
+  readHostFile,
   REG_NAMES,
   runGuest,
   type Ucall,
@@ -285,7 +286,8 @@ export const vcpuImpl: CommandImpls = {
         if (st.kind === "directory") throw new UsageError(`run: cannot read '${r.guest}': is a directory`);
         // A device or pipe would be read without end (run /dev/zero), with Ctrl-C held.
         if (st.kind !== "file") throw new UsageError(`run: '${r.guest}' is not a regular file`);
-        if (st.size === 0) throw new UsageError(`run: '${r.guest}' is empty`);
+        // A /proc file says size 0 and is not empty: look at what reading it gives.
+        if (st.size === 0 && readHostFile(r.guest).length === 0) throw new UsageError(`run: '${r.guest}' is empty`);
       }
       // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`. The
       // API's console also holds each ucall print's text: shown once, as its `ucall print:` line,

@@ -1,6 +1,6 @@
 /**
  * Bad input found in review, each a usage error (exit 2, one clear line, nothing sent or created):
- * a guest that is a device or empty, a VM type that is an object property or past 32 bits, a
+ * a guest that is a device or empty (a /proc file is not), one too large to read, a VM type that is an object property or past 32 bits, a
  * `fill:` too large for write(2) on a guest_memfd, a typo in `--memory gmem:<flags>`, `-c` and a
  * command together.
  */
@@ -42,6 +42,20 @@ kvmTest("bad input from review: each is a usage error (exit 2) with one clear li
     assert.match(r.stderr, /^error: run: '.*' is empty$/m);
   } finally {
     await Deno.remove(empty);
+  }
+  // A /proc file says size 0 but is not empty (it runs, as the bytes it is); a sparse 2 GiB file
+  // is refused before it is read.
+  const proc = await runC(["vm create", "run /proc/self/status --timeout 1"]);
+  assert.doesNotMatch(proc.stderr, /is empty/, proc.stderr);
+  const big = await Deno.makeTempFile({ suffix: ".bin" });
+  try {
+    await Deno.truncate(big, 2 ** 31);
+    const t0 = performance.now();
+    const r = await runC(["vm create", `run ${big}`]);
+    assert.match(r.stderr, /^error: '.*' is 2 GiB: more than the 1 GiB kvmsh reads$/m, r.stderr);
+    assert.ok(performance.now() - t0 < 5000, "refused without reading it");
+  } finally {
+    await Deno.remove(big);
   }
 });
 

@@ -22,6 +22,15 @@ Deno.test("readHostFile: a regular file's bytes, any size; a file whose size say
     const got = readHostFile(`${dir}/big`);
     eq(got.length, big.length);
     ok(got.buffer.byteLength <= big.length + 4096, `buffer of ${got.buffer.byteLength} bytes for a 1 MiB file`);
+    // Too large: refused before anything is read or allocated (a sparse 2 GiB file here).
+    eq(readHostFile(`${dir}/big`, 1 << 20).length, 1 << 20, "exactly the limit is read");
+    throws(() => readHostFile(`${dir}/big`, 1000), /is 1 MiB: more than the 1000 B kvmsh reads/);
+    const sparse = Deno.openSync(`${dir}/sparse`, { write: true, create: true });
+    sparse.truncateSync(2 ** 31);
+    sparse.close();
+    const t0 = performance.now();
+    throws(() => readHostFile(`${dir}/sparse`), /is 2 GiB: more than the 1 GiB kvmsh reads/);
+    ok(performance.now() - t0 < 200, "refused at once");
     const status = readHostFile("/proc/self/status");
     eq(hostFile("/proc/self/status")?.size, 0);
     ok(new TextDecoder().decode(status).includes(`\nPid:\t${Deno.pid}\n`));
