@@ -16,6 +16,12 @@ import { parseArgv, type ShellArgv, USAGE } from "./argv.ts";
  */
 const modUrl = () => new URL("../mod.ts", import.meta.url).href;
 
+/**
+ * An SGR colour sequence (ESC [ … m, as output.ts writes them), built from a string: launch
+ * imports nothing of the shell's (the bundle's entry chunk stays small).
+ */
+const SGR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
 /** The part of shell/cli.ts that launch needs. */
 export interface ShellModule {
   runShell(args: ShellArgv): Promise<number>;
@@ -44,7 +50,7 @@ export async function launch(argv: string[], loadShell: () => Promise<ShellModul
         // e.g. KVMSH_BUNDLE=1 without a bundle, or a module of the sources that does not load
         // (Deno's message has colour codes: not on a plain stderr).
         const text = (e as Error).message;
-        console.error(`kvmsh: ${Deno.stderr.isTerminal() ? text : text.replace(/\x1b\[[0-9;]*m/g, "")}`);
+        console.error(`kvmsh: ${Deno.stderr.isTerminal() ? text : text.replace(SGR, "")}`);
         return 1;
       }
       return await shell.runShell(args);
