@@ -9,7 +9,7 @@ import { ELF64_EHDR, ELF64_PHDR } from "../../ffi/structs.ts";
 import { decode } from "../../ffi/struct_codec.ts";
 import type { Vcpu } from "../vcpu.ts";
 import { hex } from "../units.ts";
-import { defaultStack, type GpaRange, type PageTableInfo, setupLongMode } from "./long_mode.ts";
+import { defaultStack, type LongModeLoadOptions, type PageTableInfo, setupLongMode } from "./long_mode.ts";
 import type { LoadInfo } from "./real_mode.ts";
 
 const PT_LOAD = 1;
@@ -63,13 +63,7 @@ export function parseElf(bytes: Uint8Array): ElfImage {
 export function loadElf(
   vcpu: Vcpu,
   bytes: Uint8Array,
-  o: {
-    stack?: bigint;
-    args?: readonly bigint[];
-    extraMaps?: readonly GpaRange[];
-    pdArea?: bigint;
-    pdAreaWritten?: boolean;
-  } = {},
+  o: LongModeLoadOptions = {},
 ): LoadInfo & { pageTables: PageTableInfo; segments: ElfSegment[] } {
   const elf = parseElf(bytes);
   let size = 0;

@@ -67,6 +67,12 @@ export interface LongModeOptions {
   pdAreaWritten?: boolean;
 }
 
+/** What a long-mode loader (flat image, ELF) passes on to {@link setupLongMode}; entry is the image's. */
+export type LongModeLoadOptions = Omit<LongModeOptions, "entry" | "stack" | "hugePages"> & {
+  /** Initial RSP (default: the top of the memslot holding GPA 0, {@link defaultStack}). */
+  stack?: bigint;
+};
+
 /** Bytes of the 512 page directories that map the low 512 GiB with 2 MiB pages. */
 export const PD_AREA_SIZE = 512n * 4096n;
 
@@ -292,14 +298,7 @@ export function setupLongMode(vcpu: Vcpu, o: LongModeOptions): PageTableInfo {
 export function loadLongModeFlat(
   vcpu: Vcpu,
   image: Uint8Array,
-  o: {
-    loadAddress?: bigint;
-    stack?: bigint;
-    args?: readonly bigint[];
-    extraMaps?: readonly GpaRange[];
-    pdArea?: bigint;
-    pdAreaWritten?: boolean;
-  } = {},
+  o: LongModeLoadOptions & { loadAddress?: bigint } = {},
 ): LoadInfo & { pageTables: PageTableInfo } {
   const load = o.loadAddress ?? LONG_MODE_LAYOUT.image;
   vcpu.vm.writeGuest(load, image);
