@@ -63,6 +63,8 @@ const LAZY = {
   /** (kvmsh itself reads `Deno.pid`.) */
   getpid: { parameters: [], result: "i32" },
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  /** Which pages of a range are resident (tests measure what a bulk access faulted in). */
+  mincore: { parameters: ["pointer", "usize", "buffer"], result: "i32" },
   memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
   memcpy: { parameters: ["pointer", "pointer", "usize"], result: "pointer" },
   /** memcpy into a JS buffer (bulk reads of a mapping). */
@@ -247,6 +249,7 @@ export const MADV = Object.freeze({
   DONTNEED: 4,
   REMOVE: 9,
   HUGEPAGE: 14,
+  NOHUGEPAGE: 15,
   POPULATE_READ: 22,
   POPULATE_WRITE: 23,
   COLLAPSE: 25,

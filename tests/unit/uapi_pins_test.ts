@@ -139,7 +139,7 @@ Deno.test("flag bits and constants match the kernel headers", async () => {
   eq(MEMSLOT_FLAGS.bits, { "log-dirty": 1n, readonly: 2n, "guest-memfd": 4n }); // KVM_MEM_*
   eq(MEMORY_ATTRIBUTES.bits.private, 8n); // KVM_MEMORY_ATTRIBUTE_PRIVATE = 1 << 3
   eq([FALLOC.KEEP_SIZE, FALLOC.PUNCH_HOLE], [1, 2]); // linux/falloc.h
-  eq([MADV.DONTNEED, MADV.HUGEPAGE, MADV.COLLAPSE], [4, 14, 25]); // asm-generic/mman-common.h
+  eq([MADV.DONTNEED, MADV.HUGEPAGE, MADV.NOHUGEPAGE, MADV.COLLAPSE], [4, 14, 15, 25]); // asm-generic/mman-common.h
 });
 
 Deno.test("vCPU exit ABI: kvm_run union offsets, hypercall and memory-fault constants, ELF64 headers", async () => {
