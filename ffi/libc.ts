@@ -151,14 +151,17 @@ export const SYS = Object.freeze({
 const AT_FDCWD = -100;
 
 /**
- * How CORE is bound: the hot symbol, ioctl, gets Deno's compiled call stub (ioctl_buf calls it
- * with the struct's address); the rest are declared to return an 8-byte struct, which makes Deno
- * call them through libffi (~1 µs a call) with nothing compiled. The x86-64 SysV ABI returns that
- * struct in RAX, exactly where the C function puts its int, long or pointer.
+ * How CORE is bound: every function is declared to return an 8-byte struct, which makes Deno call
+ * it through libffi (~1 µs a call) with nothing compiled. The x86-64 SysV ABI returns that struct
+ * in RAX, exactly where the C function puts its int, long or pointer. The hot one, ioctl, gets
+ * Deno's compiled call stub (~0.3 µs less a call; V8's fast call once the caller is optimized)
+ * on its {@link IOCTL_STUB_AFTER}th call: compiling it (and the compiler's first use in the
+ * process) cost every start ~0.25 ms, which a short `kvmsh -c "vm create; run …"` (~15 ioctls)
+ * never earns back, while a loop of exits or ioctls earns it back within a few hundred calls.
  */
 const RAX = { struct: ["u64"] } as const;
 const BOUND = {
-  ioctl: CORE.ioctl,
+  ioctl: { ...CORE.ioctl, result: RAX },
   sigaction: { ...CORE.sigaction, result: RAX },
   __errno_location: { ...CORE.__errno_location, result: RAX },
   /** `long syscall(long number, ...)`, always given six arguments (unused ones 0). */
@@ -166,6 +169,9 @@ const BOUND = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type CoreSymbols = Deno.DynamicLibrary<typeof CORE>["symbols"];
+
+/** ioctl calls made through libffi before ioctl's compiled stub is bound (see {@link BOUND}). */
+export const IOCTL_STUB_AFTER = 256;
 type Arg = number | bigint;
 
 /** What RAX held, as the 8 bytes Deno returns for a struct result. */
@@ -185,11 +191,21 @@ function bindCore(): CoreSymbols {
     rax(call(nr, a, b, c, d, e, f));
   const int = (r: bigint) => Number(BigInt.asIntN(32, r));
   const ptr = (p: Deno.PointerValue) => Deno.UnsafePointer.value(p);
+  let ioctlCalls = 0;
   return {
-    ioctl: raw.ioctl,
-    // The same C function: the struct's address as the integer argument (~0.1 µs a call, on an
-    // ioctl that takes microseconds; a second stub cost every start ~0.1 ms).
-    ioctl_buf: (fd, req, p) => raw.ioctl(fd, req, BigInt(Deno.UnsafePointer.value(p))),
+    // Through libffi until the IOCTL_STUB_AFTER-th call, which first replaces this property by the
+    // compiled stub (before the call: errno after it is still the call's). Callers load
+    // `libc().ioctl` at each call, so they all move to the stub.
+    ioctl: (fd, req, arg) => {
+      if (++ioctlCalls === IOCTL_STUB_AFTER) {
+        (syms as { ioctl: Symbols["ioctl"] }).ioctl = Deno.dlopen(LIBC_PATH, { ioctl: CORE.ioctl }).symbols.ioctl;
+      }
+      return int(rax(raw.ioctl(fd, req, arg) as Uint8Array<ArrayBuffer>));
+    },
+    // The same C function, through whichever ioctl is bound now: the struct's address as the
+    // integer argument (~0.1 µs a call, on an ioctl that takes microseconds; a second stub cost
+    // every start ~0.1 ms).
+    ioctl_buf: (fd, req, p) => syms!.ioctl(fd, req, BigInt(Deno.UnsafePointer.value(p))),
     process_vm_writev: (pid, local, nlocal, remote, nremote, flags) =>
       sys(SYS.process_vm_writev, pid, ptr(local), nlocal, ptr(remote), nremote, flags),
     sigaction: (sig, act, old) => int(rax(raw.sigaction(sig, act, old) as Uint8Array<ArrayBuffer>)),

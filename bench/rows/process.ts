@@ -135,7 +135,9 @@ export const processRow: Row = {
     });
     const b = denoLike(bare, guest), e = denoLike(empty);
     const cs: Side[] = [], ks: Side[] = [], qs: Side[] = [], ps: Side[] = [], bs: Side[] = [], es: Side[] = [];
-    for (let round = 0; round < (ctx.quick ? 2 : 5); round++) {
+    // Eight rounds: QEMU's wall time comes in ~4 ms steps (56, 60, 64, 68, 72 ms seen in one run), so
+    // a round's median of four moves by a step; more rounds steady the median of their ratios.
+    for (let round = 0; round < (ctx.quick ? 2 : 8); round++) {
       cs.push(await timeProcess("C", ctx.bins.hello, [guest], reps, checker("C")));
       ks.push(await timeProcess("kvmsh", k.cmd, k.args, reps, k.check));
       ps.push(await timeProcess("kvmsh", plain.cmd, plain.args, reps, checker("mod.ts script")));
