@@ -155,7 +155,7 @@ const AT_FDCWD = -100;
  * it through libffi (~1 µs a call) with nothing compiled. The x86-64 SysV ABI returns that struct
  * in RAX, exactly where the C function puts its int, long or pointer. The hot one, ioctl, gets
  * Deno's compiled call stub (~0.3 µs less a call; V8's fast call once the caller is optimized)
- * on its {@link IOCTL_STUB_AFTER}th call: compiling it (and the compiler's first use in the
+ * from its {@link IOCTL_STUB_AFTER}th call: compiling it (and the compiler's first use in the
  * process) cost every start ~0.25 ms, which a short `kvmsh -c "vm create; run …"` (~15 ioctls)
  * never earns back, while a loop of exits or ioctls earns it back within a few hundred calls.
  */
@@ -192,20 +192,23 @@ function bindCore(): CoreSymbols {
   const int = (r: bigint) => Number(BigInt.asIntN(32, r));
   const ptr = (p: Deno.PointerValue) => Deno.UnsafePointer.value(p);
   let ioctlCalls = 0;
+  let stub: CoreSymbols["ioctl"] | undefined;
+  const viaFfi = (fd: number, req: number, arg: bigint) => {
+    // The IOCTL_STUB_AFTER-th call binds the stub first (errno after the call is still the call's).
+    if (++ioctlCalls === IOCTL_STUB_AFTER) stub = Deno.dlopen(LIBC_PATH, { ioctl: CORE.ioctl }).symbols.ioctl;
+    return int(rax(raw.ioctl(fd, req, arg) as Uint8Array<ArrayBuffer>));
+  };
+  // One function for every caller, whichever way it goes: the call sites stay monomorphic, and the
+  // stub is called from one site that only ever sees the stub, where V8 makes it a fast call (a
+  // property swapped from one function to the other made callers' sites polymorphic: no fast
+  // call, KVM_CHECK_EXTENSION 205 → 460 ns).
+  const ioctl = (fd: number, req: number, arg: bigint) =>
+    stub !== undefined ? stub(fd, req, arg) : viaFfi(fd, req, arg);
   return {
-    // Through libffi until the IOCTL_STUB_AFTER-th call, which first replaces this property by the
-    // compiled stub (before the call: errno after it is still the call's). Callers load
-    // `libc().ioctl` at each call, so they all move to the stub.
-    ioctl: (fd, req, arg) => {
-      if (++ioctlCalls === IOCTL_STUB_AFTER) {
-        (syms as { ioctl: Symbols["ioctl"] }).ioctl = Deno.dlopen(LIBC_PATH, { ioctl: CORE.ioctl }).symbols.ioctl;
-      }
-      return int(rax(raw.ioctl(fd, req, arg) as Uint8Array<ArrayBuffer>));
-    },
-    // The same C function, through whichever ioctl is bound now: the struct's address as the
-    // integer argument (~0.1 µs a call, on an ioctl that takes microseconds; a second stub cost
-    // every start ~0.1 ms).
-    ioctl_buf: (fd, req, p) => syms!.ioctl(fd, req, BigInt(Deno.UnsafePointer.value(p))),
+    ioctl,
+    // The same C function: the struct's address as the integer argument (~0.1 µs a call, on an
+    // ioctl that takes microseconds; a second stub cost every start ~0.1 ms).
+    ioctl_buf: (fd, req, p) => ioctl(fd, req, BigInt(Deno.UnsafePointer.value(p))),
     process_vm_writev: (pid, local, nlocal, remote, nremote, flags) =>
       sys(SYS.process_vm_writev, pid, ptr(local), nlocal, ptr(remote), nremote, flags),
     sigaction: (sig, act, old) => int(rax(raw.sigaction(sig, act, old) as Uint8Array<ArrayBuffer>)),

@@ -34,17 +34,18 @@ while (calls < IOCTL_STUB_AFTER - 1) {
   if (check() !== 1) throw new Error(`call ${calls + 1}: KVM_CHECK_EXTENSION(USER_MEMORY) != 1`);
   calls++;
 }
-const stillFfi = libc().ioctl === first;
+const stillFfi = opened.length === 1;
 // The IOCTL_STUB_AFTER-th call binds the stub first, then fails: errno must still be this call's.
 const boundary = { r: libc().ioctl(-1, IOCTL.KVM_CHECK_EXTENSION, 0n), errno: errno() };
 const after = {
-  stub: libc().ioctl !== first,
+  stub: opened.length === 2,
+  same: libc().ioctl === first,
   check: check(),
   msr: msrList(),
   badFd: { r: libc().ioctl(-1, IOCTL.KVM_RUN, 0n), errno: errno() },
   notKvm: { r: libc().ioctl(0, IOCTL.KVM_RUN, 0n), errno: errno() },
 };
-// A caller that kept the libffi function still gets answers, and binds nothing more.
+// A caller that kept the function from before gets answers (through the stub), and nothing more is bound.
 const kept = Array.from({ length: IOCTL_STUB_AFTER + 10 }, () => first(kvm, IOCTL.KVM_CHECK_EXTENSION, 3n));
 l.close(kvm);
 post({
