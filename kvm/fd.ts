@@ -31,16 +31,26 @@ export function ioctlInt(
   args?: CallArgs | ((arg: number | bigint) => CallArgs),
 ): number {
   const r = libc().ioctl(fd, req, argBig(arg));
-  if (r < 0) {
-    const e = errno();
-    throw new KvmError({
-      syscall: "ioctl",
-      op: ioctlName(req),
-      errno: e,
-      args: typeof args === "function" ? args(arg) : args ?? { arg },
-    });
-  }
+  if (r < 0) throw ioctlError(req, arg, args);
   return r;
+}
+
+/**
+ * The KvmError of a failed ioctl (errno read first). Out of line: a small ioctlInt inlines
+ * whole into its hot callers (the error path inside it cost KVM_CHECK_EXTENSION ~10 ns a call).
+ */
+function ioctlError(
+  req: number,
+  arg: number | bigint,
+  args?: CallArgs | ((arg: number | bigint) => CallArgs),
+): KvmError {
+  const e = errno();
+  return new KvmError({
+    syscall: "ioctl",
+    op: ioctlName(req),
+    errno: e,
+    args: typeof args === "function" ? args(arg) : args ?? { arg },
+  });
 }
 
 /** ioctl with a pointer to `buf`; throws KvmError on failure. */
