@@ -78,7 +78,8 @@ const KVM_RUN_REQ = IOCTL.KVM_RUN;
 /** A vCPU of a {@link Vm}. Closing it unmaps kvm_run and closes the fd; the VM closes it too. */
 export class Vcpu {
   readonly #fd: OwnedFd;
-  readonly #fdNum: number;
+  /** The fd number for KVM_RUN (no getter on the hot path); -1 once closed. */
+  #fdNum: number;
   #run: Mapping | undefined;
   readonly #regs = new Uint8Array(KVM_REGS.size);
   readonly #regsView = new DataView(this.#regs.buffer);
@@ -159,6 +160,8 @@ export class Vcpu {
     }
     this.#pending = false;
     const e = errno();
+    // Closed: KVM_RUN went to fd -1 (EBADF), never to whatever reuses the old number now.
+    if (this.#fdNum < 0) return this.#fd.fd; // throws ClosedError
     x.errno = e;
     x.reason = classifyRunFailure(e, x.rawReason);
     if (x.reason >= 0) return e;
@@ -345,6 +348,7 @@ export class Vcpu {
     this.exit.detach();
     this.#run?.unmap();
     this.#run = undefined;
+    this.#fdNum = -1;
     this.#fd.close();
     this.onClose(this);
   }

@@ -2,7 +2,7 @@
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import { fdSnapshot, kvmTest } from "../kvm_env.ts";
-import { Kvm, KvmError } from "../../mod.ts";
+import { ClosedError, Kvm, KvmError } from "../../mod.ts";
 import { supportedCpuid } from "../../kvm/vcpu.ts";
 
 kvmTest("createVcpu: ids count up, kvm_run mapped at KVM_GET_VCPU_MMAP_SIZE, VM close closes vCPUs", () => {
@@ -78,4 +78,17 @@ kvmTest("KVM_SET_GUEST_DEBUG single-step is accepted on this host", () => {
   eq(cpu.singleStep, true);
   cpu.setGuestDebug({});
   eq(cpu.singleStep, false);
+});
+
+kvmTest("a closed vCPU's run() is a ClosedError, never a KVM_RUN of the vCPU that reuses its fd number", () => {
+  using kvm = Kvm.open();
+  const vm = kvm.createVm();
+  const a = vm.createVcpu();
+  const fd = a.fd;
+  a.close();
+  const b = vm.createVcpu(5);
+  eq(b.fd, fd, "the kernel hands the number out again (lowest free fd)");
+  // Before: KVM_RUN went to fd ${fd}, now b's, and this host answered for b (ENOSPC: b has no memory).
+  throws(() => a.run(), (e) => e instanceof ClosedError && /vcpu\d+ is closed/.test(e.message));
+  eq(typeof b.getRegs().rip, "bigint", "b is untouched and usable");
 });
