@@ -1,8 +1,9 @@
 /**
  * `kvmsh scenario <file.ts>…` / `deno task scenario <files>`: imports each file, runs its
  * scenarios, prints KTAP v1 as results come, exits with kselftest's codes (0 pass, 1 fail,
- * 4 all skipped; 125 for skip with `--bisect`), 2 for a scenario file that cannot be loaded (a user
- * error, never "bad" to `git bisect run`), 130 after Ctrl-C. `--timeout <s>` sets each scenario's
+ * 4 all skipped; 125 for skip with `--bisect`), 2 for a scenario file that cannot be loaded or a bad
+ * command line (the user's error; 128 with `--bisect`, which stops `git bisect run` where 2 would
+ * read "bad"), 130 after Ctrl-C. `--timeout <s>` sets each scenario's
  * deadline; `--json` / `--json=file` writes a report.
  * @module
  */
@@ -22,7 +23,7 @@ import {
   subtestHead,
   totalsLine,
 } from "./ktap.ts";
-import { exitCode, type FileReport, INTERRUPTED, totals } from "./result.ts";
+import { BISECT_ABORT, exitCode, type FileReport, INTERRUPTED, totals, USAGE_ERROR } from "./result.ts";
 import { NOT_RUN_INTERRUPTED, runEntries, runFile, type RunHooks } from "./runner.ts";
 import { watchInterrupt } from "./interrupt.ts";
 import { type ScenarioEntry, setAutoRunner } from "./registry.ts";
@@ -173,7 +174,8 @@ export async function runScenarioSources(
 const USAGE = `usage: kvmsh scenario [--bisect] [--timeout <s>] [--json[=file]] <file.ts>…
   Runs scenario files (Deno TypeScript importing mod.ts) and prints KTAP v1 as results come.
   Exit codes (kselftest): 0 pass, 1 fail, 4 all skipped (e.g. no /dev/kvm); --bisect maps skip to 125
-  for git bisect run. 2: a scenario file could not be loaded (or bad usage); 130: interrupted (Ctrl-C).
+  for git bisect run. 2: a scenario file could not be loaded (or bad usage), 128 with --bisect (stops
+  git bisect run, where 2 would read "bad"); 130: interrupted (Ctrl-C).
   --timeout <s>: each scenario's deadline (default 60; a scenario's own timeoutMs wins); a guest run
   still going then is stopped and its step fails "deadline exceeded".
   --json writes a machine-readable report to stdout (KTAP then goes to stderr); --json=FILE to a file.
@@ -204,10 +206,11 @@ export function jsonReport(r: RunResult): Record<string, unknown> {
 
 /**
  * The scenario runner's command line (`kvmsh scenario …`). Returns the exit code; usage errors
- * answer 2.
+ * answer 2 (128 when `--bisect` is among the arguments).
  */
 export async function runScenarioCli(args: string[]): Promise<number> {
   let bisect = false;
+  const usageError = args.includes("--bisect") ? BISECT_ABORT : USAGE_ERROR;
   let json: string | undefined;
   let timeoutMs: number | undefined;
   const files: string[] = [];
@@ -218,7 +221,7 @@ export async function runScenarioCli(args: string[]): Promise<number> {
       timeoutMs = parseTimeout(v);
       if (timeoutMs === undefined) {
         writeStderr(`kvmsh scenario: --timeout needs a number of seconds > 0, got '${v ?? ""}'\n${USAGE}\n`);
-        return 2;
+        return usageError;
       }
     } else if (a === "--bisect") bisect = true;
     else if (a === "--json") json = "-";
@@ -228,12 +231,12 @@ export async function runScenarioCli(args: string[]): Promise<number> {
       return 0;
     } else if (a.startsWith("-")) {
       writeStderr(`kvmsh scenario: unknown option '${a}'\n${USAGE}\n`);
-      return 2;
+      return usageError;
     } else files.push(a);
   }
   if (files.length === 0) {
     writeStderr(`kvmsh scenario: no scenario file given\n${USAGE}\n`);
-    return 2;
+    return usageError;
   }
   const r = await runScenarioSources(files, { bisect, timeoutMs, write: json === "-" ? writeStderr : writeStdout });
   if (json !== undefined) {

@@ -71,8 +71,14 @@ export const KSFT = Object.freeze({ PASS: 0, FAIL: 1, XFAIL: 2, XPASS: 3, SKIP: 
 /** The exit code `git bisect run` reads as "cannot test this commit". */
 export const BISECT_SKIP = 125;
 
-/** A broken scenario file or bad command line: the user's error, which `git bisect run` must not read as "bad" (1). */
+/** A broken scenario file or bad command line: the user's error, not a verdict on the kernel. */
 export const USAGE_ERROR = 2;
+
+/**
+ * The same under `--bisect`: `git bisect run` reads every code from 1 to 127 but 125 as "bad" (2
+ * too) and aborts on a code above 127, which is right for an error that every commit would repeat.
+ */
+export const BISECT_ABORT = 128;
 
 /** The run was stopped by Ctrl-C (128 + SIGINT, as a shell reports it; `git bisect run` aborts on it). */
 export const INTERRUPTED = 130;
@@ -98,11 +104,12 @@ export function totals(files: readonly FileReport[]): Totals {
  * The exit code: 130 when Ctrl-C cut the run short, 2 when a scenario file could not be loaded (the
  * user's error, whatever else ran), else kselftest's: 1 when anything failed (an XPASS counts: the
  * marker is stale), 4 when nothing passed and something skipped, else 0. `bisect` maps skip to 125
- * for `git bisect run`; 2 and 130 are not bisect verdicts (1–127 but 125 reads "bad"; 130 aborts).
+ * and an unloadable file to 128, so `git bisect run` skips the commit or stops (130 stops it too)
+ * rather than reading the user's error as "bad".
  */
 export function exitCode(t: Totals, bisect = false): number {
   if (t.interrupted > 0) return INTERRUPTED;
-  if (t.error > 0) return USAGE_ERROR;
+  if (t.error > 0) return bisect ? BISECT_ABORT : USAGE_ERROR;
   if (t.fail + t.xpass > 0) return KSFT.FAIL;
   if (t.pass + t.xfail === 0) return bisect ? BISECT_SKIP : KSFT.SKIP;
   return KSFT.PASS;

@@ -1,7 +1,8 @@
 /**
  * The runner's exit codes (kselftest): pass 0, fail 1, all skipped 4, skip with --bisect 125; a
  * host without usable KVM skips (4 / 125); a broken scenario file (syntax error, failed import, no
- * scenario) is the user's error: 2, also under --bisect (1 would tell `git bisect run` "bad").
+ * scenario) is the user's error: 2, and 128 under --bisect (`git bisect run` reads 1-127 but 125 as
+ * "bad", 2 included, and stops on a code above 127).
  * Each runs the real runner process on a fixture.
  */
 
@@ -41,19 +42,21 @@ kvmTest("scenario runner: pass + skip → 0", async () => {
   assert.equal((await runRunner([`${F}/pass.ts`, `${F}/skip.ts`])).code, 0);
 });
 
-Deno.test("scenario runner: a broken scenario file exits 2 with the error (also with --bisect)", async () => {
+Deno.test("scenario runner: a broken scenario file exits 2 with the error; with --bisect 128 (git bisect run stops)", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const broken = `${dir}/broken.ts`;
     await Deno.writeTextFile(broken, 'import { scenario } from "./nowhere.ts";\nscenario("x", () => {\n');
-    for (const args of [[broken], ["--bisect", broken], [`${F}/pass.ts`, broken]]) {
+    // git bisect run: 1-127 but 125 is "bad" (2 included), above 127 aborts.
+    const cases: [string[], number][] = [[[broken], 2], [["--bisect", broken], 128], [[`${F}/pass.ts`, broken], 2]];
+    for (const [args, code] of cases) {
       const r = await runRunner(args);
-      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.code, code, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
       assert.match(r.stdout, /cannot load: .*(SyntaxError|Expected|Unexpected|error)/i);
       assert.match(r.stderr, new RegExp(`kvmsh scenario: ${broken}: cannot load: `));
     }
     const e = await runRunner(["--bisect", `${F}/empty.ts`]);
-    assert.equal(e.code, 2, "a file that registers nothing is broken too");
+    assert.equal(e.code, 128, "a file that registers nothing is broken too");
     assert.match(e.stdout, /no scenario\(\) registered/);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -112,11 +115,14 @@ Deno.test({
   },
 });
 
-Deno.test("scenario runner: usage errors exit 2 without running anything", async () => {
+Deno.test("scenario runner: usage errors exit 2 without running anything (128 with --bisect)", async () => {
   assert.equal((await runRunner([])).code, 2);
   const r = await runRunner(["--frobnicate", `${F}/pass.ts`]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /unknown option '--frobnicate'/);
+  const b = await runRunner(["--frobnicate", "--bisect", `${F}/pass.ts`]);
+  assert.equal(b.code, 128, "an option after the bad one counts");
+  assert.equal((await runRunner(["--bisect"])).code, 128, "no file given");
 });
 
 kvmTest("scenario runner: --json to stdout (KTAP to stderr) and --json=FILE", async () => {
