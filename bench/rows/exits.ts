@@ -6,7 +6,7 @@
  */
 
 import { EXIT, type GuestSpec, IOCTL, openKvm, runGuest, type Vm } from "../../mod.ts";
-import { libc } from "../../ffi/libc.ts";
+import { LIBC_PATH } from "../../ffi/libc.ts";
 import { HLT, MMIO_GPA, MMIO_LOOP, MMIO_VALUE, PIO_LOOP, PIO_PORT } from "../guests.ts";
 import { runBaseline, timeBatches } from "../measure.ts";
 import { type Row, sideBySide } from "./row.ts";
@@ -55,10 +55,13 @@ export const pioRow: Row = {
     const handlers = { ports: { [PIO_PORT]: () => (seen.n++, "continue" as const) } };
     const k = exitBatches(vm, "PIO", PIO_LOOP, handlers, seen, reps, per);
     const main = await sideBySide(this, rounds, () => runBaseline(ctx.bins.pio, reps, per), k);
-    // The same exits from a bare FFI loop in this process (KVM_RUN and nothing else): what the
-    // process costs per exit, apart from kvmsh's loop.
+    // The same exits from a bare FFI loop in this process (KVM_RUN through a stub of its own, and
+    // nothing else): what the process costs per exit, apart from kvmsh's loop and libc binding.
     const vcpu = vm.vcpus[0];
-    const l = libc();
+    const ioctl = Deno.dlopen(LIBC_PATH, {
+      ioctl: { parameters: ["i32", "u32", "u64"], result: "i32" },
+    }).symbols.ioctl;
+    const fd = vcpu.fd;
     const run = IOCTL.KVM_RUN;
     const ks: ReturnType<typeof timeBatches>[] = [];
     const raw: ReturnType<typeof timeBatches>[] = [];
@@ -66,7 +69,7 @@ export const pioRow: Row = {
       raw.push(timeBatches("raw FFI", reps, per, (n) => {
         for (let i = 0; i < n; i++) {
           // As the C side: every exit must be the guest's `out` (read from the mapped kvm_run).
-          if (l.ioctl(vcpu.fd, run, 0n) < 0 || vcpu.exit.rawReason !== EXIT.IO) {
+          if (ioctl(fd, run, 0n) < 0 || vcpu.exit.rawReason !== EXIT.IO) {
             throw new Error("KVM_RUN: not an IO exit");
           }
         }
