@@ -24,6 +24,7 @@ export const EXIT_STATUS: string[] = [
   "       the script stops there unless --keep-going (which keeps a failure's status to the end)",
   "  2    a usage error (unknown command, bad argument): the same for `kvmsh frob` and `kvmsh -c frob`",
   "  130  Ctrl-C (SIGINT) stopped the guest and the script",
+  "  `exit` without a code ends with the status so far, as the end of the script would",
 ];
 
 /** Help text for one command, from the table. */
@@ -118,7 +119,10 @@ export const miscImpl: CommandImpls = {
   },
   "exit": {
     run(ctx, a) {
-      ctx.exitCode = a.pos[0] === undefined ? 0 : small(a.pos[0], "exit code", 255);
+      // Without a code: the status the script has so far (a failure kept by --keep-going is not
+      // lost); at the prompt, 0, as Ctrl-D.
+      const code = a.pos[0] === undefined ? (ctx.interactive ? 0 : ctx.status) : small(a.pos[0], "exit code", 255);
+      ctx.exitCode = code;
       return { lines: [], data: { exit: ctx.exitCode } };
     },
   },

@@ -261,6 +261,26 @@ const CASES: Case[] = [
   { name: "reset", lines: [VM, G, "reset", "vm list"], out: [/every VM closed/, /no VMs/] },
   { name: "exit", lines: ["echo before", "exit 3", "echo after"], out: [/before/], code: 3 },
   {
+    name: "exit without a code, nothing failed",
+    lines: ["echo before", "exit", "echo after"],
+    notOut: [/after/],
+    code: 0,
+  },
+  {
+    name: "exit without a code keeps a --keep-going failure's status",
+    lines: ["frob", "echo before", "exit", "echo after"],
+    keepGoing: true,
+    out: [/before/],
+    notOut: [/after/],
+    err: [/unknown command 'frob'/],
+    code: 2,
+  },
+  {
+    name: "exit without a code: the last run's exit code",
+    lines: [VM, 'run --asm "mov $5, %al; out %al, $0xf4"', "exit"],
+    code: 5,
+  },
+  {
     name: "run's exit code is the status",
     lines: [VM, 'run --asm "mov $7, %al; out %al, $0xf4"'],
     out: [/exit code 0x7/],
