@@ -35,11 +35,23 @@ function printError(ctx: Session, name: string, e: unknown, json: boolean): void
   else err(paint("red", `error: ${errorLine(e)}`, "stderr"));
 }
 
+/**
+ * The most bytes a read's check keeps in the journal. The journal is the session before a later
+ * `record start`, written so the objects it made exist: its calls matter (a read through a
+ * guest_memfd mapping allocates pages), the hex of every large read would only take memory
+ * (a thousand 64 KiB reads held ~460 MB). A recording checks every read's bytes.
+ */
+export const JOURNAL_CHECK_MAX = 4096;
+
 function journal(ctx: Session, a: Args, recs: Recorded[], result: { out?: Outcome; error?: unknown }): void {
   if (a.command.startsWith("record ")) return;
   const lines = statements(a.words, recs, result);
-  ctx.journal.push(...lines);
-  ctx.recorder?.append(lines);
+  if (ctx.recorder?.active) ctx.recorder.append(lines);
+  const seen = result.out?.observed;
+  if (seen instanceof Uint8Array && seen.length > JOURNAL_CHECK_MAX && recs.some((r) => r.check)) {
+    const unchecked = statements(a.words, recs.map((r) => ({ ...r, check: undefined })), result);
+    ctx.journal.push(...unchecked, `  // (its ${seen.length} bytes were not kept: a recording checks them)`);
+  } else ctx.journal.push(...lines);
 }
 
 /**

@@ -240,3 +240,42 @@ kvmTest("record → replay of runs: exit code and ucalls are checked; a tampered
   assert.match(badUcall.stdout, /not ok \d+ .*: ucalls are .* # ucall 3 is sync\(0x2, /);
   await Deno.remove(dir, { recursive: true });
 });
+
+kvmTest(
+  "a large read before `record start` is replayed unchecked (the journal keeps no 8 KiB of hex); one while recording is checked",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/s.ts`;
+    const r = await kvmsh([
+      "-c",
+      [
+        "vm create",
+        "gmem create --size 2M --flags mmap,init-shared",
+        "write gmem0:0 fill:0x5a:16K",
+        "x/8192xb gmem0:0",
+        "x/16xb gmem0:0",
+        `record start ${file}`,
+        "x/8192xb gmem0:0x2000",
+        "record stop",
+      ].join("; "),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const text = await Deno.readTextFile(file);
+    const [before, during] = text.split("// --- recording ---");
+    assert.ok(during !== undefined, text);
+    assert.match(
+      before,
+      /gmem0\.readMem\(0x0n, 8192\);\n\s*\/\/ \(its 8192 bytes were not kept: a recording checks them\)/,
+    );
+    assert.match(before, /kvmsh\.expectBytes\(r, unhex\("(5a){16}"\)/, "a small read keeps its check");
+    assert.ok(before.length < 4096, `the session before recording is ${before.length} characters`);
+    assert.match(
+      during,
+      new RegExp(`kvmsh\\.expectBytes\\(r, unhex\\("(5a){8192}"\\)`),
+      "the recorded read is checked",
+    );
+    const re = await replay(file);
+    assert.equal(re.code, 0, `replay failed:\n${re.stdout}\n${re.stderr}`);
+    await Deno.remove(dir, { recursive: true });
+  },
+);
