@@ -103,8 +103,9 @@ kvmTest(
 
 kvmTest("step/continue bad input: one clear line each, nothing sent, the shell goes on", async () => {
   const cases: [string[], RegExp][] = [
-    [["step"], /^error: no vCPU on the current VM: `vcpu create` first$/m],
-    [["continue"], /^error: no vCPU on the current VM: `vcpu create` first$/m],
+    [["step"], /^error: no current VM: `vm create` first \(or `use vmN`\)$/m],
+    [["continue"], /^error: no current VM: `vm create` first \(or `use vmN`\)$/m],
+    [["regs"], /^error: no current VM: `vm create` first \(or `use vmN`\)$/m],
     [["vm create", "step"], /^error: no vCPU on the current VM: `vcpu create` first$/m],
     [["vm create", "vcpu create", "step 0"], /^error: step count must be at least 1$/m],
     [["vm create", "vcpu create", "step x"], /^error: step count: not a number: 'x'/m],
