@@ -11,7 +11,8 @@ export const USAGE = `usage: kvmsh [--json] [--keep-going] [-c "cmd; cmd"] [comm
   kvmsh -c "vm create; caps"  run commands, stop at the first failure unless --keep-going
   kvmsh caps [--json] [--all] [cap…]
   kvmsh scenario <file.ts>…   run scenarios (KTAP)
-  kvmsh help                  every command, and the exit status`;
+  kvmsh help                  every command, and the exit status
+  $KVMSH_DEVICE               the KVM device node to open (default /dev/kvm)`;
 
 /** What the command line asks for. */
 export type Argv =

@@ -38,7 +38,8 @@ async function runStdin(ctx: Session, keepGoing: boolean): Promise<number> {
  */
 export async function runShell(args: ShellArgv): Promise<number> {
   const { json, keepGoing, scripts, rest } = args;
-  const ctx = new Session();
+  // $KVMSH_DEVICE: the KVM device node to open, as for scenarios (default /dev/kvm).
+  const ctx = new Session(Deno.env.get("KVMSH_DEVICE") || undefined);
   ctx.runLine = (line) => runLine(ctx, line);
   ctx.json = json;
   try {

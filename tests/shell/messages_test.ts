@@ -160,3 +160,11 @@ kvmTest(
     assert.doesNotMatch(errs[6], /alignment/);
   },
 );
+
+kvmTest("$KVMSH_DEVICE names the device the shell opens, as for scenarios", async () => {
+  const missing = await kvmsh(["-c", "vm create"], undefined, { KVMSH_DEVICE: "/nonexistent/kvm" });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^error: open: ENOENT .*\[path=\/nonexistent\/kvm\] — no \/nonexistent\/kvm: /m);
+  const real = await kvmsh(["-c", "vm create"], undefined, { KVMSH_DEVICE: "/dev/kvm" });
+  assert.equal(real.code, 0, real.stderr);
+});
