@@ -104,11 +104,11 @@ function guestMemfdAbi(h: Host): Lines[] {
       out.push(sum(...steps, LOG));
     }
   }
-  // guest side (default VM; needs MMAP|INIT_SHARED): two cap lines; the gmem-only slot is a
-  // named divergence on kvm_pvm (its first expectation XFAILs and ends the step) and two lines
-  // elsewhere; the slot through the gmem's own mapping: two lines.
+  // guest side (default VM; needs MMAP|INIT_SHARED): the gmem-only slot is a named divergence on
+  // kvm_pvm (its first expectation XFAILs and ends the step) and two lines elsewhere; the slot
+  // through the gmem's own mapping: two lines.
   const both = (h.defaultFlags & (MMAP | INIT_SHARED)) === (MMAP | INIT_SHARED);
-  out.push(h.gmemFlagsCap > 0 && both ? sum(L(2), h.pvm ? L(0, 0, 1) : L(2), L(2), LOG) : SKIPPED);
+  out.push(h.gmemFlagsCap > 0 && both ? sum(h.pvm ? L(0, 0, 1) : L(2), L(2), LOG) : SKIPPED);
   return out;
 }
 
