@@ -361,16 +361,6 @@ export class Mapping {
   }
 
   /**
-   * A direct view of the mapped bytes, with no fault protection: a load from an inaccessible
-   * page kills the process with SIGBUS. Only for ranges proven accessible (bulk fast paths).
-   */
-  unsafeView(offset: bigint, length: number): Uint8Array<ArrayBuffer> {
-    this.#range(offset, BigInt(length), "view");
-    const p = Deno.UnsafePointer.offset(this.pointer, Number(offset));
-    return new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p!, length));
-  }
-
-  /**
    * Marks this mapping as the host memory of live slot `slot` of `vm` (until {@link unpin} with
    * the same key): {@link unmap} refuses meanwhile, since the slot would go on pointing at
    * memory a later mmap may reuse.
