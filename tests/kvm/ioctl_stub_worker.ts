@@ -14,7 +14,11 @@ const dlopen = Deno.dlopen;
 const opened: string[][] = [];
 Deno.dlopen = ((path: string, symbols: Deno.ForeignLibraryInterface) => {
   opened.push(Object.keys(symbols));
-  return dlopen(path, symbols);
+  const lib = dlopen(path, symbols);
+  // Binding the stub leaves errno ENOENT here, so a call made before the binding (the wrong
+  // order) would report ENOENT instead of its own errno. (Binding alone leaves errno as it was.)
+  if (opened.length > 1) libc().open(new TextEncoder().encode("/nonexistent\0"), 0, 0);
+  return lib;
 }) as typeof Deno.dlopen;
 
 const l = libc();
