@@ -25,7 +25,7 @@ import {
   KVM_TRANSLATION,
 } from "../ffi/structs.ts";
 import { decode, Decoded, Encodable, encode } from "../ffi/struct_codec.ts";
-import { KvmError } from "./errors.ts";
+import { ClosedError, KvmError } from "./errors.ts";
 import { ioctlBuf, ioctlInt, OwnedFd } from "./fd.ts";
 import { Mapping, mmapRaw } from "./mapping.ts";
 import { classifyRunFailure, ExitView } from "./exit_view.ts";
@@ -140,7 +140,8 @@ export class Vcpu {
 
   /** The host address of the kvm_run mapping (for the watchdog's immediate_exit write). */
   get runAddress(): bigint {
-    return this.#run!.address;
+    if (!this.#run) throw new ClosedError(this.name);
+    return this.#run.address;
   }
 
   /**

@@ -2,7 +2,7 @@
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import { fdSnapshot, kvmTest } from "../kvm_env.ts";
-import { ClosedError, Kvm, KvmError } from "../../mod.ts";
+import { ClosedError, Kvm, KvmError, runVcpu } from "../../mod.ts";
 import { supportedCpuid } from "../../kvm/vcpu.ts";
 
 kvmTest("createVcpu: ids count up, kvm_run mapped at KVM_GET_VCPU_MMAP_SIZE, VM close closes vCPUs", () => {
@@ -90,5 +90,6 @@ kvmTest("a closed vCPU's run() is a ClosedError, never a KVM_RUN of the vCPU tha
   eq(b.fd, fd, "the kernel hands the number out again (lowest free fd)");
   // Before: KVM_RUN went to fd ${fd}, now b's, and this host answered for b (ENOSPC: b has no memory).
   throws(() => a.run(), (e) => e instanceof ClosedError && /vcpu\d+ is closed/.test(e.message));
+  throws(() => runVcpu(a), (e) => e instanceof ClosedError, "the exit loop too (its watchdog reads kvm_run's address)");
   eq(typeof b.getRegs().rip, "bigint", "b is untouched and usable");
 });
