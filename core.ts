@@ -11,7 +11,7 @@
 
 import { Kvm, KVM_DEVICE } from "./kvm/kvm.ts";
 
-export { Kvm, KVM_DEVICE } from "./kvm/kvm.ts";
+export { Kvm, KVM_DEVICE, kvmDevicePath } from "./kvm/kvm.ts";
 export { Vm } from "./kvm/vm.ts";
 export type { AttributeRecord, GpaTarget, VmChild } from "./kvm/vm.ts";
 export { GuestMemfd } from "./kvm/guest_memfd.ts";

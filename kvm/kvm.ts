@@ -19,6 +19,18 @@ const capArgs = (cap: number | bigint) => ({ cap: capName(Number(cap)) });
 /** Where KVM lives. */
 export const KVM_DEVICE = "/dev/kvm";
 
+/**
+ * The KVM device node kvmsh opens (the shell and scenarios alike): `$KVMSH_DEVICE` when set (a
+ * test points it at a missing path to see a host without KVM), else {@link KVM_DEVICE}.
+ */
+export function kvmDevicePath(): string {
+  try {
+    return Deno.env.get("KVMSH_DEVICE") || KVM_DEVICE;
+  } catch {
+    return KVM_DEVICE; // no --allow-env
+  }
+}
+
 /** The KVM system fd. Closing it closes every VM it created. */
 export class Kvm {
   readonly #fd: OwnedFd;

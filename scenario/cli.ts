@@ -8,8 +8,8 @@
  * @module
  */
 
-import { Kvm } from "../kvm/kvm.ts";
-import { describeError, kvmDevicePath } from "./context.ts";
+import { Kvm, kvmDevicePath } from "../kvm/kvm.ts";
+import { describeError } from "./context.ts";
 import { kernelRelease, vendorModules } from "../kvm/host.ts";
 import { type KernelLogSource, KmsgReader } from "../kvm/kmsg.ts";
 import {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { Kvm, KVM_DEVICE } from "../kvm/kvm.ts";
+import { Kvm, KVM_DEVICE, kvmDevicePath } from "../kvm/kvm.ts";
 import type { Vm } from "../kvm/vm.ts";
 import { KvmError } from "../kvm/errors.ts";
 import { nowMs } from "../kvm/run_loop.ts";
@@ -40,18 +40,6 @@ function rejected(e: unknown): Promise<never> {
   const p = Promise.reject(e);
   p.catch(() => {});
   return p;
-}
-
-/**
- * The KVM device scenarios open: `$KVMSH_DEVICE` when set (a test points it at a missing path to
- * see a host without KVM), else `/dev/kvm`.
- */
-export function kvmDevicePath(): string {
-  try {
-    return Deno.env.get("KVMSH_DEVICE") || KVM_DEVICE;
-  } catch {
-    return KVM_DEVICE; // no --allow-env
-  }
 }
 
 /** errnos of open(2) on the KVM device that mean "this host has no usable KVM" (not a kernel bug). */

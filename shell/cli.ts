@@ -7,6 +7,7 @@
 
 import { runCommand, runLine } from "./dispatch.ts";
 import { Session } from "./session.ts";
+import { kvmDevicePath } from "../core.ts";
 import type { ShellArgv } from "./argv.ts";
 
 export type { ShellArgv } from "./argv.ts";
@@ -38,8 +39,7 @@ async function runStdin(ctx: Session, keepGoing: boolean): Promise<number> {
  */
 export async function runShell(args: ShellArgv): Promise<number> {
   const { json, keepGoing, scripts, rest } = args;
-  // $KVMSH_DEVICE: the KVM device node to open, as for scenarios (default /dev/kvm).
-  const ctx = new Session(Deno.env.get("KVMSH_DEVICE") || undefined);
+  const ctx = new Session(kvmDevicePath());
   ctx.runLine = (line) => runLine(ctx, line);
   ctx.json = json;
   try {
