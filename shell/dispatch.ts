@@ -45,13 +45,16 @@ export const JOURNAL_CHECK_MAX = 4096;
 
 function journal(ctx: Session, a: Args, recs: Recorded[], result: { out?: Outcome; error?: unknown }): void {
   if (a.command.startsWith("record ")) return;
-  const lines = statements(a.words, recs, result);
-  if (ctx.recorder?.active) ctx.recorder.append(lines);
+  const recording = ctx.recorder?.active === true;
   const seen = result.out?.observed;
-  if (seen instanceof Uint8Array && seen.length > JOURNAL_CHECK_MAX && recs.some((r) => r.check)) {
+  const large = seen instanceof Uint8Array && seen.length > JOURNAL_CHECK_MAX && recs.some((r) => r.check);
+  // The checked statements (the hex of every byte) only when something keeps them.
+  const lines = recording || !large ? statements(a.words, recs, result) : undefined;
+  if (recording) ctx.recorder!.append(lines!);
+  if (large) {
     const unchecked = statements(a.words, recs.map((r) => ({ ...r, check: undefined })), result);
     ctx.journal.push(...unchecked, `  // (its ${seen.length} bytes were not kept: a recording checks them)`);
-  } else ctx.journal.push(...lines);
+  } else ctx.journal.push(...lines!);
 }
 
 /**

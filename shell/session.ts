@@ -178,11 +178,10 @@ export class Session {
    */
   vcpu(name?: string): Named<VcpuLike> {
     if (name === undefined) {
-      const cur = this.current;
-      if (cur === undefined) this.vm(); // throws: no current VM, `vm create` first
+      const cur = this.vm().name; // throws without a current VM: `vm create` first
       const mine = [...this.vcpus.values()].filter((v) => v.live() && v.parent === cur);
       if (!mine.length) throw new UsageError("no vCPU on the current VM: `vcpu create` first");
-      const last = cur === undefined ? undefined : this.lastVcpu.get(cur);
+      const last = this.lastVcpu.get(cur);
       return mine.find((v) => v.name === last) ?? mine[0];
     }
     return this.#find(this.vcpus, "vCPU", name);
