@@ -87,8 +87,10 @@ kvmTest("a closed vCPU's run() is a ClosedError, never a KVM_RUN of the vCPU tha
   const fd = a.fd;
   a.close();
   const b = vm.createVcpu(5);
-  eq(b.fd, fd, "the kernel hands the number out again (lowest free fd)");
-  // Before: KVM_RUN went to fd ${fd}, now b's, and this host answered for b (ENOSPC: b has no memory).
+  // Usually b gets a's old number (the lowest free fd; another of Deno's threads may take it
+  // first). Before: KVM_RUN went to that number, b's, and this host answered for b (ENOSPC: b has
+  // no memory); with the number free, EBADF. Either way not the ClosedError asserted here.
+  if (b.fd !== fd) console.warn(`# fd ${fd} went elsewhere (b has fd ${b.fd}): the reuse case is not shown`);
   throws(() => a.run(), (e) => e instanceof ClosedError && /vcpu\d+ is closed/.test(e.message));
   throws(() => runVcpu(a), (e) => e instanceof ClosedError, "the exit loop too (its watchdog reads kvm_run's address)");
   eq(typeof b.getRegs().rip, "bigint", "b is untouched and usable");
