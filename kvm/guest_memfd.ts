@@ -155,8 +155,11 @@ export class GuestMemfd {
     }
   }
 
-  /** Allocates backing memory (fallocate mode 0, or KEEP_SIZE). */
-  allocate(offset: bigint, length: bigint, keepSize = false): void {
+  /**
+   * Allocates backing memory: fallocate KEEP_SIZE (what guest_memfd accepts), or mode 0 with
+   * `keepSize` false, which is sent as asked (guest_memfd answers EOPNOTSUPP).
+   */
+  allocate(offset: bigint, length: bigint, keepSize = true): void {
     this.fallocate(keepSize ? FALLOC.KEEP_SIZE : 0, offset, length);
   }
 

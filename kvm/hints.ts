@@ -58,7 +58,7 @@ const HINTS: Record<string, Record<string, HintRule>> = {
   },
   fallocate: {
     EINVAL: () => "offset and length must be page aligned, inside the file, and non-zero",
-    EOPNOTSUPP: () => "guest_memfd supports only plain allocate (mode 0 or KEEP_SIZE) and PUNCH_HOLE|KEEP_SIZE",
+    EOPNOTSUPP: () => "guest_memfd takes only FALLOC_FL_KEEP_SIZE, alone (allocate) or with PUNCH_HOLE",
   },
   read: {
     EINVAL: (a) => gmem(a, "guest_memfd has no read/write: reach its memory through mmap (the mmap flag) or a memslot"),
