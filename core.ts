@@ -9,7 +9,7 @@
  * @module
  */
 
-import { Kvm, KVM_DEVICE } from "./kvm/kvm.ts";
+import { Kvm, kvmDevicePath } from "./kvm/kvm.ts";
 
 export { Kvm, KVM_DEVICE, kvmDevicePath } from "./kvm/kvm.ts";
 export { Vm } from "./kvm/vm.ts";
@@ -101,7 +101,11 @@ export type { AsmOptions } from "./kvm/asm.ts";
 export { holdSigint, kickStats, stopWatchdog, watchdogKicks, watchdogRunning } from "./kvm/kick.ts";
 export type { KickStats, SigintHold, StopCause } from "./kvm/kick.ts";
 
-/** Opens `/dev/kvm` (or `path`). Throws a KvmError with a fix-it hint when KVM is missing or not permitted. */
-export function openKvm(path: string = KVM_DEVICE): Kvm {
+/**
+ * Opens the KVM device: `path`, else `$KVMSH_DEVICE` when set, else `/dev/kvm` (as the shell and
+ * scenarios do: {@link kvmDevicePath}). Throws a KvmError with a fix-it hint when KVM is missing
+ * or not permitted.
+ */
+export function openKvm(path: string = kvmDevicePath()): Kvm {
   return Kvm.open(path);
 }
