@@ -80,7 +80,18 @@ export function readScalar(dv: DataView, off: number, t: ScalarType): number | b
   }
 }
 
-/** Writes one scalar at `off` (numbers accepted for 64-bit types; values are wrapped to width). */
+/**
+ * Whether `v` can be written as a `t`: an integer from the signed type's minimum to the unsigned
+ * type's maximum (a negative value is written in two's complement, as a C cast would).
+ */
+export function fitsScalar(t: ScalarType, v: number | bigint): boolean {
+  if (typeof v === "number" && !Number.isInteger(v)) return false;
+  const bits = BigInt(WIDTH[t] * 8);
+  const b = BigInt(v);
+  return b >= -(1n << (bits - 1n)) && b < 1n << bits;
+}
+
+/** Writes one scalar at `off` (numbers accepted for 64-bit types; negative values in two's complement). */
 export function writeScalar(dv: DataView, off: number, t: ScalarType, v: number | bigint): void {
   switch (t) {
     case "u8":
@@ -110,11 +121,20 @@ export function encode<F extends Record<string, FieldSpec>>(
     const f = layout.fields[k];
     if (!f) throw new Error(`${layout.name} has no field ${k}`);
     if (v === undefined) continue;
+    // A value the field cannot hold is refused, not wrapped: the kernel would get another number
+    // than the one kvmsh shows and records (slot 2^32 was sent as slot 0).
+    const check = (x: number | bigint, at: string) => {
+      if (!fitsScalar(f.type, x)) throw new RangeError(`${layout.name}.${at}: ${x} does not fit its ${f.type}`);
+    };
     if (f.count !== undefined) {
       const arr = v as ArrayLike<number | bigint>;
       if (arr.length > f.count) throw new RangeError(`${layout.name}.${k} holds ${f.count} elements`);
-      for (let i = 0; i < arr.length; i++) writeScalar(dv, base + f.offset + i * WIDTH[f.type], f.type, arr[i]);
+      for (let i = 0; i < arr.length; i++) {
+        check(arr[i], `${k}[${i}]`);
+        writeScalar(dv, base + f.offset + i * WIDTH[f.type], f.type, arr[i]);
+      }
     } else {
+      check(v as number | bigint, k);
       writeScalar(dv, base + f.offset, f.type, v as number | bigint);
     }
   }

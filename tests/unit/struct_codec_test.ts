@@ -36,12 +36,31 @@ Deno.test("struct codec: encode/decode round trip, little-endian at the declared
   eq(bytes[1], 0, "padding stays zero");
 });
 
-Deno.test("struct codec: partial encode, numbers for u64, wrap to width, base offset", () => {
+Deno.test("struct codec: partial encode, numbers for u64, negatives in two's complement, base offset", () => {
   const buf = new Uint8Array(32);
   encode(T, { d: 5 }, buf, 8);
   eq(decode(T, buf, 8).d, 5n);
   eq(decode(T, encode(T, { d: -1n })).d, (1n << 64n) - 1n);
   eq(decode(T, encode(T, { e: [7] })).e, [7, 0]);
+});
+
+Deno.test("struct codec: a value its field cannot hold is a RangeError naming the field, never wrapped", () => {
+  // From the signed minimum to the unsigned maximum: negatives go in two's complement, as a C cast.
+  eq(decode(T, encode(T, { a: -1, b: 0xffff, c: 0xffffffff, e: [-1, 0xffffffff] })), {
+    a: 0xff,
+    b: 0xffff,
+    c: -1,
+    d: 0n,
+    e: [0xffffffff, 0xffffffff],
+  });
+  throws(() => encode(T, { a: 256 }), /^RangeError: t\.a: 256 does not fit its u8$/);
+  throws(() => encode(T, { b: -32769 }), /t\.b: -32769 does not fit its u16/);
+  throws(() => encode(T, { d: 1n << 64n }), /t\.d: 18446744073709551616 does not fit its u64/);
+  throws(() => encode(T, { d: -(1n << 63n) - 1n }), /does not fit its u64/);
+  throws(() => encode(T, { e: [1, 2 ** 32] }), /t\.e\[1\]: 4294967296 does not fit its u32/);
+  throws(() => encode(T, { c: 1.5 }), /t\.c: 1\.5 does not fit its i32/);
+  // The slot that used to reach the kernel as slot 0.
+  throws(() => encode(KVM_USERSPACE_MEMORY_REGION2, { slot: 2 ** 32 }), /kvm_userspace_memory_region2\.slot/);
 });
 
 Deno.test("struct codec: errors for unknown fields, too many elements, fields past the end", () => {
