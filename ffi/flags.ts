@@ -12,8 +12,10 @@ export class FlagSet {
   /**
    * @param kind what the flags are for, used in error messages (`gmem`, `memslot`).
    * @param bits name → bit value.
+   * @param width the field's width in bits: a negative value formats as the two's complement the
+   *   kernel gets (a C cast), not as `0x-4`.
    */
-  constructor(readonly kind: string, bits: Record<string, bigint>) {
+  constructor(readonly kind: string, bits: Record<string, bigint>, readonly width = 64) {
     this.bits = Object.freeze({ ...bits });
   }
 
@@ -52,6 +54,7 @@ export class FlagSet {
 
   /** Formats bits as `a|b|0x40`; 0 gives the empty string. */
   format(value: bigint): string {
+    if (value < 0n) value = BigInt.asUintN(this.width, value);
     const out: string[] = [];
     let rest = value;
     for (const [name, bit] of Object.entries(this.bits)) {

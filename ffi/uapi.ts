@@ -95,7 +95,7 @@ export const MEMSLOT_FLAGS = new FlagSet("memslot", {
   "log-dirty": 1n << 0n,
   readonly: 1n << 1n,
   "guest-memfd": 1n << 2n,
-});
+}, 32); // a u32 in kvm_userspace_memory_region(2)
 
 /** Memory attributes (`KVM_MEMORY_ATTRIBUTE_*`). */
 export const MEMORY_ATTRIBUTES = new FlagSet("attribute", {

@@ -38,6 +38,9 @@ Deno.test("FlagSet.format: names in declaration order, unknown bits as hex, 0 as
   eq(GUEST_MEMFD_FLAGS.format(3n), "mmap|init-shared");
   eq(GUEST_MEMFD_FLAGS.format(1n << 63n | 1n), "mmap|0x8000000000000000");
   eq(MEMSLOT_FLAGS.format(MEMSLOT_FLAGS.parse("guest-memfd,readonly")), "readonly|guest-memfd");
+  // A negative value is what its field gets: two's complement of the field's width.
+  eq(GUEST_MEMFD_FLAGS.format(-1n), "mmap|init-shared|0xfffffffffffffffc");
+  eq(MEMSLOT_FLAGS.format(-1n), "log-dirty|readonly|guest-memfd|0xfffffff8");
 });
 
 Deno.test("FlagSet: round trip, split, all, names", () => {
