@@ -261,7 +261,7 @@ export class ScenarioContext {
   /** Records a failure and ends the step (as TEST_ASSERT ends a kselftest). */
   fail(name: string, reason: string): never {
     const line = this.record(name, "fail", reason);
-    throw new ExpectationFailed(name, line.reason ?? reason);
+    throw new ExpectationFailed(name, line.reason ?? reason, line.status === "xfail");
   }
 
   /** Skips the rest of the step (or the scenario, outside a step) with the reason. */
@@ -319,18 +319,29 @@ export class ScenarioContext {
    */
   xfail<T>(reason: string, fn: () => T, opts: { when?: boolean } = {}): T {
     if (opts.when === false) return fn();
-    this.#xfail.push({ reason });
+    const mark = { reason };
+    this.#xfail.push(mark);
+    // An expectation that XFAILed here ends this block, not the step: what follows the block is
+    // checked as usual (a known divergence must not hide a real failure after it).
+    const endsBlock = (e: unknown) => e instanceof ExpectationFailed && e.xfailed;
+    const pop = () => {
+      if (this.#xfail.at(-1) === mark) this.#xfail.pop();
+    };
     let r: T;
     try {
       r = fn();
     } catch (e) {
-      this.#xfail.pop();
+      pop();
+      if (endsBlock(e)) return undefined as T;
       throw e;
     }
     if (isThenable(r)) {
-      return Promise.resolve(r).finally(() => this.#xfail.pop()) as T;
+      return Promise.resolve(r).then((v) => v, (e) => {
+        if (endsBlock(e)) return undefined;
+        throw e;
+      }).finally(pop) as T;
     }
-    this.#xfail.pop();
+    pop();
     return r;
   }
 

@@ -12,9 +12,12 @@ export class SkipSignal extends Error {
   }
 }
 
-/** Thrown after a failed expectation was recorded: ends the step without another result line. */
+/**
+ * Thrown after a failed expectation was recorded: ends the step without another result line (or,
+ * when it was recorded as XFAIL, `xfailed`, only the {@link xfail} block it happened in).
+ */
 export class ExpectationFailed extends Error {
-  constructor(readonly claim: string, readonly reason: string) {
+  constructor(readonly claim: string, readonly reason: string, readonly xfailed = false) {
     super(`${claim}: ${reason}`);
     this.name = "ExpectationFailed";
   }

@@ -21,8 +21,10 @@ export function defer(fn: () => unknown, name?: string): void {
 }
 
 /**
- * A known host divergence: failing expectations inside `fn` print `# XFAIL reason; kernel said: …`
- * and do not fail the run; holding ones print `# XPASS`. `when: false` runs `fn` plainly.
+ * A known host divergence: a failing expectation inside `fn` prints `# XFAIL reason; kernel said:
+ * …`, does not fail the run, and ends the block (not the step: what follows it is checked as
+ * usual; xfail then returns undefined); holding ones print `# XPASS`. `when: false` runs `fn`
+ * plainly.
  */
 export function xfail<T>(reason: string, fn: () => T, opts: { when?: boolean } = {}): T {
   return currentContext().xfail(reason, fn, opts);

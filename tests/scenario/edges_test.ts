@@ -10,7 +10,7 @@ import { FakeKernelLog } from "../../kvm/kmsg.ts";
 import { KvmError } from "../../kvm/errors.ts";
 import { runEntries } from "../../scenario/runner.ts";
 import type { ScenarioEntry } from "../../scenario/registry.ts";
-import { expectErrno, expectExit, expectGuestResult } from "../../scenario/expect.ts";
+import { expectErrno, expectExit, expectGuestResult, expectTrue } from "../../scenario/expect.ts";
 import { requires } from "../../scenario/requires.ts";
 
 const run = (fn: ScenarioEntry["fn"], options: ScenarioEntry["options"] = {}, log = new FakeKernelLog()) =>
@@ -37,6 +37,33 @@ Deno.test("scenario: a body abandoned in an async xfail block leaves no xfail ma
   }, { timeoutMs: 50 });
   const klog = s.lines.find((l) => l.name.startsWith("kernel log has no"));
   assert.equal(klog?.status, "pass", JSON.stringify(s.lines)); // not XPASS: the mark ended with the body
+});
+
+Deno.test("xfail: an XFAIL ends its block, not the step: a real failure after it is still reported", async () => {
+  for (const async of [false, true]) {
+    const s = await run(async (t) => {
+      await t.step("s", async () => {
+        const block = () => {
+          expectTrue(false, "a");
+          expectTrue(false, "b (not reached: the block ended at a)");
+        };
+        const r = async ? await t.xfail("host differs", async () => block()) : t.xfail("host differs", block);
+        assert.equal(r, undefined);
+        expectTrue(true, "after the block");
+        expectTrue(false, "a real failure after the block");
+      });
+    });
+    assert.deepEqual(
+      s.lines.filter((l) => !l.name.startsWith("kernel log")).map((l) => [l.name, l.status]),
+      [
+        ["a", "xfail"],
+        ["after the block", "pass"],
+        ["a real failure after the block", "fail"],
+      ],
+      `${async ? "async" : "sync"} block`,
+    );
+    assert.equal(s.status, "fail");
+  }
 });
 
 Deno.test("expectErrno: an errno given as an unnamed number's text is compared as the kernel's name (E#200)", async () => {

@@ -105,7 +105,7 @@ function guestMemfdAbi(h: Host): Lines[] {
     }
   }
   // guest side (default VM; needs MMAP|INIT_SHARED): the gmem-only slot is a named divergence on
-  // kvm_pvm (its first expectation XFAILs and ends the step) and two lines elsewhere; the slot
+  // kvm_pvm (its first expectation XFAILs and ends the xfail block, which is the whole step) and two lines elsewhere; the slot
   // through the gmem's own mapping: two lines.
   const both = (h.defaultFlags & (MMAP | INIT_SHARED)) === (MMAP | INIT_SHARED);
   out.push(h.gmemFlagsCap > 0 && both ? sum(h.pvm ? L(0, 0, 1) : L(2), L(2), LOG) : SKIPPED);
