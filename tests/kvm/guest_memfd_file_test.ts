@@ -4,7 +4,7 @@
  * offset/length cases, and the out-of-range binding of guest_memfd_test.c.
  */
 
-import { deepStrictEqual as eq, ok } from "node:assert/strict";
+import { deepStrictEqual as eq } from "node:assert/strict";
 import { FALLOC, KvmError, MEMSLOT_FLAGS } from "../../mod.ts";
 import { kernelRelease } from "../../kvm/host.ts";
 import { kvmTest } from "../kvm_env.ts";
