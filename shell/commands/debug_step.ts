@@ -23,6 +23,7 @@ import { small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
 import { codeLine, consoleLines } from "./guest_view.ts";
 import { parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
+import { stopStatus } from "./stop_status.ts";
 import type { Args, CommandImpls, Outcome, Recorded } from "./types.ts";
 import type { Session } from "../session.ts";
 
@@ -160,6 +161,8 @@ export const debugImpl: CommandImpls = {
           console: res.console,
           rips: res.steps.map((x) => x.rip),
         } satisfies Observed,
+        // Every step done (a DEBUG exit last), HLT or an exit code: the script goes on; else as `run`.
+        ...stopStatus(ctx, "step", res, s.timeoutMs, ["HLT", "DEBUG"]),
       };
     },
     record(a: Args, ctx: Session): Recorded[] {
@@ -205,6 +208,7 @@ export const debugImpl: CommandImpls = {
           ...(code ? { code } : {}),
         },
         observed: { stop: res.stop, exit: res.exit.name, console: res.console } satisfies Observed,
+        ...stopStatus(ctx, "continue", res, timeoutMs),
       };
     },
     record(a: Args, ctx: Session): Recorded[] {

@@ -10,7 +10,6 @@ import {
   codeAt,
   formatExit,
   GUEST_MEMFD_FLAGS,
-  type GuestResult,
   hex,
   hostFile,
   type HostFileInfo,
@@ -28,7 +27,7 @@ import { out } from "../output.ts";
 import { adoptRunObjects, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import type { Args, CommandImpls } from "./types.ts";
 import type { Session } from "../session.ts";
-import { CommandFailed } from "../failure.ts";
+import { stopStatus } from "./stop_status.ts";
 
 function regArgs(a: Args): { vcpu?: string; set?: Record<string, bigint> } {
   const pos = [...a.pos];
@@ -161,41 +160,6 @@ export function stopName(r: { stop: string; exit: { name: string } }): string {
 /** The run was stopped from outside the guest (its timeout, a deadline, Ctrl-C). */
 export function stoppedOutside(stop: string): boolean {
   return stop === "timeout" || stop === "deadline" || stop === "interrupt";
-}
-
-/** Stops after which a run succeeded: the guest ended itself (HLT, an exit code, ucall done). */
-function runOk(res: GuestResult): boolean {
-  if (res.stop === "exit") return res.exit.name === "HLT";
-  return res.stop === "exit-code" || res.stop === "done" || res.stop === "ucall";
-}
-
-/**
- * Whether a run failed, as a script sees it: stopped by its timeout, an assertion or an exit kvmsh
- * does not resume from. Ctrl-C at the prompt is no failure; outside it (-c, stdin) it ends the
- * script with status 130.
- */
-function runFailure(ctx: Session, res: GuestResult, timeoutMs: number): CommandFailed | undefined {
-  if (runOk(res)) return undefined;
-  switch (res.stop) {
-    case "interrupt":
-      if (ctx.interactive) return undefined;
-      ctx.exitCode = 130;
-      return new CommandFailed("interrupted (SIGINT): the guest was stopped and the script ends (status 130)", 130);
-    case "timeout":
-      return new CommandFailed(`run: the guest did not finish within its --timeout (${timeoutMs} ms)`);
-    case "deadline":
-      return new CommandFailed("run: the guest did not finish before the deadline");
-    case "assert": {
-      const u = res.ucalls.findLast((x) => x.cmd === "assert");
-      return new CommandFailed(`run: the guest asserted${u?.message ? `: ${u.message}` : ""}`);
-    }
-    case "unhandled-io":
-      return new CommandFailed(`run: the guest used an I/O port kvmsh does not handle (${formatExit(res.exit)})`);
-    case "exit":
-      return new CommandFailed(`run: the guest stopped on ${res.exit.name}, an exit kvmsh does not resume from`);
-    default:
-      return new CommandFailed(`run: the guest stopped (${res.stop})`);
-  }
 }
 
 /** The vcpu commands' behaviour (their table entries: specs/vcpu.ts). */
@@ -335,7 +299,7 @@ export const vcpuImpl: CommandImpls = {
         // Stopped from outside (timeout, Ctrl-C): where the guest was, e.g. spinning on a vmcall.
         const code = stoppedOutside(res.stop) ? codeAt(res.vcpu) : undefined;
         if (code) lines.push(codeLine(code));
-        const fail = runFailure(ctx, res, r.timeoutMs);
+        const status = stopStatus(ctx, "run", res, r.timeoutMs);
         return {
           lines,
           data: {
@@ -357,7 +321,7 @@ export const vcpuImpl: CommandImpls = {
             exitCode: res.exitCode ?? null,
             ucalls: [...res.ucalls],
           } satisfies RunObserved,
-          ...(fail ? { fail } : { runStatus: res.exitCode ? res.exitCode.value & 0xff : 0 }),
+          ...status,
         };
       } finally {
         adoptRunObjects(ctx, vm.name, vm.obj);

@@ -249,6 +249,9 @@ const CASES: Case[] = [
       /^rip 0x2 \(real mode, cs:ip 0x1000:0x2, linear 0x10002, gpa 0x10002\): eb fe/m,
       /stop: timeout; last exit INTR/,
     ],
+    // A continue stopped by its timeout fails the script, as a run's does (help: exit status).
+    err: [/^error: continue: the guest did not finish within its --timeout \(200 ms\)$/m],
+    code: 1,
   },
   { name: "help", lines: ["help"], out: [/gmem create --size S/, /x\/<n><unit><fmt>/, /record start <file.ts>/] },
   {
@@ -274,6 +277,33 @@ const CASES: Case[] = [
     notOut: [/after/],
     err: [/unknown command 'frob'/],
     code: 2,
+  },
+  {
+    name: "continue into SHUTDOWN fails the script as run does",
+    lines: [VM, 'run --asm "hlt; ud2" --mode long', "continue", "echo after"],
+    err: [/^error: continue: the guest stopped on SHUTDOWN, an exit kvmsh does not resume from$/m],
+    notOut: [/after/],
+    code: 1,
+  },
+  {
+    name: "continue: the guest's exit code is the status",
+    lines: [VM, 'run --asm "hlt; mov $9, %al; out %al, $0xf4" --mode long', "continue"],
+    code: 9,
+  },
+  {
+    name: "continue past its --timeout fails",
+    lines: [VM, 'run --asm "hlt; 1: jmp 1b" --mode long', "continue --timeout 100ms", "echo after"],
+    err: [/continue: the guest did not finish within its --timeout \(100 ms\)/],
+    notOut: [/after/],
+    code: 1,
+  },
+  {
+    name: "step into SHUTDOWN fails; steps that all finish do not",
+    lines: [VM, 'run --asm "hlt; nop; ud2" --mode long', "step", "echo stepped", "step", "echo after"],
+    out: [/stepped/],
+    err: [/^error: step: the guest stopped on SHUTDOWN/m],
+    notOut: [/after/],
+    code: 1,
   },
   {
     name: "exit without a code: the last run's exit code",
