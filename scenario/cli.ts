@@ -141,6 +141,18 @@ export async function runScenarioSources(
     },
   };
   const files: FileReport[] = [];
+  // A promise no step awaited (an un-awaited async expectation or step) that rejects later, e.g.
+  // with "scenario 'a' already ended": reported and counted as the scenario file's error (exit 2,
+  // 128 with --bisect), not left to crash the run with Deno's exit 1 ("bad" to git bisect run).
+  const strays: string[] = [];
+  const onStray = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    const r = e.reason;
+    const why = r instanceof Error ? `${r.name}: ${r.message}` : String(r);
+    strays.push(why);
+    emit([`# error: a promise no step awaited rejected (${why}): await every async step and expectation`]);
+  };
+  globalThis.addEventListener("unhandledrejection", onStray);
   try {
     for (const [i, src] of sources.entries()) {
       const name = typeof src === "string" ? src : src.file;
@@ -160,10 +172,12 @@ export async function runScenarioSources(
       else if (f.scenarios.length === 0) emit(diag(`error: ${f.reason}`));
     }
   } finally {
+    globalThis.removeEventListener("unhandledrejection", onStray);
     if (ownLog) log.close();
     interrupt?.close();
   }
   const t = totals(files);
+  t.error += strays.length;
   const interrupted = (interrupt?.count() ?? 0) > 0;
   if (interrupted) emit(["# interrupted (SIGINT, Ctrl-C): the run stopped early; exit 130"]);
   emit([totalsLine(t)]);

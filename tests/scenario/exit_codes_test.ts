@@ -63,6 +63,20 @@ Deno.test("scenario runner: a broken scenario file exits 2 with the error; with 
   }
 });
 
+Deno.test("scenario runner: a promise no step awaited that rejects later is reported; the run goes on and exits 2 (128 with --bisect)", async () => {
+  for (const [args, code] of [[[], 2], [["--bisect"], 128]] as [string[], number][]) {
+    const r = await runRunner([...args, `${F}/unawaited.ts`]);
+    assert.equal(r.code, code, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /^# error: a promise no step awaited rejected \(ScenarioStopped: scenario 'fixture: un-awaited' already ended\)/m,
+    );
+    assert.match(r.stdout, /^ {2}ok 1 still runs$/m);
+    assert.match(r.stdout, /^# Totals: pass:\d+ fail:0 xfail:0 xpass:0 skip:0 error:1$/m);
+    assert.doesNotMatch(r.stderr, /Uncaught/);
+  }
+});
+
 const NO_KVM = { KVMSH_DEVICE: "/nonexistent/kvm" };
 
 Deno.test("scenario runner: no KVM device (KVMSH_DEVICE=/nonexistent) → every scenario skips with the reason, exit 4 / 125", async () => {
