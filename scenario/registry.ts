@@ -5,6 +5,7 @@
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Requirement } from "./requires.ts";
 import type { ScenarioContext } from "./context.ts";
 
@@ -37,6 +38,11 @@ interface Registry {
   /** A run started by a file executed directly. */
   autoRun: boolean;
   current?: ScenarioContext;
+  /**
+   * The scenario each body's own async work belongs to: a body abandoned at its deadline may go
+   * on, and its late expectations must reach its own (ended) scenario, never the next one.
+   */
+  owner: AsyncLocalStorage<ScenarioContext>;
 }
 
 const KEY = Symbol.for("kvmsh.scenario.registry");
@@ -44,7 +50,7 @@ const KEY = Symbol.for("kvmsh.scenario.registry");
 /** The process-wide registry. */
 export function registry(): Registry {
   const g = globalThis as unknown as Record<symbol, Registry | undefined>;
-  return (g[KEY] ??= { entries: [], runnerActive: false, autoRun: false });
+  return (g[KEY] ??= { entries: [], runnerActive: false, autoRun: false, owner: new AsyncLocalStorage() });
 }
 
 /** Called when a file is executed directly: set by cli.ts (avoids an import cycle). */
@@ -89,7 +95,8 @@ export function scenario(
 
 /** The scenario running now; expectations called outside one throw. */
 export function currentContext(): ScenarioContext {
-  const c = registry().current;
+  const r = registry();
+  const c = r.owner.getStore() ?? r.current;
   if (!c) throw new Error("expectations and steps run inside scenario(name, fn)");
   return c;
 }

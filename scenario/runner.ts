@@ -123,10 +123,10 @@ export async function runScenario(
       t.record("scenario body", "fail", `uncaught ${describeError(e)}`);
     }
   };
-  const body = (async () => {
+  const body = reg.owner.run(t, async () => {
     if (entry.options.requires?.length) checkRequirements(t, entry.options.requires);
     await entry.fn(t);
-  })();
+  });
   body.catch(() => {}); // an abandoned body may reject later
   const timer = sleep(budgetMs);
   try {

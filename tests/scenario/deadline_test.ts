@@ -135,3 +135,11 @@ kvmTest(
     assert.doesNotMatch(r.stdout, /runs unless interrupted/);
   },
 );
+
+Deno.test("scenario deadline: an abandoned body's late claim is dropped, never recorded in the next scenario", async () => {
+  const r = await runRunner([`${F}/late_claim.ts`], { killAfterMs: 30_000 });
+  assert.equal(r.code, 1, r.stdout + r.stderr); // the abandoned scenario failed its deadline
+  assert.match(r.stdout, /^ {2}not ok 1 wait past the budget # deadline exceeded/m);
+  assert.doesNotMatch(r.stdout, /late claim/);
+  assert.match(r.stdout, /^ok 2 fixture: next$/m);
+});
