@@ -379,6 +379,14 @@ export class Mapping {
     return [...this.#pins.values()].map(([v, s]) => [v, s]);
   }
 
+  /**
+   * The pins other than those of `keys` (a VM's own slots), as `[vm name, slot id]`: by the pin's
+   * key, not the VM's name, which two Kvm instances both count from vm0.
+   */
+  pinsExcept(keys: ReadonlySet<object>): [string, number][] {
+    return [...this.#pins].filter(([k]) => !keys.has(k)).map(([, [v, s]]) => [v, s]);
+  }
+
   /** Throws {@link InUseError} when a live memslot uses this mapping; `what` names it in the message. */
   assertUnpinned(what = `${this.info.source} mapping at ${this.mapped ? hex(this.address) : "(unmapped)"}`): void {
     const [first] = this.#pins.values();

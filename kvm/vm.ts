@@ -381,8 +381,9 @@ export class Vm {
     for (const s of this.#slots.values()) {
       if (s.ownsBacking && s.backing) freed.push([`slot ${s.id} memory`, s.backing]);
     }
+    const mine = new Set<object>(this.#slots.values());
     for (const [what, m] of freed) {
-      const other = m.pins.filter(([vm]) => vm !== this.name);
+      const other = m.pinsExcept(mine);
       if (other.length) {
         throw new InUseError(
           what,

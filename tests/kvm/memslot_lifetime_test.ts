@@ -169,3 +169,22 @@ kvmTest("addMemslot with size 0 deletes the slot (KVM's way) and frees its anony
   kvm.close();
   eq(fdSnapshot(), before);
 });
+
+kvmTest("a VM whose gmem backs a slot of another Kvm's VM of the same name refuses to close, whole and open", () => {
+  const before = fdSnapshot();
+  using kvm1 = Kvm.open();
+  using kvm2 = Kvm.open();
+  const a = kvm1.createVm();
+  const b = kvm2.createVm();
+  eq(a.name, b.name, "both Kvms count from vm0");
+  const g = a.createGuestMemfd(SIZE, "mmap,init-shared");
+  b.addMemslot({ slot: 0, gpa: 0n, size: SIZE, userspace: g.mapping() });
+  throws(() => a.close(), (e: unknown) => e instanceof InUseError && /backs slot 0 of vm0/.test(e.message));
+  ok(a.open && g.open, "nothing was closed (it was: the VM's fd, leaving the gmem open for good)");
+  b.deleteMemslot(0);
+  a.close();
+  ok(!a.open && !g.open);
+  kvm1.close();
+  kvm2.close();
+  eq(fdSnapshot(), before, "no fd left behind");
+});
