@@ -6,6 +6,11 @@
  */
 
 import { setCloexec } from "./fd.ts";
+import { KvmError } from "./errors.ts";
+import { ERRNO } from "../ffi/errno.ts";
+
+/** The child's exit code when its mmap failed (errno name on stderr): child_touch_main.ts. */
+export const CHILD_MMAP_FAILED = 3;
 
 /** What the child does: load one byte, store one byte, or memset a range. */
 export type TouchMode = "read" | "write" | "fill";
@@ -68,10 +73,21 @@ export async function touchInChild(
   }
   const out = await child.output();
   const text = new TextDecoder().decode(out.stdout).trim();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  // The child's mmap refused (ENODEV: no mmap flag; EINVAL …): the kernel's answer, as an error,
+  // not an access that "worked" with exit code 3.
+  const refused = out.code === CHILD_MMAP_FAILED ? /^mmap: (E[A-Z0-9]+)/.exec(stderr) : null;
+  if (refused && ERRNO[refused[1]] !== undefined) {
+    throw new KvmError({
+      syscall: "mmap",
+      errno: ERRNO[refused[1]],
+      args: { fd, offset: mapOffset, length: mapLength, shared: true, in: "child" },
+    });
+  }
   return {
     signal: out.signal ?? null,
     code: out.code,
     value: out.success && mode === "read" ? Number(text) : undefined,
-    stderr: new TextDecoder().decode(out.stderr).trim(),
+    stderr,
   };
 }

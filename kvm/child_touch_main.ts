@@ -9,13 +9,14 @@
 
 import { errno, libc, MAP, MAP_FAILED, PROT } from "../ffi/libc.ts";
 import { errnoName } from "../ffi/errno.ts";
+import { CHILD_MMAP_FAILED } from "./child_touch.ts";
 
 const [fdText, mapOff, mapLen, accessOff, mode, value, length] = Deno.args;
 const l = libc();
 const p = l.mmap(null, BigInt(mapLen), PROT.READ | PROT.WRITE, MAP.SHARED, Number(fdText), BigInt(mapOff));
 if (p === null || Deno.UnsafePointer.value(p) === MAP_FAILED) {
   console.error(`mmap: ${errnoName(errno())}`);
-  Deno.exit(3);
+  Deno.exit(CHILD_MMAP_FAILED);
 }
 const at = Number(accessOff);
 if (mode === "fill") {

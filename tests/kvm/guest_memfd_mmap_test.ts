@@ -4,8 +4,8 @@
  * EFAULT) and a real access in a child process, which dies of SIGBUS.
  */
 
-import { deepStrictEqual as eq, ok } from "node:assert/strict";
-import { GUEST_MEMFD_FLAGS, type GuestMemfd, Mapping, MemoryFaultError } from "../../mod.ts";
+import { deepStrictEqual as eq, ok, rejects } from "node:assert/strict";
+import { GUEST_MEMFD_FLAGS, type GuestMemfd, Kvm, KvmError, Mapping, MemoryFaultError } from "../../mod.ts";
 import { errno, libc, MADV, MAP, PROT } from "../../ffi/libc.ts";
 import { errnoName } from "../../ffi/errno.ts";
 import { readProcText } from "../../ffi/procfs.ts";
@@ -62,6 +62,17 @@ for (const fs of FLAG_SETS) {
         });
       },
     );
+    kvmTest(`guest_memfd [${fs.name}]: a touch in a child is the child's mmap ENODEV, as an error`, async () => {
+      using kvm = Kvm.open();
+      using vm = kvm.createVm();
+      using g = vm.createGuestMemfd(TOTAL, fs.flags);
+      await rejects(g.touchInChild(0n, "read"), (e: unknown) => {
+        ok(e instanceof KvmError, String(e));
+        eq([e.syscall, e.errnoName], ["mmap", "ENODEV"]);
+        ok(e.hint?.includes("without the mmap flag"), e.message);
+        return true;
+      });
+    });
   }
 
   if ((fs.flags & MMAP) && (fs.flags & INIT_SHARED)) {

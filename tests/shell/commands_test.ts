@@ -279,6 +279,13 @@ const CASES: Case[] = [
     code: 2,
   },
   {
+    name: "touch of a gmem without the mmap flag: the child's mmap ENODEV is the error",
+    lines: [VM, "gmem create --size 2M", "touch gmem0:0", "echo after"],
+    err: [/^error: mmap: ENODEV .*in=child\] — this guest_memfd was created without the mmap flag$/m],
+    notOut: [/after/],
+    code: 1,
+  },
+  {
     name: "continue into SHUTDOWN fails the script as run does",
     lines: [VM, 'run --asm "hlt; ud2" --mode long', "continue", "echo after"],
     err: [/^error: continue: the guest stopped on SHUTDOWN, an exit kvmsh does not resume from$/m],
