@@ -217,6 +217,9 @@ export async function runEntries(
   };
 }
 
+/** How often each scenario file URL was imported by {@link runFile} in this process. */
+const imported = new Map<string, number>();
+
 /**
  * Imports a scenario file (registering its scenarios) and runs them. A file that fails to load or
  * registers nothing is broken: the user's error (exit 2), not a verdict on the kernel.
@@ -233,7 +236,11 @@ export async function runFile(
   try {
     // node:url loads here, not at start-up (any node: module costs ~10 ms of every kvmsh start).
     const url = /^[a-z]+:/.test(path) ? path : (await import("node:url")).pathToFileURL(pathResolve(path)).href;
-    await import(url);
+    // A file this process imported already (given twice, or imported by an earlier file) would
+    // not run again: its module is cached. A query makes it a new module with the same source.
+    const n = (imported.get(url) ?? 0) + 1;
+    imported.set(url, n);
+    await import(n === 1 ? url : `${url}${url.includes("?") ? "&" : "?"}kvmsh-run=${n}`);
   } catch (e) {
     opts.hooks?.onPlan?.(path, 0);
     return { file: path, status: "fail", reason: `cannot load: ${describeError(e)}`, scenarios: [], broken: true };

@@ -77,6 +77,12 @@ Deno.test("scenario runner: a promise no step awaited that rejects later is repo
   }
 });
 
+kvmTest("scenario runner: a file given twice runs twice (its module was cached: the second was 'broken')", async () => {
+  const r = await runRunner([`${F}/pass.ts`, `${F}/pass.ts`]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.stdout.match(/^ {2}ok 1 fixture: pass$/gm)?.length, 2, r.stdout);
+});
+
 const NO_KVM = { KVMSH_DEVICE: "/nonexistent/kvm" };
 
 Deno.test("scenario runner: no KVM device (KVMSH_DEVICE=/nonexistent) → every scenario skips with the reason, exit 4 / 125", async () => {
