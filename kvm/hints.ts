@@ -18,7 +18,9 @@ const HINTS: Record<string, Record<string, HintRule>> = {
   },
   KVM_CREATE_GUEST_MEMFD: {
     EINVAL: (a) =>
-      typeof a.size === "bigint" && (a.size === 0n || a.size % 4096n !== 0n)
+      typeof a.size === "bigint" && a.size >= 1n << 63n
+        ? "the kernel reads the size as a signed loff_t: 2^63 and above is negative"
+        : typeof a.size === "bigint" && (a.size === 0n || a.size % 4096n !== 0n)
         ? "size must be a non-zero multiple of the page size"
         : "flags must be among KVM_CAP_GUEST_MEMFD_FLAGS on this VM (INIT_SHARED may need MMAP on some kernels)",
     ENOTTY: () => "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)",

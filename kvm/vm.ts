@@ -272,9 +272,16 @@ export class Vm {
 
   /**
    * KVM_SET_MEMORY_ATTRIBUTES: always sent, so the kernel's answer shows (ENOTTY on a VM type
-   * without private memory). Every call and its answer is kept for {@link attributeLog}.
+   * without private memory). Every call and its answer is kept for {@link attributeLog}. Numbers
+   * are taken as well as bigints.
    */
-  setMemoryAttributes(gpa: bigint, size: bigint, attributes: bigint, flags = 0n): void {
+  setMemoryAttributes(
+    gpaIn: bigint | number,
+    sizeIn: bigint | number,
+    attributesIn: bigint | number,
+    flagsIn: bigint | number = 0n,
+  ): void {
+    const [gpa, size, attributes, flags] = [gpaIn, sizeIn, attributesIn, flagsIn].map((v) => BigInt(v));
     const buf = encode(KVM_MEMORY_ATTRIBUTES_ARGS, { address: gpa, size, attributes, flags });
     const rec: AttributeRecord = { gpa, size, attributes, result: "ok" };
     try {
@@ -293,12 +300,12 @@ export class Vm {
   }
 
   /** Marks a range private (KVM_MEMORY_ATTRIBUTE_PRIVATE). */
-  setPrivate(gpa: bigint, size: bigint): void {
+  setPrivate(gpa: bigint | number, size: bigint | number): void {
     this.setMemoryAttributes(gpa, size, MEMORY_ATTRIBUTES.bits.private);
   }
 
   /** Marks a range shared (attributes 0). */
-  setShared(gpa: bigint, size: bigint): void {
+  setShared(gpa: bigint | number, size: bigint | number): void {
     this.setMemoryAttributes(gpa, size, 0n);
   }
 

@@ -42,9 +42,12 @@ kvmTest("memory attributes: set private/shared is sent; the answer follows the c
       eq(e.args.size, PAGE);
       eq(e.args.attributes, "private");
       expectErrno("ENOTTY", () => vm.setShared(G4, PAGE), "set shared");
+      // Plain numbers are sent the same (they were a TypeError: "Cannot mix BigInt").
+      expectErrno("ENOTTY", () => vm.setMemoryAttributes(Number(G4), Number(PAGE), 8), "numbers");
       eq(vm.attributeLog, [
         { gpa: G4, size: PAGE, attributes: PRIVATE, result: "ENOTTY" },
         { gpa: G4, size: PAGE, attributes: 0n, result: "ENOTTY" },
+        { gpa: G4, size: PAGE, attributes: PRIVATE, result: "ENOTTY" },
       ]);
       eq(cap, 0n, "a cap without `private` here is 0 (no other attribute exists in Linux 7.2)");
     } else {

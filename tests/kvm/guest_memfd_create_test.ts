@@ -52,6 +52,9 @@ for (const fs of FLAG_SETS) {
           ok(e.hint?.includes("multiple of the page size"), e.message);
         }
       }
+      // 2^63 and above: the kernel's loff_t is negative, and the hint says so (not "flags").
+      const huge = expectErrno("EINVAL", () => vm.createGuestMemfd(1n << 63n, fs.flags), "size 2^63");
+      eq(huge.hint, "the kernel reads the size as a signed loff_t: 2^63 and above is negative");
       eq(vm.gmems.length, 0);
     });
   });
