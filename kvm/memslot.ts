@@ -43,7 +43,11 @@ export interface MemslotSpec {
   gmem?: GuestMemfd;
   /** Offset in the guest_memfd. */
   gmemOffset?: bigint;
-  /** Where userspace_addr points (default: `gmem` for an mmap-able gmem, `none` for other gmem, `anon` without gmem). */
+  /**
+   * Where userspace_addr points. Default: for an existing slot of the same size and guest_memfd
+   * (a move or a flags change), the memory it has (the kernel refuses a new userspace_addr for a
+   * live slot); else `gmem` for an mmap-able gmem, `none` for other gmem, `anon` without gmem.
+   */
   userspace?: UserspaceChoice;
 }
 

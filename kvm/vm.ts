@@ -179,7 +179,14 @@ export class Vm {
     let flags = typeof spec.flags === "string" ? MEMSLOT_FLAGS.parse(spec.flags) : spec.flags ?? 0n;
     if (spec.gmem) flags |= MEMSLOT_FLAGS.bits["guest-memfd"];
     const gmemOffset = spec.gmemOffset ?? 0n;
-    const choice = spec.userspace ?? (spec.gmem ? (spec.gmem.mmapable ? "gmem" : "none") : "anon");
+    const old = this.#slots.get(spec.slot);
+    // Moving a live slot or changing its flags keeps its memory: KVM refuses another
+    // userspace_addr for it (EINVAL), and a fresh anonymous mapping would be just that.
+    const keep = spec.userspace === undefined && old !== undefined && old.size === spec.size &&
+      old.gmem === spec.gmem && (old.backing !== undefined || old.region.userspaceAddr === 0n);
+    const choice = keep
+      ? (old.backing ?? "none")
+      : spec.userspace ?? (spec.gmem ? (spec.gmem.mmapable ? "gmem" : "none") : "anon");
     let backing: Mapping | undefined;
     let backingOffset = 0n;
     let owns = false;
@@ -200,6 +207,7 @@ export class Vm {
     } else if (typeof choice === "bigint") {
       uaddr = choice;
     }
+    if (keep && old.backing) backingOffset = old.backingOffset;
     if (backing) uaddr = backing.address + backingOffset;
     const region: MemoryRegion2 = {
       slot: spec.slot,
@@ -216,9 +224,10 @@ export class Vm {
       if (owns || mappedHere) backing?.unmap();
       throw e;
     }
-    const old = this.#slots.get(spec.slot);
     if (old) this.#forget(old);
     if (old?.ownsBacking && old.backing !== backing) old.backing?.unmap();
+    // The same memory under the new slot: who allocated it still frees it.
+    if (old?.ownsBacking && backing !== undefined && old.backing === backing) owns = true;
     const slot = new Memslot(region, spec.gmem, backing, backingOffset, owns);
     if (spec.size === 0n) return slot;
     this.#slots.set(spec.slot, slot);

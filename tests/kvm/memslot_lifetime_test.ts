@@ -188,3 +188,23 @@ kvmTest("a VM whose gmem backs a slot of another Kvm's VM of the same name refus
   kvm2.close();
   eq(fdSnapshot(), before, "no fd left behind");
 });
+
+kvmTest(
+  "a live slot moved or re-flagged keeps its memory (KVM refuses a new userspace_addr); deleting it frees that memory",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const s0 = vm.addMemslot({ slot: 5, gpa: 0n, size: SIZE });
+    const mem = s0.backing!;
+    const flagged = vm.addMemslot({ slot: 5, gpa: 0n, size: SIZE, flags: "log-dirty" });
+    eq(flagged.backing, mem, "a flags change keeps the memory (the kernel said yes)");
+    const moved = vm.addMemslot({ slot: 5, gpa: G4, size: SIZE });
+    eq([moved.backing, moved.region.userspaceAddr], [mem, s0.region.userspaceAddr], "a move too");
+    ok(moved.ownsBacking, "the slot that allocated it still frees it");
+    vm.deleteMemslot(5);
+    ok(!mem.mapped, "deleting the moved slot unmapped its memory (it leaked)");
+    // A different size is a new slot's memory (the kernel decides whether that is allowed).
+    vm.addMemslot({ slot: 6, gpa: 0n, size: SIZE });
+    throws(() => vm.addMemslot({ slot: 6, gpa: 0n, size: 2n * SIZE }), KvmError);
+  },
+);

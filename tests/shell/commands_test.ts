@@ -279,6 +279,16 @@ const CASES: Case[] = [
     code: 2,
   },
   {
+    name: "slot set on a live slot keeps its memory: flags change and move are accepted",
+    lines: [
+      VM,
+      "slot set 5 --gpa 0 --size 1M",
+      "slot set 5 --gpa 0 --size 1M --flags log-dirty",
+      "slot set 5 --gpa 2M --size 1M",
+    ],
+    out: [/slot 5 on vm0: gpa 0x200000 size 0x100000 \(1 MiB\) flags none userspace anon/],
+  },
+  {
     name: "touch of a gmem without the mmap flag: the child's mmap ENODEV is the error",
     lines: [VM, "gmem create --size 2M", "touch gmem0:0", "echo after"],
     err: [/^error: mmap: ENODEV .*in=child\] — this guest_memfd was created without the mmap flag$/m],
