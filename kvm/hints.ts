@@ -84,10 +84,12 @@ const HINTS: Record<string, Record<string, HintRule>> = {
       ),
   },
   process_vm_readv: {
-    EFAULT: () => "the page is not accessible from the host (private guest_memfd memory would SIGBUS)",
+    EFAULT: () =>
+      "the page is not accessible from the host (private guest_memfd memory, or a page past the end of the file, would SIGBUS)",
   },
   process_vm_writev: {
-    EFAULT: () => "the page is not accessible from the host (private guest_memfd memory would SIGBUS)",
+    EFAULT: () =>
+      "the page is not accessible from the host (private guest_memfd memory, or a page past the end of the file, would SIGBUS)",
   },
 };
 

@@ -164,6 +164,11 @@ export class Mapping {
     return BigInt(Deno.UnsafePointer.value(this.pointer));
   }
 
+  /** What a fault names as the source: a mapping that starts inside its file says where (`gmem0+0x2000`). */
+  #sourceText(): string {
+    return this.info.offset ? `${this.info.source}+${hex(this.info.offset)}` : this.info.source;
+  }
+
   #range(offset: bigint, length: bigint, what: string): void {
     if (offset < 0n || length < 0n || offset + length > this.size) {
       throw new RangeError(`${what} ${hex(offset)}+${hex(length)} is outside the mapping (size ${hex(this.size)})`);
@@ -188,7 +193,7 @@ export class Mapping {
         throw new MemoryFaultError(
           op,
           errno(),
-          { source: this.info.source, offset, length: BigInt(len) },
+          { source: this.#sourceText(), offset, length: BigInt(len) },
           offset + BigInt(done),
         );
       }
@@ -196,7 +201,7 @@ export class Mapping {
         throw new MemoryFaultError(
           op,
           ERRNO.EFAULT,
-          { source: this.info.source, offset, length: BigInt(len) },
+          { source: this.#sourceText(), offset, length: BigInt(len) },
           offset + BigInt(done),
         );
       }

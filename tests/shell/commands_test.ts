@@ -289,6 +289,12 @@ const CASES: Case[] = [
     out: [/slot 5 on vm0: gpa 0x200000 size 0x100000 \(1 MiB\) flags none userspace anon/],
   },
   {
+    name: "a fault in a mapping that starts inside its file names where (gmem0+0x2000)",
+    lines: [VM, "gmem create --size 2M --flags mmap", "gmem mmap gmem0 --offset 8K --length 4K", "x/1xb map0:0"],
+    err: [/EFAULT .*\[source=gmem0\+0x2000 offset=0x0 length=0x1 fault_at=0x0\]/],
+    code: 1,
+  },
+  {
     name: "touch of a gmem without the mmap flag: the child's mmap ENODEV is the error",
     lines: [VM, "gmem create --size 2M", "touch gmem0:0", "echo after"],
     err: [/^error: mmap: ENODEV .*in=child\] — this guest_memfd was created without the mmap flag$/m],
