@@ -177,7 +177,9 @@ export function mainMemory(
   }
   const what = `${spec.memory ?? "anon"} at GPA 0`;
   // Slot id: the one asked for, else runGuest's previous one, else 0, else the lowest free id.
-  const taken = new Set(others.map((s) => s.id));
+  // Every live slot's id but the main slot about to be replaced: runGuest's page-directory slot
+  // stays, and its id is taken too (the main slot got it and the kernel refused the re-size).
+  const taken = new Set(vm.memslots.filter((s) => s !== mine?.slot).map((s) => s.id));
   let id = spec.slot ?? mine?.slot.id ?? 0;
   if (spec.slot !== undefined && taken.has(id)) throw inTheWay(vm, vm.memslot(id)!, what, "needs the id of");
   while (taken.has(id)) id++;

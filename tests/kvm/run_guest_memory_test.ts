@@ -159,3 +159,17 @@ kvmTest("ownMemory: the slots and guest_memfd runGuest made for itself on a VM, 
   eq(a.memslot.gmem!.name, "gmem1", "named by the Kvm's counter after the user's gmem0");
   eq(vm.createGuestMemfd(2n * MIB, "mmap").name, "gmem2", "the next user gmem does not collide");
 });
+
+kvmTest("runGuest: its main slot never takes the id of its own page-directory slot (the re-size was EINVAL)", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  // A 1 MiB slot of the user's at GPA 0: a long-mode run uses it as main memory, and its
+  // image at 1 MiB is outside it; the page-directory slot (if this host needs one) takes id 0.
+  vm.addMemslot({ slot: 1, gpa: 0n, size: MIB });
+  throws(() => runGuest(vm, { asm: LONG_EXIT_9, mode: "long" }), /no memslot covers GPA 0x100000/);
+  vm.deleteMemslot(1);
+  const r = runGuest(vm, { asm: LONG_EXIT_9, mode: "long" });
+  eq(r.exitCode?.value, 9);
+  const ids = vm.memslots.map((s) => s.id);
+  eq(new Set(ids).size, ids.length, "distinct ids");
+});
