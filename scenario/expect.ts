@@ -292,7 +292,8 @@ export function expectTrue(cond: boolean, name: string, detail?: string): void {
 
 /**
  * What an exit must look like: a reason name (`"HLT"`), or the reason with fields: an IO port
- * (and `value` written, `direction`), a MEMORY_FAULT's `private` flag, `gpa`, `size`, an MMIO `addr`.
+ * (and `value` written, `direction`), a MEMORY_FAULT's `private` flag, `gpa`, `size`, an MMIO `addr`
+ * (and `write`, and `value`: the value written, or its bytes as an array).
  */
 export type ExitExpectation =
   | string
@@ -331,7 +332,14 @@ export function exitMismatch(x: ExitInfo, want: ExitExpectation): string | undef
   else {
     if (w.port !== undefined && x.io?.port !== w.port) wrong.push(`port ${hex(x.io?.port ?? -1)}`);
     if (w.direction !== undefined && x.io?.direction !== w.direction) wrong.push(`direction ${x.io?.direction}`);
-    if (w.value !== undefined) {
+    if (w.value !== undefined && x.mmio) {
+      // An MMIO access: a number is the value (little-endian, its len bytes); an array, its bytes.
+      const m = x.mmio;
+      const same = typeof w.value === "number"
+        ? m.value === BigInt(w.value)
+        : isDeepStrictEqual(m.data.slice(0, m.len), [...w.value]);
+      if (!same) wrong.push(`data ${hex(m.value)}`);
+    } else if (w.value !== undefined) {
       const vals = typeof w.value === "number" ? [w.value] : [...w.value];
       if (!isDeepStrictEqual(x.io?.data ?? [], vals)) {
         wrong.push(`data ${(x.io?.data ?? []).map((d) => hex(d)).join(",")}`);

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { FakeKernelLog } from "../../kvm/kmsg.ts";
 import { KvmError } from "../../kvm/errors.ts";
 import { runEntries } from "../../scenario/runner.ts";
+import { runGuest } from "../../kvm/run_guest.ts";
+import { kvmTest } from "../kvm_env.ts";
 import type { ScenarioEntry } from "../../scenario/registry.ts";
 import { expectErrno, expectExit, expectGuestResult, expectTrue } from "../../scenario/expect.ts";
 import { requires } from "../../scenario/requires.ts";
@@ -69,6 +71,21 @@ Deno.test("xfail: an XFAIL ends its block, not the step: a real failure after it
     );
     assert.equal(s.status, "fail");
   }
+});
+
+kvmTest("expectExit: an MMIO write's value is compared (it was compared with IO data only)", async () => {
+  const s = await run((t) => {
+    const vm = t.vm();
+    const r = runGuest(vm, { asm: "movw $0x1234, 0x40000000; hlt", mode: "long", timeoutMs: 5000 });
+    expectExit({ reason: "MMIO", addr: 0x40000000n, write: true, value: 0x1234 }, () => r, "the value");
+    expectExit({ reason: "MMIO", value: [0x34, 0x12] }, () => r, "its bytes");
+    expectExit({ reason: "MMIO", value: 0x1235 }, () => r, "another value");
+  });
+  assert.deepEqual(s.lines.slice(0, 3).map((l) => [l.name, l.status]), [
+    ["the value", "pass"],
+    ["its bytes", "pass"],
+    ["another value", "fail"],
+  ]);
 });
 
 Deno.test("expectErrno: an errno given as an unnamed number's text is compared as the kernel's name (E#200)", async () => {
