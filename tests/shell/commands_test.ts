@@ -259,6 +259,7 @@ const CASES: Case[] = [
     lines: ["help gmem create"],
     out: [/gmem create --size S \[--flags mmap,init-shared\]/, /example: gmem create --size 2M/],
   },
+  { name: "help of a hidden command by name", lines: ["help debug"], out: [/^debug pid$/m, /^debug leak-fd$/m] },
   { name: "history", lines: ["echo a; history"], out: [/^a$/m, /^ +1 +echo a; history$/m] },
   { name: "echo", lines: ["echo hello world"], out: [/^hello world$/m] },
   { name: "reset", lines: [VM, G, "reset", "vm list"], out: [/every VM closed/, /no VMs/] },
