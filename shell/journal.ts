@@ -45,6 +45,7 @@ export function statements(words: string[], recs: Recorded[], result: { out?: Ou
       lines.push(checks.length ? `{ const r = ${call}; ${checks.join(" ")} }` : `${call};`);
     } else lines.push(`${call};`);
   });
+  for (const b of out.sideBinds ?? []) lines.push(`const ${ident(b.name)} = ${b.expr};`);
   return lines.map(indent);
 }
 

@@ -53,6 +53,11 @@ export interface Outcome {
   data?: Record<string, unknown>;
   /** Name of the object it made (binds the recorded call's result: `const gmem0 = …`). */
   bind?: string;
+  /**
+   * Names the command made on the side, bound after its statements in a recording (a run's own
+   * guest_memfd: `const gmem0 = kvmsh.ownMemory(vm0).gmems[0];`), so later commands can use them.
+   */
+  sideBinds?: { name: string; expr: string }[];
   /** Values the recorder turns into replay checks (see {@link Recorded.check}). */
   observed?: unknown;
   /** Lines for stderr that are not an error (a warning before sending). */

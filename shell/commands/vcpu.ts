@@ -266,6 +266,7 @@ export const vcpuImpl: CommandImpls = {
         if (skip > 0) skip--;
         else ports.push(b);
       };
+      const hadGmems = new Set(ctx.gmems.keys());
       try {
         const res = ctx.blocking(() =>
           runGuest(vm.obj, {
@@ -322,6 +323,12 @@ export const vcpuImpl: CommandImpls = {
             ucalls: [...res.ucalls],
           } satisfies RunObserved,
           ...status,
+          // The guest_memfd this run made for its memory (`--memory gmem:…`), named in the session:
+          // a recording binds it too, so the commands after it that use the name replay.
+          sideBinds: [...ctx.gmems.keys()].filter((n) => !hadGmems.has(n)).map((name) => ({
+            name,
+            expr: `kvmsh.ownMemory(${ident(vm.name)}).gmems[0]`,
+          })),
         };
       } finally {
         adoptRunObjects(ctx, vm.name, vm.obj);

@@ -279,3 +279,19 @@ kvmTest(
     await Deno.remove(dir, { recursive: true });
   },
 );
+
+kvmTest("a recording binds the guest_memfd a run made for its memory, so commands using its name replay", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/s.ts`;
+  const r = await kvmsh([
+    "-c",
+    `record start ${file}; vm create; run --asm "movb $0x5a,0x200000; hlt" --mode long --memory gmem:mmap,init-shared; x/1xb gmem0:0x200000; record stop`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const text = await Deno.readTextFile(file);
+  assert.match(text, /const gmem0 = kvmsh\.ownMemory\(vm0\)\.gmems\[0\];/);
+  const re = await replay(file);
+  assert.equal(re.code, 0, `replay failed:\n${re.stdout}\n${re.stderr}`);
+  assert.match(re.stdout, /ok \d+ gmem0\.readMem\(0x200000n, 1\)/);
+  await Deno.remove(dir, { recursive: true });
+});
