@@ -79,13 +79,20 @@ export interface RunResult {
 }
 
 const enc = new TextEncoder();
-function writeStdout(text: string): void {
+/** Writes all of `text`; a reader that went away (`kvmsh scenario x.ts | head`) ends the output quietly. */
+function writeAll(f: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
   const b = enc.encode(text);
-  for (let off = 0; off < b.length;) off += Deno.stdout.writeSync(b.subarray(off));
+  try {
+    for (let off = 0; off < b.length;) off += f.writeSync(b.subarray(off));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+  }
+}
+function writeStdout(text: string): void {
+  writeAll(Deno.stdout, text);
 }
 function writeStderr(text: string): void {
-  const b = enc.encode(text);
-  for (let off = 0; off < b.length;) off += Deno.stderr.writeSync(b.subarray(off));
+  writeAll(Deno.stderr, text);
 }
 
 /**
@@ -110,12 +117,15 @@ export async function runScenarioSources(
   emit(["KTAP version 1", ...headerLines(header(host))]);
   if (log.unavailable) emit([`# kernel log: ${log.unavailable}`]);
   if (nested) emit([`1..${sources.length}`]);
-  // A scenario's subtest opens with its first note or result (one skipped up front has none).
+  // A scenario's subtest opens with its first result (one skipped up front has none): notes
+  // before it wait, and go out at the parent's level when no result comes (no empty subtest).
   let pendingHead: string | undefined;
+  let pendingNotes: string[] = [];
   const sub = (lines: string[]) => {
     if (pendingHead !== undefined) {
-      emit(indent(subtestHead(pendingHead), depth + 1));
+      emit(indent([...subtestHead(pendingHead), ...pendingNotes], depth + 1));
       pendingHead = undefined;
+      pendingNotes = [];
     }
     emit(indent(lines, depth + 1));
   };
@@ -126,16 +136,20 @@ export async function runScenarioSources(
     },
     onScenarioStart(_file, _i, name) {
       pendingHead = name;
+      pendingNotes = [];
     },
     onNote(text) {
-      sub(diag(text));
+      if (pendingHead !== undefined) pendingNotes.push(...diag(text));
+      else sub(diag(text));
     },
     onLine(l, n) {
       sub([resultLine(n, l.name, l.status, l.reason)]);
     },
     onScenario(_file, i, r) {
       const opened = pendingHead === undefined && r.lines.length > 0;
+      if (pendingHead !== undefined) emit(indent(pendingNotes, depth));
       pendingHead = undefined;
+      pendingNotes = [];
       emit(indent(scenarioTrailer(r), opened ? depth + 1 : depth));
       emit(indent([resultLine(i + 1, r.name, r.status, r.reason)], depth));
     },

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
-import { runRunner } from "./runner_process.ts";
+import { runnerArgs, runRunner } from "./runner_process.ts";
 import { readProcText } from "../../ffi/procfs.ts";
 
 const F = "tests/scenario/fixtures";
@@ -81,6 +81,29 @@ kvmTest("scenario runner: a file given twice runs twice (its module was cached: 
   const r = await runRunner([`${F}/pass.ts`, `${F}/pass.ts`]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.equal(r.stdout.match(/^ {2}ok 1 fixture: pass$/gm)?.length, 2, r.stdout);
+});
+
+kvmTest("scenario runner: notes of a scenario skipped before any result open no empty subtest", async () => {
+  const r = await runRunner([`${F}/note_skip.ts`]);
+  assert.equal(r.code, 4, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout, /# Subtest: fixture: noted then skipped/);
+  assert.match(r.stdout, /^# about to check\nok 1 fixture: noted then skipped # SKIP kernel .* is older than 999\.0$/m);
+});
+
+Deno.test("scenario runner: a reader that goes away (| head) ends the output quietly, no BrokenPipe crash", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: runnerArgs([`${F}/unawaited.ts`]),
+    cwd: new URL("../../", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read(); // the first bytes, then the reader goes away
+  await reader.cancel();
+  const [status, err] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  assert.doesNotMatch(err, /BrokenPipe|Uncaught/, err);
+  assert.equal(status.code, 2, "the run went on to its own end (the fixture's un-awaited promise: 2)");
 });
 
 const NO_KVM = { KVMSH_DEVICE: "/nonexistent/kvm" };
