@@ -52,15 +52,19 @@ export function parseCommand(words: string[], globalJson = false): { cmd: Comman
       value = rest[++i];
     }
     const before = flags[name];
+    if (before !== undefined && !spec.repeat) {
+      throw new UsageError(`--${name} given twice ('${before}', then '${value}'): give it once`);
+    }
     flags[name] = spec.repeat && typeof before === "string" ? `${before},${value}` : value;
   }
-  for (const f of cmd.flags ?? []) {
-    if (f.required && flags[f.name] === undefined) throw new UsageError(`missing --${f.name} (usage: ${cmd.usage})`);
-  }
+  // The arguments first: `slot set` alone is missing its <id>, then its --gpa.
   const specs = cmd.args ?? [];
   const required = specs.filter((a) => !a.optional).length;
   if (pos.length < required) {
     throw new UsageError(`missing <${specs[pos.length].name}> (usage: ${cmd.usage})`);
+  }
+  for (const f of cmd.flags ?? []) {
+    if (f.required && flags[f.name] === undefined) throw new UsageError(`missing --${f.name} (usage: ${cmd.usage})`);
   }
   if (!specs.some((a) => a.rest) && pos.length > specs.length) {
     throw new UsageError(`too many arguments for '${cmd.name}': '${pos[specs.length]}' (usage: ${cmd.usage})`);

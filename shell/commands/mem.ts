@@ -222,9 +222,10 @@ export const memImpl: CommandImpls = {
 
 function touchArgs(ctx: Session, a: Args) {
   const addr = address(a.pos[0]);
-  if (addr.kind !== "obj" || !ctx.gmems.has(addr.name)) throw new UsageError("touch takes gmemN:offset");
-  const g = ctx.gmem(addr.name);
+  if (addr.kind !== "obj") throw new UsageError("touch takes gmemN:offset");
+  const g = ctx.gmem(addr.name); // "no guest_memfd 'gmem9'" for a name that is not one
   const mode: "read" | "write" = a.flags.write === true ? "write" : "read";
+  if (a.flags.value !== undefined && mode !== "write") throw new UsageError("--value is the byte --write stores");
   const value = a.flags.value === undefined ? 0 : byte(String(a.flags.value), "--value");
   return { g, off: addr.offset, mode, value };
 }

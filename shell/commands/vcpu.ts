@@ -37,12 +37,13 @@ function regArgs(a: Args): { vcpu?: string; set?: Record<string, bigint> } {
   if (pos.length < 2) throw new UsageError("regs set: give at least one r=v (e.g. rax=1 rip=0x1000)");
   const set: Record<string, bigint> = {};
   for (const kv of pos.slice(1)) {
-    const m = /^([a-z0-9]+)=(.+)$/.exec(kv);
+    const m = /^([a-z0-9]+)=(.+)$/i.exec(kv);
     if (!m) throw new UsageError(`regs set: '${kv}' is not r=v`);
-    if (!(REG_NAMES as string[]).includes(m[1])) {
+    const r = m[1].toLowerCase(); // RAX=5 as rax=5
+    if (!(REG_NAMES as string[]).includes(r)) {
       throw new UsageError(`unknown register '${m[1]}' (known: ${REG_NAMES.join(", ")})`);
     }
-    set[m[1]] = num(m[2], m[1]);
+    set[r] = num(m[2], r);
   }
   return { vcpu, set };
 }

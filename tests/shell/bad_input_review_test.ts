@@ -26,6 +26,15 @@ const cases: [string[], RegExp][] = [
     ["vm create", `run "hlt" --asm --timeout ${"9".repeat(400)}`],
     /^error: --timeout: '9+' is too long \(use 0 or none/m,
   ],
+  // A bug hunt's: a flag given twice (the last won silently), --value without --write (ignored),
+  // `slot set` alone (it asked for --gpa first), a touch of a name that is no guest_memfd.
+  [["vm create", "gmem create --size 2M --size 4M"], /^error: --size given twice \('2M', then '4M'\): give it once$/m],
+  [
+    ["vm create", "gmem create --size 2M --flags mmap", "touch gmem0:0 --value 5"],
+    /^error: --value is the byte --write stores$/m,
+  ],
+  [["vm create", "slot set"], /^error: missing <id> \(usage: slot set <id>/m],
+  [["vm create", "touch gmem9:0"], /^error: no guest_memfd 'gmem9' \(none open\)$/m],
 ];
 
 kvmTest("bad input from review: each is a usage error (exit 2) with one clear line", async () => {

@@ -259,6 +259,11 @@ const CASES: Case[] = [
     lines: ["help gmem create"],
     out: [/gmem create --size S \[--flags mmap,init-shared\]/, /example: gmem create --size 2M/],
   },
+  {
+    name: "regs set takes register names in any case",
+    lines: [VM, "vcpu create", "regs set RAX=5", "regs"],
+    out: [/^ +rax 0x0000000000000005/m],
+  },
   { name: "help of a hidden command by name", lines: ["help debug"], out: [/^debug pid$/m, /^debug leak-fd$/m] },
   { name: "history", lines: ["echo a; history"], out: [/^a$/m, /^ +1 +echo a; history$/m] },
   { name: "echo", lines: ["echo hello world"], out: [/^hello world$/m] },
