@@ -278,8 +278,9 @@ export class Vcpu {
 
   /** KVM_GET_CPUID2: the CPUID entries this vCPU was given (none before any KVM_SET_CPUID2). Kept until setCpuid. */
   getCpuid(): CpuidEntry[] {
+    const fd = this.fd; // ClosedError once closed, cached answer or not
     if (this.#cpuid) return this.#cpuid;
-    const { buf, nent } = readCpuid2(this.fd, "KVM_GET_CPUID2", { vcpu: this.id });
+    const { buf, nent } = readCpuid2(fd, "KVM_GET_CPUID2", { vcpu: this.id });
     const out: CpuidEntry[] = [];
     for (let i = 0; i < nent; i++) {
       out.push(decode(KVM_CPUID_ENTRY2, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));

@@ -85,6 +85,7 @@ kvmTest("a closed vCPU's run() is a ClosedError, never a KVM_RUN of the vCPU tha
   const vm = kvm.createVm();
   const a = vm.createVcpu();
   const fd = a.fd;
+  a.getCpuid(); // cached from here on (a fresh vCPU: no entries)
   a.close();
   const b = vm.createVcpu(5);
   // Usually b gets a's old number (the lowest free fd; another of Deno's threads may take it
@@ -94,4 +95,5 @@ kvmTest("a closed vCPU's run() is a ClosedError, never a KVM_RUN of the vCPU tha
   throws(() => a.run(), (e) => e instanceof ClosedError && /vcpu\d+ is closed/.test(e.message));
   throws(() => runVcpu(a), (e) => e instanceof ClosedError, "the exit loop too (its watchdog reads kvm_run's address)");
   eq(typeof b.getRegs().rip, "bigint", "b is untouched and usable");
+  throws(() => a.getCpuid(), ClosedError, "its cached CPUID too (it was returned)");
 });
