@@ -15,6 +15,7 @@ import {
 import { KVM_HC_MAP_GPA_RANGE } from "../ffi/caps.ts";
 import { errnoName } from "../ffi/errno.ts";
 import type { ExitView } from "./exit_view.ts";
+import { ClosedError } from "./errors.ts";
 import { hex } from "./units.ts";
 import { KVM_RUN_LAYOUT } from "../ffi/structs.ts";
 
@@ -45,6 +46,8 @@ const HYPERCALL_NAMES: Record<number, string> = { [KVM_HC_MAP_GPA_RANGE]: "MAP_G
 
 /** Copies the current exit out of kvm_run into a plain object. */
 export function describeExit(x: ExitView): ExitInfo {
+  // A closed vCPU's kvm_run is unmapped: there is no exit left to decode (it made one up: IO port 0).
+  if (x.detached) throw new ClosedError(x.vcpu?.name ?? "the vCPU");
   const reason = x.reason;
   const info: ExitInfo = { reason, name: exitReasonName(reason) };
   if (x.errno) info.errno = errnoName(x.errno);

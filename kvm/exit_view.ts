@@ -74,7 +74,7 @@ export class ExitView {
   #dv: DataView;
 
   /** @param buffer the kvm_run mapping (or a fake one in tests); `vcpu` is the owner, for messages. */
-  constructor(buffer: ArrayBuffer, readonly vcpu?: { readonly id: number }) {
+  constructor(buffer: ArrayBuffer, readonly vcpu?: { readonly id: number; readonly name?: string }) {
     this.#dv = new DataView(buffer);
   }
 
@@ -309,5 +309,13 @@ export class ExitView {
   /** Points the view at a dead zero buffer (after munmap), so a stale read cannot crash. */
   detach(): void {
     this.#dv = new DataView(new ArrayBuffer(this.#dv.byteLength));
+    this.#detached = true;
+  }
+
+  #detached = false;
+
+  /** True once its vCPU closed: the exit it showed is gone (decoding it is a ClosedError). */
+  get detached(): boolean {
+    return this.#detached;
   }
 }

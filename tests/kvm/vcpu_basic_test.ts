@@ -2,7 +2,7 @@
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import { fdSnapshot, kvmTest } from "../kvm_env.ts";
-import { ClosedError, Kvm, KvmError, runVcpu } from "../../mod.ts";
+import { ClosedError, describeExit, Kvm, KvmError, runVcpu } from "../../mod.ts";
 import { supportedCpuid } from "../../kvm/vcpu.ts";
 
 kvmTest("createVcpu: ids count up, kvm_run mapped at KVM_GET_VCPU_MMAP_SIZE, VM close closes vCPUs", () => {
@@ -96,4 +96,5 @@ kvmTest("a closed vCPU's run() is a ClosedError, never a KVM_RUN of the vCPU tha
   throws(() => runVcpu(a), (e) => e instanceof ClosedError, "the exit loop too (its watchdog reads kvm_run's address)");
   eq(typeof b.getRegs().rip, "bigint", "b is untouched and usable");
   throws(() => a.getCpuid(), ClosedError, "its cached CPUID too (it was returned)");
+  throws(() => describeExit(a.exit), /vcpu\d+ is closed/, "its exit is gone (it decoded as IO port 0)");
 });
