@@ -38,6 +38,7 @@ import { DATA_PLACEHOLDER, ENTRY, KICK_CODE } from "./kick_code.ts";
 import { CELL, CELL_BYTES, KICK_SIGNO, STOP_CODE, STOP_NAMES, type StopCause } from "./kick_shared.ts";
 import { KvmError } from "./errors.ts";
 import { mmapRaw } from "./mapping.ts";
+import { setSigintProbe } from "./sigint_count.ts";
 
 export type { StopCause } from "./kick_shared.ts";
 
@@ -138,6 +139,8 @@ class Kick {
     const codeAddr = base + page;
     this.#sigint = codeAddr + BigInt(ENTRY.sigint);
     this.cells[CELL.PID] = Deno.pid;
+    const cells = this.cells;
+    setSigintProbe(() => Atomics.load(cells, CELL.SIGINTS));
     // The kick signal's handler: installed once, never removed.
     const usr2 = new Uint8Array(SIGACTION.size);
     const adv = new DataView(usr2.buffer);

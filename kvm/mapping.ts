@@ -19,7 +19,8 @@
 import { IOVEC } from "../ffi/structs.ts";
 import { encode } from "../ffi/struct_codec.ts";
 import { errno, libc, MADV, MAP, MAP_FAILED, pageSize, PROT } from "../ffi/libc.ts";
-import { ClosedError, InUseError, KvmError } from "./errors.ts";
+import { ClosedError, InterruptedError, InUseError, KvmError } from "./errors.ts";
+import { sigintCount } from "./sigint_count.ts";
 import { hex } from "./units.ts";
 import { ERRNO } from "../ffi/errno.ts";
 
@@ -55,6 +56,14 @@ const PID = () => pid ??= Deno.pid;
 
 /** Accesses of at least this many bytes take the proven direct path (below it, one syscall is cheaper). */
 export const BULK_MIN = 64 * 1024;
+
+/** Bulk work (populate, fill, verify) goes in slices of this size, looking for a Ctrl-C between them. */
+const SLICE = 64n << 20n;
+
+/** Throws InterruptedError when a SIGINT was counted since `sigints` (the kick's handler held it). */
+function stopOnSigint(sigints: number, what: string, done: bigint, total: bigint): void {
+  if (sigintCount() !== sigints) throw new InterruptedError(`${what}: after ${hex(done)} of ${hex(total)} bytes`);
+}
 
 /** Proofs of accessibility are kept per granule of this size. */
 const GRANULE = 2n << 20n;
@@ -253,12 +262,18 @@ export class Mapping {
     pageBig ??= BigInt(pageSize());
     const s = start - start % pageBig;
     const e = (end + pageBig - 1n) / pageBig * pageBig;
-    const r = libc().madvise(
-      Deno.UnsafePointer.offset(this.pointer, Number(s)),
-      e - s,
-      write ? MADV.POPULATE_WRITE : MADV.POPULATE_READ,
-    );
-    return r >= 0;
+    // In slices: faulting in gigabytes takes seconds here, and a Ctrl-C should not wait for it.
+    const sigints = sigintCount();
+    for (let at = s; at < e; at += SLICE) {
+      if (at > s) stopOnSigint(sigints, write ? "populate for writing" : "populate", at - s, e - s);
+      const r = libc().madvise(
+        Deno.UnsafePointer.offset(this.pointer, Number(at)),
+        e - at < SLICE ? e - at : SLICE,
+        write ? MADV.POPULATE_WRITE : MADV.POPULATE_READ,
+      );
+      if (r < 0) return false;
+    }
+    return true;
   }
 
   /** Reads `length` bytes at `offset`, fault-safe: a fault throws {@link MemoryFaultError} (EFAULT). */
@@ -297,7 +312,11 @@ export class Mapping {
     if (length >= BULK_MIN) {
       const p = this.#proven(offset, length, true);
       if (p) {
-        libc().memset(p, value, length);
+        const sigints = sigintCount();
+        for (let done = 0n; done < length; done += SLICE) {
+          if (done) stopOnSigint(sigints, "fill", done, length);
+          libc().memset(Deno.UnsafePointer.offset(p, Number(done)), value, length - done < SLICE ? length - done : SLICE);
+        }
         return;
       }
     }
@@ -342,7 +361,9 @@ export class Mapping {
     const ref = patternOf(value);
     const l = libc();
     const total = Number(length);
+    const sigints = sigintCount();
     for (let done = 0; done < total; done += CHUNK) {
+      if (done % Number(SLICE) === 0 && done) stopOnSigint(sigints, "verify", BigInt(done), length);
       const n = Math.min(CHUNK, total - done);
       const q = Deno.UnsafePointer.offset(p, done)!;
       if (l.memcmp(q, ref, BigInt(n)) === 0) continue;
