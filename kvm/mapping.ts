@@ -315,7 +315,11 @@ export class Mapping {
         const sigints = sigintCount();
         for (let done = 0n; done < length; done += SLICE) {
           if (done) stopOnSigint(sigints, "fill", done, length);
-          libc().memset(Deno.UnsafePointer.offset(p, Number(done)), value, length - done < SLICE ? length - done : SLICE);
+          libc().memset(
+            Deno.UnsafePointer.offset(p, Number(done)),
+            value,
+            length - done < SLICE ? length - done : SLICE,
+          );
         }
         return;
       }
