@@ -50,9 +50,6 @@ export class MemoryFaultError extends KvmError {
 }
 
 const CHUNK = 1 << 20;
-/** This process (a Deno process never forks: asked once, not per access). */
-let pid: number | undefined;
-const PID = () => pid ??= Deno.pid;
 
 /** Accesses of at least this many bytes take the proven direct path (below it, one syscall is cheaper). */
 export const BULK_MIN = 64 * 1024;
@@ -195,8 +192,8 @@ export class Mapping {
       }, this.iovLocal);
       encode(IOVEC, { iov_base: this.address + offset + BigInt(done), iov_len: n }, this.iovRemote);
       const r = op === "process_vm_readv"
-        ? l.process_vm_readv(PID(), this.#iovLocalPtr, 1n, this.#iovRemotePtr, 1n, 0n)
-        : l.process_vm_writev(PID(), this.#iovLocalPtr, 1n, this.#iovRemotePtr, 1n, 0n);
+        ? l.process_vm_readv(Deno.pid, this.#iovLocalPtr, 1n, this.#iovRemotePtr, 1n, 0n)
+        : l.process_vm_writev(Deno.pid, this.#iovLocalPtr, 1n, this.#iovRemotePtr, 1n, 0n);
       const got = Number(r);
       if (got < 0) {
         throw new MemoryFaultError(
