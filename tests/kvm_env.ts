@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Kvm, KvmError } from "../mod.ts";
+import { CAP, GUEST_MEMFD_FLAGS, Kvm, KvmError } from "../mod.ts";
 import { openFds } from "../ffi/procfs.ts";
 
 function probe(): string | undefined {
@@ -23,6 +23,54 @@ if (KVM_SKIP_REASON) console.warn(`# SKIP KVM tests: ${KVM_SKIP_REASON}`);
 /** A Deno test that needs /dev/kvm: ignored (reason printed once) where it cannot be opened. */
 export function kvmTest(name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void {
   Deno.test({ name, ignore: KVM_SKIP_REASON !== undefined, fn });
+}
+
+/**
+ * Why a default VM here cannot have a guest_memfd with `flags` (names, `mmap,init-shared`), or
+ * undefined when it can: KVM itself missing, KVM_CAP_GUEST_MEMFD 0, or a flag that
+ * KVM_CAP_GUEST_MEMFD_FLAGS does not list. Asked of the kernel once per flag set, as upstream's
+ * guest_memfd_test.c does with TEST_REQUIRE(kvm_has_cap(...)).
+ */
+export function gmemSkipReason(flags = ""): string | undefined {
+  const key = GUEST_MEMFD_FLAGS.format(GUEST_MEMFD_FLAGS.parse(flags || "0"));
+  if (gmemReasons.has(key)) return gmemReasons.get(key);
+  let reason: string | undefined = KVM_SKIP_REASON;
+  if (reason === undefined) {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const want = GUEST_MEMFD_FLAGS.parse(flags || "0");
+    if (vm.checkExtension(CAP.GUEST_MEMFD) === 0) {
+      reason = "this host's KVM has no guest_memfd (KVM_CAP_GUEST_MEMFD = 0 on a default VM)";
+    } else if ((vm.supportedGmemFlags() & want) !== want) {
+      const have = GUEST_MEMFD_FLAGS.format(vm.supportedGmemFlags()) || "none";
+      reason = `this host's guest_memfd lacks flags ${key} (KVM_CAP_GUEST_MEMFD_FLAGS = ${have})`;
+    }
+  }
+  gmemReasons.set(key, reason);
+  if (reason !== undefined && reason !== KVM_SKIP_REASON && !gmemWarned.has(reason)) {
+    gmemWarned.add(reason);
+    console.warn(`# SKIP guest_memfd tests: ${reason}`);
+  }
+  return reason;
+}
+const gmemReasons = new Map<string, string | undefined>();
+const gmemWarned = new Set<string>();
+
+/** Why tests that need any guest_memfd are skipped here (undefined: this host has one). */
+export const GMEM_SKIP_REASON: string | undefined = gmemSkipReason();
+/** Why tests that need an `mmap,init-shared` guest_memfd are skipped here. */
+export const GMEM_MMAP_SKIP_REASON: string | undefined = gmemSkipReason("mmap,init-shared");
+
+/**
+ * A Deno test that needs a guest_memfd with `flags` (default: any guest_memfd): ignored, with
+ * the reason printed once, on a host whose KVM cannot make one.
+ */
+export function gmemTest(
+  name: string,
+  fn: (t: Deno.TestContext) => void | Promise<void>,
+  flags = "",
+): void {
+  Deno.test({ name, ignore: gmemSkipReason(flags) !== undefined, fn });
 }
 
 /** Runs `fn` with an open Kvm and a fresh default VM, closing both after. */
