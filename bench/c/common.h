@@ -171,6 +171,10 @@ static void parse_args(int argc, char **argv, int *reps, long *per) {
   *per = argc > 2 ? atol(argv[2]) : 1000;
 }
 
+/* argv[3] of the memory rows (4, 5): "anon" for anonymous memory (a host without guest_memfd),
+ * anything else (or nothing) for an MMAP|INIT_SHARED guest_memfd. */
+static int use_anon(int argc, char **argv) { return argc > 3 && strcmp(argv[3], "anon") == 0; }
+
 static void print_samples(long per, const double *s, int n) {
   printf("{\"per\":%ld,\"samples\":[", per);
   for (int i = 0; i < n; i++) printf("%s%.3f", i ? "," : "", s[i]);

@@ -11,6 +11,7 @@ import { HLT, MMIO_GPA, MMIO_LOOP, MMIO_VALUE, PIO_LOOP, PIO_PORT } from "../gue
 import { runBaseline, timeBatches } from "../measure.ts";
 import { type Row, sideBySide } from "./row.ts";
 import { summarizeRounds } from "../stats.ts";
+import { backingFor, cBackingArg, describeBacking } from "./memory.ts";
 
 const MIB = 1n << 20n;
 
@@ -121,10 +122,18 @@ export const setupRow: Row = {
     const reps = 3;
     const per = ctx.quick ? 10 : 30;
     using kvm = openKvm();
+    const backing = (() => {
+      using vm = kvm.createVm();
+      return backingFor(vm);
+    })();
     const cycle = (interruptible: boolean) => {
       using vm = kvm.createVm();
-      const gmem = vm.createGuestMemfd(2n * MIB, "mmap,init-shared");
-      vm.addMemslot({ slot: 0, gpa: 0n, size: 2n * MIB, gmem });
+      if (backing.kind === "gmem") {
+        const gmem = vm.createGuestMemfd(2n * MIB, "mmap,init-shared");
+        vm.addMemslot({ slot: 0, gpa: 0n, size: 2n * MIB, gmem });
+      } else {
+        vm.addMemslot({ slot: 0, gpa: 0n, size: 2n * MIB, userspace: "anon" });
+      }
       const r = runGuest(vm, { image: HLT, mode: "real", interruptible });
       if (r.exit.name !== "HLT") throw new Error(`expected HLT, got ${r.exit.name}`);
     };
@@ -132,16 +141,17 @@ export const setupRow: Row = {
       timeBatches("kvmsh", reps, n, (k) => {
         for (let i = 0; i < k; i++) cycle(interruptible);
       });
-    const c = () => runBaseline(ctx.bins.setup, reps, per);
-    const plain = await sideBySide(this, ctx.quick ? 2 : 6, c, side(false, per), "in-process, run not interruptible");
+    const c = () => runBaseline(ctx.bins.setup, reps, per, cBackingArg(backing));
+    const { name, note } = describeBacking(this.name, backing, "in-process, run not interruptible");
+    const plain = await sideBySide({ ...this, name }, ctx.quick ? 2 : 6, c, side(false, per), note);
     // runGuest's default: Ctrl-C can stop the run. The kick installs its SIGINT handler for the
     // run and restores the old disposition after it (two sigaction calls; no Worker, no thread).
     const interruptible = await sideBySide(
-      { ...this, id: "4b", name: `${this.name}, interruptible (default)`, target: undefined },
+      { ...this, id: "4b", name: `${name}, interruptible (default)`, target: undefined },
       1,
       c,
       side(true, Math.max(3, Math.round(per / 3))),
-      "SIGINT handler set and restored per run",
+      describeBacking(this.name, backing, "SIGINT handler set and restored per run").note,
     );
     return [plain, interruptible];
   },
