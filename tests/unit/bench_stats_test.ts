@@ -12,6 +12,7 @@ import {
   summarizeRounds,
   verdict,
 } from "../../bench/stats.ts";
+import { cBackingArg, describeBacking } from "../../bench/rows/memory.ts";
 
 Deno.test("median: odd, even, unsorted input left alone, empty throws", () => {
   strictEqual(median([3, 1, 2]), 2);
@@ -140,4 +141,13 @@ Deno.test("pairedRatio and summarizeRounds: the median of the rounds' ratios, no
   );
   strictEqual(s.ratio, 1.25);
   strictEqual(s.verdict, "pass");
+});
+
+Deno.test("memory rows: the row's name and note say anonymous memory, and why, when no gmem was used", () => {
+  const gmem = describeBacking("fill + verify 1 GiB gmem mapping", { kind: "gmem" }, "bytes written + read");
+  deepStrictEqual(gmem, { name: "fill + verify 1 GiB gmem mapping", note: "bytes written + read" });
+  const anon = describeBacking("fill + verify 1 GiB gmem mapping", { kind: "anon", why: "no gmem here" }, "n");
+  deepStrictEqual(anon, { name: "fill + verify 1 GiB anonymous mapping", note: "n; anonymous memory: no gmem here" });
+  strictEqual(cBackingArg({ kind: "anon", why: "x" }), "anon");
+  strictEqual(cBackingArg({ kind: "gmem" }), "gmem");
 });
