@@ -73,6 +73,20 @@ export function gmemTest(
   Deno.test({ name, ignore: gmemSkipReason(flags) !== undefined, fn });
 }
 
+/**
+ * A Deno test of what a host WITHOUT guest_memfd answers (ENOTTY, the warnings, the skips):
+ * ignored where KVM is missing or where this host's KVM has guest_memfd (said once).
+ */
+export function noGmemTest(name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void {
+  const ignore = KVM_SKIP_REASON !== undefined || GMEM_SKIP_REASON === undefined;
+  if (ignore && KVM_SKIP_REASON === undefined && !noGmemWarned) {
+    noGmemWarned = true;
+    console.warn("# SKIP tests of a host without guest_memfd: this host's KVM has guest_memfd");
+  }
+  Deno.test({ name, ignore, fn });
+}
+let noGmemWarned = false;
+
 /** Runs `fn` with an open Kvm and a fresh default VM, closing both after. */
 export function withVm<T>(fn: (vm: import("../mod.ts").Vm, kvm: Kvm) => T): T {
   using kvm = Kvm.open();

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { GMEM_SKIP_REASON, gmemSkipReason, gmemTest, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
+import { GMEM_SKIP_REASON, gmemSkipReason, gmemTest, KVM_SKIP_REASON, kvmTest, noGmemTest } from "../kvm_env.ts";
 import { normalise, runC, runStdin } from "./helpers.ts";
 
 interface Case {
@@ -529,20 +529,6 @@ const CASES: Case[] = [
   },
 ];
 
-/**
- * A test of what a host WITHOUT guest_memfd answers: runs only where GMEM_SKIP_REASON is set
- * (and KVM works); on a guest_memfd host the gmem-gated cases above cover the same commands.
- */
-function withoutGmemTest(name: string, fn: () => Promise<void>): void {
-  const ignore = KVM_SKIP_REASON !== undefined || GMEM_SKIP_REASON === undefined;
-  if (ignore && KVM_SKIP_REASON === undefined && !withoutGmemWarned) {
-    withoutGmemWarned = true;
-    console.warn("# SKIP tests of a host without guest_memfd: this host's KVM has guest_memfd");
-  }
-  Deno.test({ name, ignore, fn });
-}
-let withoutGmemWarned = false;
-
 /** Why this case does not run here (undefined: it runs). */
 function caseSkipReason(c: Case): string | undefined {
   if (KVM_SKIP_REASON !== undefined) return KVM_SKIP_REASON;
@@ -552,7 +538,7 @@ function caseSkipReason(c: Case): string | undefined {
 
 for (const c of CASES) {
   const register = c.withoutGmem
-    ? withoutGmemTest
+    ? noGmemTest
     : c.gmem !== undefined
     ? (n: string, f: () => Promise<void>) => gmemTest(n, f, c.gmem)
     : kvmTest;
