@@ -1,13 +1,14 @@
 /**
  * Shared pieces of the guest_memfd integration tests: the flag sets this host supports (as
- * upstream's guest_memfd_test.c derives them from KVM_CAP_GUEST_MEMFD_FLAGS), errno
- * expectations, and the per-file fd-leak check.
+ * upstream's guest_memfd_test.c derives them from KVM_CAP_GUEST_MEMFD_FLAGS), tests gated on a
+ * flag set (skipped, with the reason, where the host's KVM cannot make that guest_memfd), tests
+ * of what a host WITHOUT guest_memfd answers, errno expectations, and the per-file fd-leak check.
  * @module
  */
 
 import { deepStrictEqual, fail } from "node:assert/strict";
 import { GUEST_MEMFD_FLAGS, Kvm, KvmError, type Vm } from "../../mod.ts";
-import { fdSnapshot, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
+import { fdSnapshot, GMEM_SKIP_REASON, gmemTest, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
 
 /** Page size (guest_memfd sizes and offsets are multiples of it). */
 export const PAGE = 4096n;
@@ -43,6 +44,35 @@ export const FLAG_SETS: readonly FlagSetCase[] = [
   ...((SUPPORTED_FLAGS & MMAP) ? [{ name: "mmap", flags: MMAP }] : []),
   ...((SUPPORTED_FLAGS & INIT_SHARED) ? [{ name: "mmap|init-shared", flags: MMAP | INIT_SHARED }] : []),
 ];
+
+/**
+ * A test of flag set `fs` (a gmem created with `fs.flags`): ignored, with the reason, on a host
+ * whose KVM cannot make that guest_memfd (tests/kvm_env.ts gmemSkipReason). FLAG_SETS always
+ * lists `none`, which a host without guest_memfd cannot make either.
+ */
+export function flagSetTest(
+  fs: FlagSetCase,
+  name: string,
+  fn: (t: Deno.TestContext) => void | Promise<void>,
+): void {
+  gmemTest(name, fn, GUEST_MEMFD_FLAGS.format(fs.flags));
+}
+
+let noGmemSkipShown = false;
+
+/**
+ * A test of what a host WITHOUT guest_memfd answers (KVM_CAP_GUEST_MEMFD = 0): it runs only where
+ * GMEM_SKIP_REASON is set and /dev/kvm works. On a host with guest_memfd it is ignored, and says
+ * why once; there the gmem tests it stands in for run instead.
+ */
+export function noGmemTest(name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void {
+  const ignore = KVM_SKIP_REASON !== undefined || GMEM_SKIP_REASON === undefined;
+  if (ignore && KVM_SKIP_REASON === undefined && !noGmemSkipShown) {
+    noGmemSkipShown = true;
+    console.warn("# SKIP no-guest_memfd tests: this host's KVM has guest_memfd (they check a host without it)");
+  }
+  Deno.test({ name, ignore, fn });
+}
 
 /** Runs `fn`, which must throw a KvmError with errno `name`; returns the error. */
 export function expectErrno(name: string, fn: () => unknown, what = "call"): KvmError {

@@ -2,13 +2,16 @@
  * runGuest's main memory across runs on one VM: it tracks the slot it made itself and replaces
  * it when a later run needs other memory (mode, size, anon/gmem); a slot the user made is never
  * reused by id or overwritten — runGuest takes a free id and a layout clear of it, or throws a
- * MainMemoryError naming the slot and what to do.
+ * MainMemoryError naming the slot and what to do. The gmem runs are skipped, with the reason, on a
+ * host whose KVM cannot make an mmap|init-shared guest_memfd; the anonymous counterparts run
+ * everywhere, and where there is no guest_memfd a gmem run is checked to fail with the reason.
  */
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
-import { Kvm, MainMemoryError, type Memslot, type Vm } from "../../mod.ts";
+import { Kvm, KvmError, MainMemoryError, type Memslot, type Vm } from "../../mod.ts";
 import { mainMemory, ownMemory, PD_SLOT_GPA, runGuest } from "../../kvm/run_guest.ts";
-import { kvmTest } from "../kvm_env.ts";
+import { gmemTest, kvmTest } from "../kvm_env.ts";
+import { noGmemTest } from "./guest_memfd_support.ts";
 
 const G4 = 1n << 32n;
 const MIB = 1n << 20n;
@@ -37,7 +40,7 @@ kvmTest("runGuest: a real-mode run then a long-mode run on one VM (the 1 MiB slo
   eq(c.memslot, b.memslot);
 });
 
-kvmTest(
+gmemTest(
   "runGuest: memory gmem:mmap,init-shared after an anonymous run gets a gmem slot (and anon after gmem frees it)",
   () => {
     using kvm = Kvm.open();
@@ -60,6 +63,7 @@ kvmTest(
     ok(!g.open, "the gmem runGuest made for the replaced slot is closed");
     eq(vm.gmems, []);
   },
+  "mmap,init-shared",
 );
 
 kvmTest(
@@ -130,7 +134,7 @@ kvmTest("mainMemory made by hand is runGuest's own: a later run reuses it", () =
   eq(r.exitCode?.value, 0xab);
 });
 
-kvmTest(
+gmemTest(
   "runGuest: no `memory` means anonymous memory: a plain run after a gmem run replaces runGuest's gmem slot",
   () => {
     using kvm = Kvm.open();
@@ -144,9 +148,10 @@ kvmTest(
     ok(!g.open, "runGuest's gmem for the replaced slot is closed");
     eq(lowSlots(vm).length, 1);
   },
+  "mmap,init-shared",
 );
 
-kvmTest("ownMemory: the slots and guest_memfd runGuest made for itself on a VM, by name", () => {
+gmemTest("ownMemory: the slots and guest_memfd runGuest made for itself on a VM, by name", () => {
   using kvm = Kvm.open();
   using vm = kvm.createVm();
   eq(ownMemory(vm), { slots: [], gmems: [] });
@@ -158,7 +163,7 @@ kvmTest("ownMemory: the slots and guest_memfd runGuest made for itself on a VM, 
   eq(own.gmems.includes(user), false);
   eq(a.memslot.gmem!.name, "gmem1", "named by the Kvm's counter after the user's gmem0");
   eq(vm.createGuestMemfd(2n * MIB, "mmap").name, "gmem2", "the next user gmem does not collide");
-});
+}, "mmap,init-shared");
 
 kvmTest("runGuest: its main slot never takes the id of its own page-directory slot (the re-size was EINVAL)", () => {
   using kvm = Kvm.open();
@@ -173,3 +178,61 @@ kvmTest("runGuest: its main slot never takes the id of its own page-directory sl
   const ids = vm.memslots.map((s) => s.id);
   eq(new Set(ids).size, ids.length, "distinct ids");
 });
+
+// The same questions with anonymous memory only: every host.
+
+kvmTest("runGuest: `memory: anon` and no `memory` are the same memory: a plain run reuses the anon run's slot", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  const a = runGuest(vm, { asm: LONG_EXIT_9, memory: "anon", timeoutMs: 5000 });
+  eq(a.memslot.gmem, undefined);
+  vm.writeGuest(0x300000n, new Uint8Array([0x5c]));
+  const b = runGuest(vm, { asm: "movzbl 0x300000, %eax; out %al, $0xf4", timeoutMs: 5000 });
+  eq(b.exitCode?.value, 0x5c, "the second run saw the first one's memory");
+  eq(b.memslot, a.memslot, "not replaced: the same kind of memory");
+  const c = runGuest(vm, { asm: LONG_EXIT_9, memory: "anon", timeoutMs: 5000 });
+  eq(c.memslot, a.memslot);
+  eq(lowSlots(vm).length, 1);
+  eq(vm.gmems, []);
+});
+
+kvmTest("ownMemory: the anonymous slots runGuest made for itself on a VM, never the user's", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  eq(ownMemory(vm), { slots: [], gmems: [] });
+  const user = vm.addMemslot({ slot: 0, gpa: G4, size: 2n * MIB });
+  const a = runGuest(vm, { asm: LONG_EXIT_9, timeoutMs: 5000 });
+  const own = ownMemory(vm);
+  ok(own.slots.includes(a.memslot));
+  eq(own.slots.includes(user), false);
+  eq(own.gmems, []);
+  eq(
+    own.slots.map((s) => s.id),
+    vm.memslots.filter((s) => s !== user).map((s) => s.id),
+    "every other slot is runGuest's",
+  );
+  // Deleted by the user, it is no longer runGuest's.
+  vm.deleteMemslot(a.memslot.id);
+  eq(ownMemory(vm).slots.includes(a.memslot), false);
+});
+
+noGmemTest(
+  "runGuest with gmem memory where the kernel has no guest_memfd: the ENOTTY says why, nothing is left",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    for (const memory of ["gmem:mmap,init-shared", "gmem"] as const) {
+      throws(() => runGuest(vm, { asm: LONG_EXIT_9, memory, timeoutMs: 5000 }), (e: unknown) => {
+        ok(e instanceof KvmError, String(e));
+        eq([e.op, e.errnoName], ["KVM_CREATE_GUEST_MEMFD", "ENOTTY"]);
+        eq(e.hint, "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)");
+        return true;
+      });
+    }
+    eq([vm.memslots, vm.gmems, ownMemory(vm)], [[], [], { slots: [], gmems: [] }], "no slot or gmem left behind");
+    // The same VM runs with anonymous memory.
+    const r = runGuest(vm, { asm: LONG_EXIT_9, timeoutMs: 5000 });
+    eq(r.exitCode?.value, 9);
+    eq(r.memslot.gmem, undefined);
+  },
+);
