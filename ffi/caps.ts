@@ -319,8 +319,23 @@ export function capName(n: number): string {
   return name ? `KVM_CAP_${name}` : `KVM_CAP_#${n}`;
 }
 
-/** Decodes a cap's value: named bits for bit-mask caps (unknown bits as hex), else the number. */
+/**
+ * What a cap's value means for the user where the number alone does not say it: a feature the
+ * kernel lacks, and what its ioctl answers there. Shown after the value wherever a cap is decoded
+ * (`kvmsh caps`, its --json `decoded`, the scenario header).
+ */
+export const CAP_VALUE_NOTES: Readonly<Record<number, Readonly<Record<number, string>>>> = {
+  // KVM_CREATE_GUEST_MEMFD is compiled in with the cap (CONFIG_KVM_GUEST_MEMFD): 0, no ioctl.
+  [CAP.GUEST_MEMFD]: { 0: "no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY" },
+};
+
+/**
+ * Decodes a cap's value: its note where {@link CAP_VALUE_NOTES} has one, named bits for bit-mask
+ * caps (unknown bits as hex), else the number.
+ */
 export function describeCapValue(cap: number, value: number): string {
+  const note = CAP_VALUE_NOTES[cap]?.[value];
+  if (note !== undefined) return `${value} (${note})`;
   const flags = CAP_VALUE_FLAGS[cap];
   if (!flags) return String(value);
   return `${value} (${flags.format(BigInt(value >>> 0)) || "none"})`;

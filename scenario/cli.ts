@@ -10,7 +10,8 @@
 
 import { Kvm, kvmDevicePath } from "../kvm/kvm.ts";
 import { describeError } from "./context.ts";
-import { kernelRelease, vendorModules } from "../kvm/host.ts";
+import { type CapReport, hostReport, kernelRelease, vendorModules } from "../kvm/host.ts";
+import { CAP } from "../kvm/abi.ts";
 import { type KernelLogSource, KmsgReader } from "../kvm/kmsg.ts";
 import {
   diag,
@@ -33,18 +34,29 @@ export interface HostInfo {
   kernel: string;
   vendor: { name: string; parameters: Record<string, string> }[];
   apiVersion: number | string;
+  /** The guest_memfd and memory-attribute caps ({@link HOST_CAPS}), rows as `kvmsh caps --json` gives them; absent without KVM. */
+  caps?: CapReport[];
 }
+
+/** Caps the header names for every run: whether this KVM has guest_memfd, its flags, memory attributes. */
+export const HOST_CAPS: readonly number[] = [CAP.GUEST_MEMFD, CAP.GUEST_MEMFD_FLAGS, CAP.MEMORY_ATTRIBUTES];
 
 /** Reads the host facts (a host without /dev/kvm reports why in apiVersion). */
 export function hostInfo(): HostInfo {
   let apiVersion: number | string;
+  let caps: CapReport[] | undefined;
   try {
     using kvm = Kvm.open(kvmDevicePath());
     apiVersion = kvm.apiVersion();
+    try {
+      caps = hostReport(kvm, [...HOST_CAPS]).caps;
+    } catch {
+      // No default VM: the scenarios that need one say so; the header just omits its caps.
+    }
   } catch (e) {
     apiVersion = `unavailable (${describeError(e)})`;
   }
-  return { kernel: kernelRelease(), vendor: vendorModules(), apiVersion };
+  return { kernel: kernelRelease(), vendor: vendorModules(), apiVersion, ...(caps ? { caps } : {}) };
 }
 
 function header(h: HostInfo): HostHeader {
@@ -52,7 +64,10 @@ function header(h: HostInfo): HostHeader {
     const p = Object.entries(m.parameters).map(([k, v]) => `${k}=${v}`).join(" ");
     return p ? `${m.name} (${p})` : m.name;
   }).join(", ") || "none loaded";
-  return { kernel: h.kernel, vendor, apiVersion: h.apiVersion };
+  // A default VM's answer, decoded as `kvmsh caps` decodes it (an error name as it is).
+  const caps = h.caps?.map((c) => `${c.name.replace(/^KVM_CAP_/, "")}=${typeof c.vm === "number" ? c.decoded : c.vm}`)
+    .join(", ");
+  return { kernel: h.kernel, vendor, apiVersion: h.apiVersion, ...(caps ? { caps } : {}) };
 }
 
 /** Options of {@link runScenarioSources}. */

@@ -93,16 +93,20 @@ export function scenarioLines(s: ScenarioReport): string[] {
   return out;
 }
 
-/** The host header: kernel, vendor module and parameters, KVM API version. */
+/** The host header: kernel, vendor module and parameters, KVM API version, a default VM's key caps. */
 export interface HostHeader {
   kernel: string;
   vendor: string;
   apiVersion: number | string;
+  /** `GUEST_MEMFD=1, GUEST_MEMFD_FLAGS=3 (mmap|init-shared), …` (absent without KVM). */
+  caps?: string;
 }
 
 /** Header lines (`# kernel: …`). */
 export function headerLines(h: HostHeader): string[] {
-  return [`# kernel: ${h.kernel}`, `# vendor module: ${h.vendor}`, `# KVM API version: ${h.apiVersion}`];
+  const lines = [`# kernel: ${h.kernel}`, `# vendor module: ${h.vendor}`, `# KVM API version: ${h.apiVersion}`];
+  if (h.caps) lines.push(`# default VM caps: ${h.caps}`);
+  return lines;
 }
 
 /** kselftest's closing line. */

@@ -16,7 +16,12 @@ function capValue(v: number | string): string {
   return typeof v === "number" ? String(v) : v;
 }
 
-/** One line per cap: `KVM_CAP_GUEST_MEMFD_FLAGS (244)  sys 3  vm 3  mmap|init-shared`. */
+/**
+ * One line per cap: `KVM_CAP_GUEST_MEMFD_FLAGS (244)  sys 3  vm 3  (mmap|init-shared)`. The
+ * annotation is the parenthesised part of `decoded` (describeCapValue: a bit mask's names, or a
+ * value's note, e.g. `(no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY)` for
+ * KVM_CAP_GUEST_MEMFD 0), so the text and --json (`decoded`) say the same.
+ */
 export function formatCapRow(c: CapReport): string {
   const decoded = c.decoded.includes("(") ? c.decoded.slice(c.decoded.indexOf("(")) : "";
   return `${`${c.name} (${c.cap})`.padEnd(44)} sys ${capValue(c.system).padEnd(10)} vm ${

@@ -26,7 +26,8 @@ export const capsImpl: CommandImpls = {
       const report = hostReport(ctx.kvm, caps);
       const lines = names.length
         ? report.caps.map((c) =>
-          // describeCapValue gives the value and its meaning ("3 (mmap|init-shared)"); an error text as it is.
+          // describeCapValue gives the value and its meaning ("3 (mmap|init-shared)", "0 (no guest_memfd: …)");
+          // an error text as it is.
           `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${
             typeof c.vm === "number" ? describeCapValue(c.cap, c.vm) : c.vm
           }`

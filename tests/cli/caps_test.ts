@@ -1,13 +1,15 @@
 /**
  * `kvmsh caps` as a user runs it: the real ./kvmsh script, its stdout, stderr and exit code.
  * Expected values are read independently in this process (procfs, /sys/module, our own Kvm),
- * so the test holds on any KVM host; on this one it names kvm_pvm and `mmap|init-shared`.
+ * so the test holds on any KVM host. A host whose KVM has no guest_memfd must say so on the
+ * KVM_CAP_GUEST_MEMFD row (and the kernel must then refuse KVM_CREATE_GUEST_MEMFD as the row says);
+ * a host with one shows the plain value.
  */
 
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { CAP, describeCapValue, Kvm, vendorModules } from "../../mod.ts";
 import { readProcText } from "../../ffi/procfs.ts";
-import { kvmTest } from "../kvm_env.ts";
+import { GMEM_SKIP_REASON, gmemTest, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
 
 const KVMSH = new URL("../../kvmsh", import.meta.url).pathname;
 
@@ -110,3 +112,78 @@ Deno.test("kvmsh caps bogus: a clear error on stderr, exit 2", async () => {
   ok(r.stderr.includes("GUEST_MEMFD_FLAGS"), "the error says what a capability looks like");
   ok(!r.stderr.includes("    at "), "no stack trace");
 });
+
+/**
+ * A test of what a user sees on a host whose KVM has NO guest_memfd: ignored (saying so) where
+ * there is no KVM or where the host has guest_memfd (its gmemTest twin runs there).
+ */
+function noGmemTest(name: string, fn: () => Promise<void>): void {
+  const why = KVM_SKIP_REASON ?? (GMEM_SKIP_REASON === undefined ? "this host's KVM has guest_memfd" : undefined);
+  if (why !== undefined) console.warn(`# SKIP ${name}: ${why}`);
+  Deno.test({ name, ignore: why !== undefined, fn });
+}
+
+const NO_GMEM = "no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY";
+
+/** KVM_CAP_GUEST_MEMFD on the system fd and a default VM, read in this process. */
+function gmemCap(): { system: number; vm: number } {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  return { system: kvm.checkExtension(CAP.GUEST_MEMFD), vm: vm.checkExtension(CAP.GUEST_MEMFD) };
+}
+
+noGmemTest(
+  "kvmsh caps, host without guest_memfd: the KVM_CAP_GUEST_MEMFD row, --json and `caps GUEST_MEMFD` say so",
+  async () => {
+    eq(gmemCap(), { system: 0, vm: 0 });
+    const r = await kvmsh("caps");
+    eq(r.code, 0, r.stderr);
+    const row = r.stdout.split("\n").find((l) => l.startsWith("KVM_CAP_GUEST_MEMFD (234)"));
+    ok(row, r.stdout);
+    ok(
+      /^KVM_CAP_GUEST_MEMFD \(234\) +sys 0 +vm 0 +\(no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY\)$/.test(
+        row,
+      ),
+      row,
+    );
+    // The other key rows keep their own annotations: the flags cap is 0 (none), not the gmem note.
+    const flags = r.stdout.split("\n").find((l) => l.startsWith("KVM_CAP_GUEST_MEMFD_FLAGS (244)"));
+    ok(flags?.endsWith("(none)"), flags);
+
+    const j = JSON.parse((await kvmsh("caps", "--json")).stdout);
+    const cap = j.caps.find((c: { cap: number }) => c.cap === 234);
+    eq(cap, { cap: 234, name: "KVM_CAP_GUEST_MEMFD", system: 0, vm: 0, decoded: `0 (${NO_GMEM})` });
+
+    const one = await kvmsh("caps", "guest-memfd");
+    eq(one.code, 0, one.stderr);
+    eq(one.stdout.trim(), `KVM_CAP_GUEST_MEMFD (234): system 0, vm 0 (${NO_GMEM})`);
+  },
+);
+
+noGmemTest(
+  "kvmsh, host without guest_memfd: KVM_CREATE_GUEST_MEMFD does answer ENOTTY, as the caps row says",
+  async () => {
+    const r = await kvmsh("-c", "vm create; gmem create --size 4K");
+    eq(r.code, 1, r.stdout + r.stderr);
+    ok(/^error: KVM_CREATE_GUEST_MEMFD: ENOTTY /m.test(r.stderr), r.stderr);
+  },
+);
+
+gmemTest(
+  "kvmsh caps, host with guest_memfd: the KVM_CAP_GUEST_MEMFD row shows its value, no 'no guest_memfd' note",
+  async () => {
+    const want = gmemCap();
+    ok(want.vm >= 1, `KVM_CAP_GUEST_MEMFD on a default VM: ${want.vm}`);
+    const r = await kvmsh("caps");
+    eq(r.code, 0, r.stderr);
+    const row = r.stdout.split("\n").find((l) => l.startsWith("KVM_CAP_GUEST_MEMFD (234)"));
+    ok(row, r.stdout);
+    ok(new RegExp(`^KVM_CAP_GUEST_MEMFD \\(234\\) +sys ${want.system} +vm ${want.vm}$`).test(row), row);
+    ok(!r.stdout.includes("no guest_memfd"), r.stdout);
+    const j = JSON.parse((await kvmsh("caps", "--json")).stdout);
+    const cap = j.caps.find((c: { cap: number }) => c.cap === 234);
+    eq(cap, { cap: 234, name: "KVM_CAP_GUEST_MEMFD", system: want.system, vm: want.vm, decoded: String(want.vm) });
+    const one = await kvmsh("caps", "guest-memfd");
+    eq(one.stdout.trim(), `KVM_CAP_GUEST_MEMFD (234): system ${want.system}, vm ${want.vm}`);
+  },
+);
