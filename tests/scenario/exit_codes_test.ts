@@ -3,13 +3,15 @@
  * host without usable KVM skips (4 / 125); a broken scenario file (syntax error, failed import, no
  * scenario) is the user's error: 2, and 128 under --bisect (`git bisect run` reads 1-127 but 125 as
  * "bad", 2 included, and stops on a code above 127).
- * Each runs the real runner process on a fixture.
+ * Each runs the real runner process on a fixture. The fixtures use anonymous memory, never a
+ * guest_memfd: the exit codes hold on any host with /dev/kvm, whatever its KVM offers.
  */
 
 import assert from "node:assert/strict";
 import { kvmTest } from "../kvm_env.ts";
 import { runnerArgs, runRunner } from "./runner_process.ts";
 import { readProcText } from "../../ffi/procfs.ts";
+import { CAP, describeCapValue, Kvm } from "../../mod.ts";
 
 const F = "tests/scenario/fixtures";
 
@@ -23,7 +25,7 @@ kvmTest("scenario runner: every expectation holds → exit 0", async () => {
 kvmTest("scenario runner: a contradicted expectation → exit 1 with the kernel's answer", async () => {
   const r = await runRunner([`${F}/fail.ts`]);
   assert.equal(r.code, 1, r.stdout + r.stderr);
-  assert.match(r.stdout, /^ {2}not ok 1 a one-byte guest_memfd is ENOSPC .* # expected ENOSPC, got .*EINVAL/m);
+  assert.match(r.stdout, /^ {2}not ok 1 a one-byte memslot is ENOSPC .* # expected ENOSPC, got .*EINVAL/m);
   assert.match(r.stdout, /^not ok 1 fixture: fail/m);
   const bisect = await runRunner(["--bisect", `${F}/fail.ts`]);
   assert.equal(bisect.code, 1, "--bisect leaves failure at 1 (bad commit)");
@@ -116,6 +118,7 @@ Deno.test("scenario runner: no KVM device (KVMSH_DEVICE=/nonexistent) → every 
   assert.match(r.stdout, /^ {2}ok 1 fixture: fail # SKIP KVM unavailable: /m);
   assert.doesNotMatch(r.stdout, /not ok|uncaught/);
   assert.match(r.stdout, /^ok 1 tests\/scenario\/fixtures\/pass\.ts # SKIP KVM unavailable: /m, "the file says why");
+  assert.doesNotMatch(r.stdout, /^# default VM caps:/m, "no caps line without KVM");
   const b = await runRunner(["--bisect", `${F}/pass.ts`], { env: NO_KVM });
   assert.equal(b.code, 125, b.stdout + b.stderr);
   const lib = await runRunner(["scripts/guest_memfd_abi.ts", "scripts/gmem_mmap_init_shared.ts"], { env: NO_KVM });
@@ -185,7 +188,26 @@ kvmTest("scenario runner: --json to stdout (KTAP to stderr) and --json=FILE", as
     const k = JSON.parse(await Deno.readTextFile(file));
     assert.equal(k.totals.pass, 3);
     assert.equal(typeof k.host.kernel, "string");
+    // The host part carries a default VM's guest_memfd caps as `kvmsh caps --json` rows, read
+    // here independently; the KTAP header names the same answers.
+    const want = defaultVmCaps();
+    assert.deepEqual(
+      k.host.caps.map((c: { name: string; vm: number; decoded: string }) => [c.name, c.vm, c.decoded]),
+      want.map((c) => [c.name, c.vm, c.decoded]),
+    );
+    const line = `# default VM caps: ${want.map((c) => `${c.short}=${c.decoded}`).join(", ")}`;
+    assert.ok(f.stdout.split("\n").slice(0, 6).includes(line), `${line} in the header:\n${f.stdout}`);
   } finally {
     await Deno.remove(file);
   }
 });
+
+/** GUEST_MEMFD, GUEST_MEMFD_FLAGS and MEMORY_ATTRIBUTES on a default VM, read in this process. */
+function defaultVmCaps() {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  return (["GUEST_MEMFD", "GUEST_MEMFD_FLAGS", "MEMORY_ATTRIBUTES"] as const).map((short) => {
+    const v = vm.checkExtension(CAP[short]);
+    return { short, name: `KVM_CAP_${short}`, vm: v, decoded: describeCapValue(CAP[short], v) };
+  });
+}

@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { kvmTest } from "../kvm_env.ts";
+import { GMEM_SKIP_REASON, gmemTest, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
 import { ktapToTap14, leaves, parseTap, runRunner, type TapTree } from "./runner_process.ts";
 import {
   CAP,
@@ -124,9 +124,29 @@ function gmemMmapInitShared(h: Host): Lines[] {
     has(MMAP) ? sum(L(2), L(2), L(2), LOG) : SKIPPED,
     // create; host fill; child read, child write, host reads it; guest round trip (2); punch (2)
     has(MMAP | INIT_SHARED) ? sum(L(1), L(1), L(3), L(2), L(2), LOG) : SKIPPED,
-    // no attributes → ENOTTY (else skipped); private attribute (2) and MEMORY_FAULT (1), skipped without
-    h.gmem ? sum(h.attrs === 0n ? L(1) : L(0, 1), priv ? L(2) : L(0, 1), priv ? L(1) : L(0, 1), LOG) : SKIPPED,
+    // no attributes → ENOTTY (else skipped); private attribute on a gmem slot (2), skipped without
+    // it or without guest_memfd; MEMORY_FAULT (1, anonymous memory), skipped without it. Runs on
+    // every host: only its second step needs a guest_memfd.
+    sum(h.attrs === 0n ? L(1) : L(0, 1), priv && h.gmem ? L(2) : L(0, 1), priv ? L(1) : L(0, 1), LOG),
   ];
+}
+
+/**
+ * A file's leaf results as tap-parser counts them: each scenario's own lines, and each scenario
+ * skipped up front (a `# SKIP` result with no subtest). `leaves()` alone sees only the subtests
+ * once a file has one, so a file that mixes the two (a host without guest_memfd) needs both.
+ * The library's scenarios that open a subtest never end in a scenario-level SKIP, so the file's
+ * own SKIP results are exactly the ones skipped up front.
+ */
+function fileLeaves(file: TapTree): { count: number; fail: number; skip: number; todo: number } {
+  if (file.children.length === 0) return leaves(file);
+  const sub = leaves(file);
+  return {
+    count: sub.count + file.count - file.children.length,
+    fail: sub.fail,
+    skip: sub.skip + file.skip,
+    todo: sub.todo,
+  };
 }
 
 /** What tap-parser must count for a scenario or a file. */
@@ -149,10 +169,12 @@ kvmTest(
   async () => {
     const h = host();
     const expected = [guestMemfdAbi(h), gmemMmapInitShared(h)];
+    // kselftest: 0 when anything ran, 4 when every scenario skipped.
+    const code = expected.flat().every((l) => l.skipped) ? 4 : 0;
     const json = await Deno.makeTempFile({ suffix: ".json" });
     try {
       const r = await runRunner([`--json=${json}`, ...LIBRARY]);
-      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(r.code, code, r.stdout + r.stderr);
 
       // Every non-pass line says why: SKIP and XFAIL carry a reason, XFAIL the kernel's answer.
       for (const l of r.stdout.split("\n")) {
@@ -167,7 +189,7 @@ kvmTest(
       assert.equal(tree.fail, 0);
       for (const [i, file] of tree.children.entries()) {
         const want = tapCounts(expected[i]);
-        const got = leaves(file);
+        const got = fileLeaves(file);
         assert.equal(file.count, want.scenarios, `${LIBRARY[i]}: scenarios`);
         assert.deepEqual(
           { count: got.count, fail: got.fail, skip: got.skip, todo: got.todo },
@@ -187,9 +209,88 @@ kvmTest(
       // The runner's own JSON report agrees with the consumer.
       const report = JSON.parse(await Deno.readTextFile(json));
       const all = tapCounts(expected.flat());
+      assert.equal(report.exitCode, code);
       assert.equal(report.totals.fail + report.totals.error + report.totals.xpass, 0);
       assert.equal(report.totals.xfail, all.todo);
       assert.equal(report.totals.skip, all.skip);
+    } finally {
+      await Deno.remove(json);
+    }
+  },
+);
+
+/**
+ * A test of what a user sees on a host whose KVM has NO guest_memfd: ignored (saying so) where
+ * there is no KVM or where the host has guest_memfd (its gmemTest twin runs there).
+ */
+function noGmemTest(name: string, fn: () => Promise<void>): void {
+  const why = KVM_SKIP_REASON ?? (GMEM_SKIP_REASON === undefined ? "this host's KVM has guest_memfd" : undefined);
+  if (why !== undefined) console.warn(`# SKIP ${name}: ${why}`);
+  Deno.test({ name, ignore: why !== undefined, fn });
+}
+
+/** The scenarios of the library, as this host reads them (see host()). */
+const scenarioCount = (h: Host) => guestMemfdAbi(h).length + gmemMmapInitShared(h).length;
+
+noGmemTest(
+  "scenario library, host without guest_memfd: each gmem scenario skips up front saying KVM_CAP_GUEST_MEMFD is 0; the memory-attribute one runs; header and --json host say 'no guest_memfd'",
+  async () => {
+    const h = host();
+    const json = await Deno.makeTempFile({ suffix: ".json" });
+    try {
+      const r = await runRunner([`--json=${json}`, ...LIBRARY]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(
+        r.stdout,
+        /^# default VM caps: GUEST_MEMFD=0 \(no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY\), GUEST_MEMFD_FLAGS=0 \(none\), /m,
+      );
+      // Scenario results (two-space indent): each one that needs a guest_memfd is skipped before
+      // its first line, and its reason starts with the cause.
+      const results = r.stdout.split("\n").filter((l) => /^ {2}(not )?ok \d+ /.test(l));
+      assert.equal(results.length, scenarioCount(h), r.stdout);
+      const ran = results.filter((l) => !/ # SKIP /.test(l));
+      assert.deepEqual(ran, ["  ok 4 memory attributes follow KVM_CAP_MEMORY_ATTRIBUTES"], r.stdout);
+      for (const l of results.filter((l) => / # SKIP /.test(l))) {
+        assert.match(l, /^ {2}ok \d+ .+ # SKIP KVM_CAP_GUEST_MEMFD is 0\b/, l);
+      }
+      assert.match(r.stdout, /^ok 1 scripts\/guest_memfd_abi\.ts # SKIP KVM_CAP_GUEST_MEMFD is 0\b/m);
+      // The one that ran needs no guest_memfd: KVM_SET_MEMORY_ATTRIBUTES is checked; nothing
+      // tried to create a guest_memfd (the kernel would have answered ENOTTY).
+      assert.doesNotMatch(r.stdout, /KVM_CREATE_GUEST_MEMFD: ENOTTY/);
+      const report = JSON.parse(await Deno.readTextFile(json));
+      const gmem = report.host.caps.find((c: { cap: number }) => c.cap === CAP.GUEST_MEMFD);
+      assert.deepEqual(
+        { system: gmem.system, vm: gmem.vm, decoded: gmem.decoded },
+        { system: 0, vm: 0, decoded: "0 (no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY)" },
+      );
+      // The guest_memfd scenarios alone: all skipped → 4, 125 for git bisect run.
+      const abi = await runRunner(["scripts/guest_memfd_abi.ts"]);
+      assert.equal(abi.code, 4, abi.stdout + abi.stderr);
+      assert.equal((await runRunner(["--bisect", "scripts/guest_memfd_abi.ts"])).code, 125);
+    } finally {
+      await Deno.remove(json);
+    }
+  },
+);
+
+gmemTest(
+  "scenario library, host with guest_memfd: header and --json host give KVM_CAP_GUEST_MEMFD ≥ 1 and the flags, no 'no guest_memfd' note",
+  async () => {
+    const h = host();
+    const json = await Deno.makeTempFile({ suffix: ".json" });
+    try {
+      const r = await runRunner([`--json=${json}`, "tests/scenario/fixtures/pass.ts"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const line = r.stdout.split("\n").find((l) => l.startsWith("# default VM caps: ")) ?? "";
+      const m = line.match(/^# default VM caps: GUEST_MEMFD=(\d+), GUEST_MEMFD_FLAGS=(\d+) \(([^)]*)\), /);
+      assert.ok(m, `the header names the guest_memfd caps:\n${r.stdout}`);
+      assert.ok(Number(m[1]) >= 1, line);
+      assert.equal(BigInt(m[2]), h.defaultFlags, line);
+      assert.equal(m[3], GUEST_MEMFD_FLAGS.format(h.defaultFlags) || "none", line);
+      assert.doesNotMatch(r.stdout, /no guest_memfd/);
+      const report = JSON.parse(await Deno.readTextFile(json));
+      const gmem = report.host.caps.find((c: { cap: number }) => c.cap === CAP.GUEST_MEMFD);
+      assert.ok(gmem.vm >= 1 && gmem.decoded === String(gmem.vm), JSON.stringify(gmem));
     } finally {
       await Deno.remove(json);
     }
