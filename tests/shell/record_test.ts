@@ -3,11 +3,17 @@
  * scenario with the same kernel answers (each read checked byte for byte, each refusal by
  * errno); and an injection test: quotes, backticks, `${}`, newlines and `*\/` typed at the
  * prompt end up as data, never as code.
+ *
+ * Each test over guest_memfd memory has a twin over anonymous memory (a `slot set --anon`, or
+ * the memory `run` makes), which runs on every host: the guest_memfd one is skipped, with the
+ * reason, where KVM has no guest_memfd. There a `gmem create` (or `run --memory gmem:…`) is
+ * recorded as what the kernel answered, `expectErrno("ENOTTY", …)`: the replay checks this
+ * kernel still refuses, and fails on a kernel that makes the guest_memfd.
  * @module
  */
 
 import assert from "node:assert/strict";
-import { kvmTest } from "../kvm_env.ts";
+import { GMEM_SKIP_REASON, gmemTest, kvmTest } from "../kvm_env.ts";
 import { kvmsh, ROOT } from "./helpers.ts";
 
 async function replay(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -22,7 +28,7 @@ async function replay(file: string): Promise<{ code: number; stdout: string; std
   return { code: o.code, stdout: d.decode(o.stdout), stderr: d.decode(o.stderr) };
 }
 
-kvmTest("record → replay: every command kind, same kernel answers", async () => {
+gmemTest("record → replay: every command kind, same kernel answers", async () => {
   const dir = await Deno.makeTempDir();
   const file = `${dir}/session.ts`;
   const session = [
@@ -120,9 +126,98 @@ kvmTest("record → replay: every command kind, same kernel answers", async () =
   assert.match(r.stdout, /# Totals: pass:\d+ fail:0/);
   assert.doesNotMatch(r.stdout, /^\s*not ok/m);
   await Deno.remove(dir, { recursive: true });
-});
+}, "mmap,init-shared");
 
-kvmTest("record → replay fails when the kernel's answer differs (the checks can fail)", async () => {
+kvmTest(
+  "record → replay: every command kind over anonymous memory, same kernel answers (a refused gmem create is recorded as its errno)",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/session.ts`;
+    // Where KVM has no guest_memfd, the guest_memfd commands this kernel refuses are in the session too.
+    const noGmem = GMEM_SKIP_REASON !== undefined;
+    const session = [
+      "vm create",
+      `record start ${file}`,
+      "caps GUEST_MEMFD_FLAGS MEMORY_ATTRIBUTES",
+      "vm create",
+      "use vm0",
+      ...(noGmem ? ["gmem create --size 2M --flags mmap,init-shared", "gmem create --size 1"] : []),
+      "slot set 1 --gpa 4G --size 2M --anon",
+      "slot set 2 --gpa 8G --size 2M --userspace none",
+      "slot set 3 --gpa 0 --size 1M --anon --flags readonly",
+      "write 4G fill:0xaa:8K",
+      "write 0x100000100 0xde 0xad str:hi",
+      "x/16xb 0x1000000f8",
+      "x/4xg 4G",
+      "x/2xb 8G",
+      "x/4xb 0x1234000",
+      "attr set private 4G 2M",
+      "attr set shared 4G 2M",
+      "slot del 3",
+      "slot list",
+      "vcpu create",
+      "regs set rax=0x1234 rbx=5",
+      "regs",
+      "sregs",
+      "vm close vm1",
+      "reset",
+      "vm create",
+      "run scripts/guests/bin/hello16.bin --mode real",
+      ...(noGmem ? ["run --asm hlt --memory gmem:mmap,init-shared"] : []),
+      "record stop",
+    ];
+    const live = await kvmsh(["--keep-going"], session.join("\n") + "\n");
+    assert.equal(live.code, 1, `the session has refusals, and no usage error: ${live.stderr}`);
+    assert.match(live.stdout, /recorded \d+ commands/);
+    const text = await Deno.readTextFile(file);
+    // Each kind appears as an API call.
+    for (
+      const call of [
+        "kvm.checkExtension(244)",
+        "kvm.createVm(",
+        'vm0.addMemslot({ slot: 1, gpa: 0x100000000n, size: 0x200000n, flags: 0x0n, userspace: "anon" })',
+        'vm0.addMemslot({ slot: 2, gpa: 0x200000000n, size: 0x200000n, flags: 0x0n, userspace: "none" })',
+        'vm0.addMemslot({ slot: 3, gpa: 0x0n, size: 0x100000n, flags: 0x2n, userspace: "anon" })',
+        "vm0.writeGuest(0x100000000n, new Uint8Array(8192).fill(170))",
+        "vm0.writeGuest(0x100000100n, new Uint8Array([222, 173, 104, 105]))",
+        'kvmsh.expectBytes(r, unhex("aaaaaaaaaaaaaaaadead6869aaaaaaaa"), "vm0.readGuest(0x1000000f8n, 16)")',
+        "vm0.readGuest(0x100000000n, 32)",
+        'await expectThrows("RangeError", () => vm0.readGuest(0x200000000n, 2)',
+        'await expectThrows("RangeError", () => vm0.readGuest(0x1234000n, 4)',
+        "vm0.setPrivate(0x100000000n, 0x200000n)",
+        "vm0.setShared(0x100000000n, 0x200000n)",
+        "vm0.deleteMemslot(3)",
+        ".createVcpu(",
+        ".setRegs({ rax: 0x1234n, rbx: 0x5n })",
+        ".getRegs()",
+        ".getSregs()",
+        "vm1.close()",
+        "kvm.vms.forEach(",
+        "kvmsh.runGuest(vm2,",
+        'kvmsh.expectGuestResult(r, { stop: "exit", exit: "HLT", console: "Hello, world!\\nserial ok\\n", exitCode: null, ucalls: [] }',
+        // A kernel without guest_memfd: its answer, ENOTTY, is what the recording checks.
+        ...(noGmem
+          ? [
+            'kvmsh.expectErrno("ENOTTY", () => vm0.createGuestMemfd(0x200000n, "mmap|init-shared"));',
+            'kvmsh.expectErrno("ENOTTY", () => vm0.createGuestMemfd(0x1n, 0n));',
+            'kvmsh.expectErrno("ENOTTY", () => kvmsh.runGuest(vm2, { asm: "hlt", timeoutMs: 5000, memory: "gmem:mmap,init-shared"',
+          ]
+          : []),
+      ]
+    ) assert.ok(text.includes(call), `recording lacks ${call}\n${text}`);
+    const r = await replay(file);
+    assert.equal(r.code, 0, `replay failed:\n${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /# Totals: pass:\d+ fail:0/);
+    assert.doesNotMatch(r.stdout, /^\s*not ok/m);
+    assert.match(r.stdout, /^\s*ok \d+ vm0\.readGuest\(0x1000000f8n, 16\)$/m);
+    if (noGmem) {
+      assert.match(r.stdout, /^\s*ok \d+ vm0\.createGuestMemfd\(0x200000n, "mmap\|init-shared"\) fails with ENOTTY$/m);
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+gmemTest("record → replay fails when the kernel's answer differs (the checks can fail)", async () => {
   const dir = await Deno.makeTempDir();
   const file = `${dir}/s.ts`;
   await kvmsh([
@@ -136,9 +231,50 @@ kvmTest("record → replay fails when the kernel's answer differs (the checks ca
   assert.notEqual(r.code, 0);
   assert.match(r.stdout, /not ok \d+ gmem0\.readMem\(0x0n, 1\)/);
   await Deno.remove(dir, { recursive: true });
-});
+}, "mmap,init-shared");
 
-kvmTest("record: typed quotes, backticks, ${}, newlines and */ are data, never code", async () => {
+kvmTest(
+  "record → replay over anonymous memory fails when the kernel's answer differs (the checks can fail)",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/s.ts`;
+    // Where KVM has no guest_memfd, a gmem create is recorded as its refusal: checked as well.
+    const noGmem = GMEM_SKIP_REASON !== undefined;
+    const live = await kvmsh([
+      "--keep-going",
+      "-c",
+      `vm create; slot set 1 --gpa 0 --size 2M --anon; record start ${file}; write 0 0x5a; x/1xb 0; ${
+        noGmem ? "gmem create --size 2M; " : ""
+      }record stop`,
+    ]);
+    assert.equal(live.code, noGmem ? 1 : 0, live.stderr);
+    const text = await Deno.readTextFile(file);
+    const same = await replay(file);
+    assert.equal(same.code, 0, `the untouched recording replays:\n${same.stdout}\n${same.stderr}`);
+    // Simulate another kernel: the recorded byte becomes a different one.
+    const byte = text.replace('unhex("5a")', 'unhex("5b")');
+    assert.notEqual(byte, text);
+    await Deno.writeTextFile(file, byte);
+    const r = await replay(file);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout, /not ok \d+ vm0\.readGuest\(0x0n, 1\)/);
+    if (noGmem) {
+      // A kernel that answers the create otherwise (another errno, or a guest_memfd) fails the replay.
+      const errno = text.replace(
+        'kvmsh.expectErrno("ENOTTY", () => vm0.createGuestMemfd(0x200000n, 0n))',
+        'kvmsh.expectErrno("EINVAL", () => vm0.createGuestMemfd(0x200000n, 0n))',
+      );
+      assert.notEqual(errno, text, text);
+      await Deno.writeTextFile(file, errno);
+      const e = await replay(file);
+      assert.notEqual(e.code, 0);
+      assert.match(e.stdout, /not ok \d+ vm0\.createGuestMemfd\(0x200000n, 0n\) fails with EINVAL/);
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+gmemTest("record: typed quotes, backticks, ${}, newlines and */ are data, never code", async () => {
   const dir = await Deno.makeTempDir();
   const file = `${dir}/inj.ts`;
   const marker = `${dir}/PWNED`;
@@ -173,7 +309,54 @@ kvmTest("record: typed quotes, backticks, ${}, newlines and */ are data, never c
     if (l.includes("Deno.exit") || l.includes("writeTextFileSync")) assert.match(l, /^\s*\/\/ kvmsh> "/, l);
   }
   await Deno.remove(dir, { recursive: true });
-});
+}, "mmap,init-shared");
+
+kvmTest(
+  "record over anonymous memory: typed quotes, backticks, ${}, newlines and */ are data, never code",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/inj.ts`;
+    const marker = `${dir}/PWNED`;
+    const evil = [
+      `str:"); Deno.writeTextFileSync(${JSON.stringify(marker)}, "x"); ("`,
+      "str:`${Deno.writeTextFileSync(" + JSON.stringify(marker) + ", 'x')}`",
+      "str:*/ Deno.exit(7) /*",
+      "str:\\n Deno.exit(9) //",
+    ];
+    // Assembly text reaches the recording as a string (the run's asm): a comment after `hlt` carries the attempt.
+    const asm = `hlt # "); Deno["write" + "TextFileSync"](${JSON.stringify(marker)}, "x"); (" */ \${x} \`y\``;
+    const q = (w: string) => `'${w.replace(/'/g, "'\\''")}'`;
+    const lines = [
+      "vm create",
+      "slot set 0 --gpa 0 --size 2M --anon",
+      `record start ${file}`,
+      ...evil.map((e) => `write 0 ${q(e)}`),
+      // A newline inside a quoted word, and injection attempts in names and flags (refused: not recorded).
+      'write 0x80 "str:line1\\nline2 */ `x` ${y}"',
+      'gmem stat "gmem0\\"); Deno.exit(3); (\\""',
+      "slot set 1 --gpa 4G --size 2M --userspace '\"+Deno.exit(4)+\"'",
+      "x/16xb 0",
+      "vm create",
+      `run --asm ${q(asm)} --mode long`,
+      "record stop",
+    ];
+    const live = await kvmsh(["--keep-going"], lines.join("\n") + "\n");
+    assert.match(live.stdout, /recorded \d+ commands/);
+    const text = await Deno.readTextFile(file);
+    assert.ok(text.includes(`asm: ${JSON.stringify(asm)}`), `the asm text is one JSON string:\n${text}`);
+    const r = await replay(file);
+    assert.equal(r.code, 0, `replay:\n${r.stdout}\n${r.stderr}\n${text}`);
+    await assert.rejects(() => Deno.stat(marker), "an injected call ran");
+    // The bytes written came back as the same data on replay (checked by the recorded x/).
+    assert.match(r.stdout, /ok \d+ vm0\.readGuest\(0x0n, 16\)/);
+    assert.match(r.stdout, /ok \d+ kvmsh\.runGuest\(vm1, .*: stop is exit/);
+    // Every user string sits inside a JSON string literal or a // comment.
+    for (const l of text.split("\n")) {
+      if (l.includes("Deno.exit") || l.includes("writeTextFileSync")) assert.match(l, /^\s*\/\/ kvmsh> "/, l);
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+);
 
 kvmTest("record start refuses an existing file unless --force (nothing is overwritten)", async () => {
   const dir = await Deno.makeTempDir();
@@ -241,7 +424,7 @@ kvmTest("record → replay of runs: exit code and ucalls are checked; a tampered
   await Deno.remove(dir, { recursive: true });
 });
 
-kvmTest(
+gmemTest(
   "a large read before `record start` is replayed unchecked (the journal keeps no 8 KiB of hex); one while recording is checked",
   async () => {
     const dir = await Deno.makeTempDir();
@@ -278,9 +461,49 @@ kvmTest(
     assert.equal(re.code, 0, `replay failed:\n${re.stdout}\n${re.stderr}`);
     await Deno.remove(dir, { recursive: true });
   },
+  "mmap,init-shared",
 );
 
-kvmTest("a recording binds the guest_memfd a run made for its memory, so commands using its name replay", async () => {
+kvmTest(
+  "over anonymous memory: a large read before `record start` is replayed unchecked; one while recording is checked",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/s.ts`;
+    const r = await kvmsh([
+      "-c",
+      [
+        "vm create",
+        "slot set 1 --gpa 0 --size 2M --anon",
+        "write 0 fill:0x5a:16K",
+        "x/8192xb 0",
+        "x/16xb 0",
+        `record start ${file}`,
+        "x/8192xb 0x2000",
+        "record stop",
+      ].join("; "),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const text = await Deno.readTextFile(file);
+    const [before, during] = text.split("// --- recording ---");
+    assert.ok(during !== undefined, text);
+    assert.match(
+      before,
+      /vm0\.readGuest\(0x0n, 8192\);\n\s*\/\/ \(its 8192 bytes were not kept: a recording checks them\)/,
+    );
+    assert.match(before, /kvmsh\.expectBytes\(r, unhex\("(5a){16}"\)/, "a small read keeps its check");
+    assert.ok(before.length < 4096, `the session before recording is ${before.length} characters`);
+    assert.match(
+      during,
+      new RegExp(`kvmsh\\.expectBytes\\(r, unhex\\("(5a){8192}"\\), "vm0\\.readGuest\\(0x2000n, 8192\\)"`),
+      "the recorded read is checked",
+    );
+    const re = await replay(file);
+    assert.equal(re.code, 0, `replay failed:\n${re.stdout}\n${re.stderr}`);
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+gmemTest("a recording binds the guest_memfd a run made for its memory, so commands using its name replay", async () => {
   const dir = await Deno.makeTempDir();
   const file = `${dir}/s.ts`;
   const r = await kvmsh([
@@ -293,5 +516,22 @@ kvmTest("a recording binds the guest_memfd a run made for its memory, so command
   const re = await replay(file);
   assert.equal(re.code, 0, `replay failed:\n${re.stdout}\n${re.stderr}`);
   assert.match(re.stdout, /ok \d+ gmem0\.readMem\(0x200000n, 1\)/);
+  await Deno.remove(dir, { recursive: true });
+}, "mmap,init-shared");
+
+kvmTest("a recording of a run over its own anonymous memory: reads of that memory by GPA replay", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/s.ts`;
+  const r = await kvmsh([
+    "-c",
+    `record start ${file}; vm create; run --asm "movb $0x5a,0x200000; hlt" --mode long; x/1xb 0x200000; record stop`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const text = await Deno.readTextFile(file);
+  assert.match(text, /kvmsh\.runGuest\(vm0, \{ asm: "movb \$0x5a,0x200000; hlt", mode: "long", timeoutMs: 5000 \}\)/);
+  assert.match(text, /kvmsh\.expectBytes\(r, unhex\("5a"\), "vm0\.readGuest\(0x200000n, 1\)"\)/);
+  const re = await replay(file);
+  assert.equal(re.code, 0, `replay failed:\n${re.stdout}\n${re.stderr}`);
+  assert.match(re.stdout, /ok \d+ vm0\.readGuest\(0x200000n, 1\)/);
   await Deno.remove(dir, { recursive: true });
 });
