@@ -239,6 +239,12 @@ export const vcpuImpl: CommandImpls = {
     run(ctx, a) {
       const r = runArgs(a, ctx);
       const vm = ctx.vm();
+      const onVcpu = r.vcpu ? vcpuOf(ctx, r.vcpu) : undefined;
+      if (onVcpu && onVcpu.vm !== vm.name) {
+        throw new UsageError(
+          `run: ${onVcpu.name} belongs to ${onVcpu.vm}, and run uses the current VM ${vm.name} (use ${onVcpu.vm} first)`,
+        );
+      }
       if (!r.asm) {
         let st: HostFileInfo | undefined;
         try {
@@ -280,7 +286,7 @@ export const vcpuImpl: CommandImpls = {
             userspace: r.userspace,
             args: r.args,
             hypercallExit: r.hypercallExit || undefined,
-            vcpu: r.vcpu ? vcpuOf(ctx, r.vcpu).obj : undefined,
+            vcpu: onVcpu?.obj,
           })
         );
         adoptRunObjects(ctx, vm.name, vm.obj);

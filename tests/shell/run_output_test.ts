@@ -124,3 +124,13 @@ kvmTest(
     }
   },
 );
+
+kvmTest("run --vcpu of another VM: a usage error naming both VMs, nothing runs; after `use` it runs", async () => {
+  const r = await runC(["vm create", "vcpu create", "vm create", "run --asm hlt --vcpu vcpu0"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^error: run: vcpu0 belongs to vm0, and run uses the current VM vm1 \(use vm0 first\)$/m);
+  assert.doesNotMatch(r.stdout, /stop: /);
+  const ok = await runC(["vm create", "vcpu create", "vm create", "use vm0", "run --asm hlt --vcpu vcpu0"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^stop: HLT;/m);
+});
