@@ -4,7 +4,8 @@
  * @module
  */
 
-import { CAP, formatSize, GUEST_MEMFD_FLAGS, type GuestMemfd, hex, type Mapping, type Vm } from "../../core.ts";
+import { formatSize, GUEST_MEMFD_FLAGS, type GuestMemfd, hex, type Mapping } from "../../core.ts";
+import { gmemCapWarnings } from "./gmem_caps.ts";
 import { big, bool, bytes, ident, int, str } from "../ts_literal.ts";
 import { hexBytes, table } from "../output.ts";
 import { flags, num, small, writeData } from "../values.ts";
@@ -102,25 +103,6 @@ function readOutcome(b: Uint8Array): Outcome {
 const checkBytes = (r: string, out: Outcome, claim: string) => [
   `kvmsh.expectBytes(${r}, unhex(${str(hexBytes(out.observed as Uint8Array, ""))}), ${str(claim)});`,
 ];
-
-/**
- * What the VM's caps say of a `gmem create` before it is sent: KVM_CAP_GUEST_MEMFD 0 (the kernel
- * has none: it will answer ENOTTY), or flags KVM_CAP_GUEST_MEMFD_FLAGS does not list (EINVAL).
- * The ioctl is sent either way: the kernel's answer is what the user asked to see.
- */
-function gmemCapWarnings(vm: Vm, name: string, flags: bigint): string[] {
-  const where = `on ${name} (${vm.typeName} VM)`;
-  const cap = vm.checkExtension(CAP.GUEST_MEMFD);
-  if (cap === 0) return [`warning: KVM_CAP_GUEST_MEMFD=0 ${where}: this kernel has no guest_memfd; sending anyway`];
-  const have = vm.supportedGmemFlags();
-  const missing = flags & ~have;
-  if (missing === 0n) return [];
-  return [
-    `warning: flags ${GUEST_MEMFD_FLAGS.format(missing)} not in KVM_CAP_GUEST_MEMFD_FLAGS=${
-      GUEST_MEMFD_FLAGS.format(have) || "0"
-    } ${where}: the kernel will likely refuse; sending anyway`,
-  ];
-}
 
 /** The gmem commands' behaviour (their table entries: specs/gmem.ts). */
 export const gmemImpl: CommandImpls = {

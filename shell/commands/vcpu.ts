@@ -28,6 +28,7 @@ import { adoptRunObjects, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import type { Args, CommandImpls } from "./types.ts";
 import type { Session } from "../session.ts";
 import { stopStatus } from "./stop_status.ts";
+import { gmemCapWarnings } from "./gmem_caps.ts";
 
 function regArgs(a: Args): { vcpu?: string; set?: Record<string, bigint> } {
   const pos = [...a.pos];
@@ -244,6 +245,10 @@ export const vcpuImpl: CommandImpls = {
         throw new UsageError(
           `run: ${onVcpu.name} belongs to ${onVcpu.vm}, and run uses the current VM ${vm.name} (use ${onVcpu.vm} first)`,
         );
+      }
+      if (r.memory?.startsWith("gmem")) {
+        const f = r.memory.includes(":") ? r.memory.slice(r.memory.indexOf(":") + 1) : "mmap,init-shared";
+        ctx.pendingWarnings.push(...gmemCapWarnings(vm.obj, vm.name, GUEST_MEMFD_FLAGS.parse(f)));
       }
       if (!r.asm) {
         let st: HostFileInfo | undefined;
