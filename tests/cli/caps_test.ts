@@ -9,7 +9,7 @@
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { CAP, describeCapValue, Kvm, vendorModules } from "../../mod.ts";
 import { readProcText } from "../../ffi/procfs.ts";
-import { GMEM_SKIP_REASON, gmemTest, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
+import { gmemTest, kvmTest, noGmemTest } from "../kvm_env.ts";
 
 const KVMSH = new URL("../../kvmsh", import.meta.url).pathname;
 
@@ -112,16 +112,6 @@ Deno.test("kvmsh caps bogus: a clear error on stderr, exit 2", async () => {
   ok(r.stderr.includes("GUEST_MEMFD_FLAGS"), "the error says what a capability looks like");
   ok(!r.stderr.includes("    at "), "no stack trace");
 });
-
-/**
- * A test of what a user sees on a host whose KVM has NO guest_memfd: ignored (saying so) where
- * there is no KVM or where the host has guest_memfd (its gmemTest twin runs there).
- */
-function noGmemTest(name: string, fn: () => Promise<void>): void {
-  const why = KVM_SKIP_REASON ?? (GMEM_SKIP_REASON === undefined ? "this host's KVM has guest_memfd" : undefined);
-  if (why !== undefined) console.warn(`# SKIP ${name}: ${why}`);
-  Deno.test({ name, ignore: why !== undefined, fn });
-}
 
 const NO_GMEM = "no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY";
 

@@ -8,7 +8,7 @@
 
 import { deepStrictEqual, fail } from "node:assert/strict";
 import { GUEST_MEMFD_FLAGS, Kvm, KvmError, type Vm } from "../../mod.ts";
-import { fdSnapshot, GMEM_SKIP_REASON, gmemTest, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
+import { fdSnapshot, gmemTest, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
 
 /** Page size (guest_memfd sizes and offsets are multiples of it). */
 export const PAGE = 4096n;
@@ -58,22 +58,6 @@ export function flagSetTest(
   gmemTest(name, fn, GUEST_MEMFD_FLAGS.format(fs.flags));
 }
 
-let noGmemSkipShown = false;
-
-/**
- * A test of what a host WITHOUT guest_memfd answers (KVM_CAP_GUEST_MEMFD = 0): it runs only where
- * GMEM_SKIP_REASON is set and /dev/kvm works. On a host with guest_memfd it is ignored, and says
- * why once; there the gmem tests it stands in for run instead.
- */
-export function noGmemTest(name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void {
-  const ignore = KVM_SKIP_REASON !== undefined || GMEM_SKIP_REASON === undefined;
-  if (ignore && KVM_SKIP_REASON === undefined && !noGmemSkipShown) {
-    noGmemSkipShown = true;
-    console.warn("# SKIP no-guest_memfd tests: this host's KVM has guest_memfd (they check a host without it)");
-  }
-  Deno.test({ name, ignore, fn });
-}
-
 /** Runs `fn`, which must throw a KvmError with errno `name`; returns the error. */
 export function expectErrno(name: string, fn: () => unknown, what = "call"): KvmError {
   try {
@@ -112,3 +96,6 @@ export function startFdLeakCheck(label: string): () => void {
       deepStrictEqual(fdSnapshot(), before);
     });
 }
+
+/** {@link noGmemTest} of tests/kvm_env.ts, for the files that import their helpers from here. */
+export { noGmemTest } from "../kvm_env.ts";

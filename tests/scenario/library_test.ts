@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { GMEM_SKIP_REASON, gmemTest, KVM_SKIP_REASON, kvmTest } from "../kvm_env.ts";
+import { gmemTest, kvmTest, noGmemTest } from "../kvm_env.ts";
 import { ktapToTap14, leaves, parseTap, runRunner, type TapTree } from "./runner_process.ts";
 import {
   CAP,
@@ -218,16 +218,6 @@ kvmTest(
     }
   },
 );
-
-/**
- * A test of what a user sees on a host whose KVM has NO guest_memfd: ignored (saying so) where
- * there is no KVM or where the host has guest_memfd (its gmemTest twin runs there).
- */
-function noGmemTest(name: string, fn: () => Promise<void>): void {
-  const why = KVM_SKIP_REASON ?? (GMEM_SKIP_REASON === undefined ? "this host's KVM has guest_memfd" : undefined);
-  if (why !== undefined) console.warn(`# SKIP ${name}: ${why}`);
-  Deno.test({ name, ignore: why !== undefined, fn });
-}
 
 /** The scenarios of the library, as this host reads them (see host()). */
 const scenarioCount = (h: Host) => guestMemfdAbi(h).length + gmemMmapInitShared(h).length;
