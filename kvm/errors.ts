@@ -99,8 +99,10 @@ export class ClosedError extends Error {
 
 /**
  * Refused: closing or unmapping something a live memslot still uses (a guest_memfd bound to the
- * slot, or host memory that is its userspace_addr). The slot would go on pointing at memory a
- * later mmap may reuse. Delete the slot first (or close the VM, which ends its slots first).
+ * slot, or host memory that is its userspace_addr) — directly, or by deleting or closing what owns
+ * that memory (a slot whose own anonymous memory another slot points into, its VM). The slot would
+ * go on pointing at memory a later mmap may reuse. Nothing was changed: delete the named slots
+ * first (or close their VM, which ends its slots first).
  */
 export class InUseError extends Error {
   /** The VM whose slots hold it. */

@@ -5,6 +5,8 @@
  */
 
 import type { NodeOwner } from "./device_node.ts";
+import { MEMSLOT_FLAGS } from "../ffi/uapi.ts";
+import { hex } from "./units.ts";
 
 type HintRule = (args: Record<string, unknown>) => string | undefined;
 
@@ -26,13 +28,13 @@ const HINTS: Record<string, Record<string, HintRule>> = {
     ENOTTY: () => "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)",
   },
   KVM_SET_USER_MEMORY_REGION2: {
-    EINVAL: (a) =>
-      isZero(a.size)
-        ? `there is no memslot ${a.slot} to delete (size 0 deletes a slot; KVM answers EINVAL for one that does not exist)`
-        : "check alignment of GPA/size/offset, that the gmem range is inside the file and not bound twice, that a " +
-          "gmem slot has no readonly/log-dirty, and that an existing gmem slot is only deleted, never changed",
-    EEXIST: () => "the GPA range overlaps another memslot",
+    EINVAL: (a) => memslotHint("EINVAL", a),
+    EEXIST: (a) => memslotHint("EEXIST", a),
     EBADF: () => "guest_memfd is not an open file descriptor",
+  },
+  KVM_SET_USER_MEMORY_REGION: {
+    EINVAL: (a) => memslotHint("EINVAL", a, { legacy: true }),
+    EEXIST: (a) => memslotHint("EEXIST", a, { legacy: true }),
   },
   KVM_CREATE_VCPU: {
     EINVAL: () =>
@@ -84,14 +86,187 @@ const HINTS: Record<string, Record<string, HintRule>> = {
       ),
   },
   process_vm_readv: {
-    EFAULT: () =>
-      "the page is not accessible from the host (private guest_memfd memory, or a page past the end of the file, would SIGBUS)",
+    EFAULT: (a) => faultHint("read", { source: typeof a.source === "string" ? a.source : undefined }),
   },
   process_vm_writev: {
-    EFAULT: () =>
-      "the page is not accessible from the host (private guest_memfd memory, or a page past the end of the file, would SIGBUS)",
+    EFAULT: (a) => faultHint("write", { source: typeof a.source === "string" ? a.source : undefined }),
   },
 };
+
+/** What kvmsh knows beyond the arguments of a failed KVM_SET_USER_MEMORY_REGION(2) (the VM's books). */
+export interface MemslotHintContext {
+  /** The legacy KVM_SET_USER_MEMORY_REGION (no guest_memfd fields). */
+  legacy?: boolean;
+  /** KVM_CAP_GUEST_MEMFD on the VM, when asked (a call that sent the guest-memfd flag). */
+  gmemCap?: number;
+  /** The live slot of the same id in kvmsh's books, as it is. */
+  live?: { gpa: bigint; size: bigint; userspaceAddr: bigint; flags: bigint };
+  /** The live slots of kvmsh's books whose GPA range the call overlaps (other ids). */
+  overlaps?: readonly { slot: number; gpa: bigint; size: bigint }[];
+}
+
+const PAGE = 4096n;
+/** The top of x86-64 user space with 4-level paging (TASK_SIZE_MAX): access_ok refuses past it. */
+const USER_TOP_4LEVEL = 0x7ffffffff000n;
+/** KVM_MEM_MAX_NR_PAGES: the most pages one slot may have. */
+const MAX_SLOT_PAGES = (1n << 31n) - 1n;
+/** KVM_USER_MEM_SLOTS on x86 (KVM_CAP_NR_MEMSLOTS there). */
+const X86_USER_SLOTS = 32764;
+
+function big(v: unknown): bigint | undefined {
+  return typeof v === "bigint" ? v : typeof v === "number" && Number.isInteger(v) ? BigInt(v) : undefined;
+}
+
+/** The flags a memslot call sent, from its args (names as formatted, a number, or bits). */
+function sentFlags(v: unknown): bigint {
+  if (typeof v === "bigint") return v;
+  if (typeof v === "number") return BigInt(v);
+  if (typeof v === "string") {
+    try {
+      return MEMSLOT_FLAGS.parse(v);
+    } catch {
+      return 0n;
+    }
+  }
+  return 0n;
+}
+
+/**
+ * The hint for KVM_SET_USER_MEMORY_REGION(2)'s EINVAL or EEXIST, fitted to what was sent: a delete
+ * of a slot that does not exist; for a plain slot, which of its fields KVM refuses (alignment, a
+ * userspace range outside user space, the slot id, a change KVM does not make to a live slot);
+ * for a guest-memfd slot, the guest_memfd rules — or, where `ctx.gmemCap` is 0, that this kernel
+ * has no guest_memfd at all. Specific findings come alone; without one, the rules for that kind of
+ * slot are listed.
+ */
+export function memslotHint(errnoName: string, a: Record<string, unknown>, ctx: MemslotHintContext = {}): string {
+  const gpa = big(a.gpa) ?? 0n;
+  const size = big(a.size) ?? 0n;
+  if (errnoName === "EEXIST") {
+    const o = ctx.overlaps?.[0];
+    return o
+      ? `the GPA range ${hex(gpa)}+${hex(size)} overlaps another memslot: slot ${o.slot} (GPA ${hex(o.gpa)}+${
+        hex(o.size)
+      })`
+      : "the GPA range overlaps another memslot";
+  }
+  if (isZero(a.size)) {
+    return `there is no memslot ${a.slot} to delete (size 0 deletes a slot; KVM answers EINVAL for one that does not exist)`;
+  }
+  const flags = sentFlags(a.flags);
+  const bits = MEMSLOT_FLAGS.bits;
+  const gmem = (flags & bits["guest-memfd"]) !== 0n;
+  if (gmem && ctx.legacy) {
+    return "KVM_SET_USER_MEMORY_REGION (the legacy ioctl) has no guest_memfd fields and refuses the guest-memfd " +
+      "flag: a guest_memfd is bound with KVM_SET_USER_MEMORY_REGION2";
+  }
+  if (gmem && ctx.gmemCap === 0) {
+    return "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0): it refuses the guest-memfd flag; a slot here " +
+      "is plain host memory (no guest-memfd flag, no guest_memfd)";
+  }
+  const found: string[] = [];
+  const unknown = flags & ~MEMSLOT_FLAGS.all;
+  if (unknown) found.push(`flags ${hex(unknown)} are no KVM_MEM_* flag (known: ${MEMSLOT_FLAGS.names.join(", ")})`);
+  const noGmem = flags & (bits.readonly | bits["log-dirty"]);
+  if (gmem && noGmem) {
+    found.push(
+      `a guest-memfd slot takes no ${MEMSLOT_FLAGS.format(noGmem)} (KVM has no read-only or dirty-logged ` +
+        "guest_memfd memory)",
+    );
+  }
+  const uaddr = big(a.userspace_addr) ?? 0n;
+  const gmemOffset = big(a.gmem_offset) ?? 0n;
+  const aligned: [string, bigint][] = [["guest_phys_addr", gpa], ["memory_size", size], ["userspace_addr", uaddr]];
+  if (gmem) aligned.push(["guest_memfd_offset", gmemOffset]);
+  for (const [name, v] of aligned) if (v % PAGE !== 0n) found.push(`${name} ${hex(v)} is not page aligned`);
+  if (gpa + size > 1n << 64n) found.push(`guest_phys_addr ${hex(gpa)} + memory_size ${hex(size)} wraps past 2^64`);
+  if (size / PAGE > MAX_SLOT_PAGES) {
+    found.push(`memory_size ${hex(size)} is more than a slot's 2^31-1 pages (KVM_MEM_MAX_NR_PAGES)`);
+  }
+  if (uaddr + size > USER_TOP_4LEVEL) {
+    found.push(
+      `userspace_addr ${hex(uaddr)} + memory_size ends at ${hex(uaddr + size)}, above the top of user space ` +
+        `(${hex(USER_TOP_4LEVEL)} with 4-level paging, 0xfffffffffff000 with 5-level): KVM wants a canonical user ` +
+        "range it can access (access_ok)",
+    );
+  }
+  const slot = typeof a.slot === "number" ? a.slot : undefined;
+  if (slot !== undefined) {
+    const id = slot & 0xffff;
+    const as = slot >>> 16;
+    if (id >= X86_USER_SLOTS) {
+      found.push(`slot id ${id} (bits 0..15) is not below KVM_CAP_NR_MEMSLOTS (${X86_USER_SLOTS} on x86)`);
+    }
+    if (as > 0) {
+      found.push(
+        `slot ${hex(slot)} is in address space ${as} (bits 16..31), which exists only where ` +
+          `KVM_CAP_MULTI_ADDRESS_SPACE is above ${as} (x86 with SMM: 2)`,
+      );
+    }
+  }
+  const live = ctx.live;
+  if (live) {
+    const changed: string[] = [];
+    if (live.size !== size) changed.push(`size (it has ${hex(live.size)})`);
+    if (live.userspaceAddr !== uaddr) changed.push(`userspace_addr (it has ${hex(live.userspaceAddr)})`);
+    if ((live.flags ^ flags) & bits.readonly) changed.push("readonly flag");
+    const wasGmem = (live.flags & bits["guest-memfd"]) !== 0n;
+    if (wasGmem) {
+      found.push(`slot ${a.slot} is a live guest-memfd slot: KVM only deletes one, it changes nothing of it`);
+    } else if (gmem) {
+      found.push(`slot ${a.slot} is live without guest_memfd: KVM does not add one to a live slot (delete it first)`);
+    }
+    if (changed.length && !wasGmem) {
+      found.push(
+        `slot ${a.slot} is live (GPA ${hex(live.gpa)}+${hex(live.size)}): KVM only moves a live slot or changes its ` +
+          `log-dirty flag, so a new ${listed(changed)} ${changed.length > 1 ? "need" : "needs"} the slot deleted first`,
+      );
+    }
+  }
+  if (found.length) return found.join("; ");
+  if (gmem) {
+    return "a guest-memfd slot: check alignment of GPA/size/offset, that guest_memfd is one of this VM, that the " +
+      "gmem range is inside the file and not bound twice, that the slot has no readonly/log-dirty, and that an " +
+      "existing gmem slot is only deleted, never changed" +
+      (ctx.gmemCap === undefined
+        ? "; a kernel without guest_memfd (KVM_CAP_GUEST_MEMFD=0) refuses the flag itself"
+        : "");
+  }
+  return "a plain slot: KVM wants guest_phys_addr, memory_size and userspace_addr page aligned, the userspace range " +
+    "inside user space, at most 2^31-1 pages, flags among log-dirty|readonly (readonly: KVM_CAP_READONLY_MEM, not on " +
+    "VM types with protected state), a slot id below KVM_CAP_NR_MEMSLOTS; and of a live slot it only moves the GPA " +
+    "or changes log-dirty (a new size, userspace_addr or readonly needs a delete first)";
+}
+
+/**
+ * Why host memory could not be read or written on the fault-safe path (process_vm_readv/writev
+ * answered EFAULT), fitted to what the mapping is: anonymous memory faults only where it is mapped
+ * without that access (prot none, read-only for a write) or is gone — a real access would SIGSEGV;
+ * a guest_memfd page faults when it is private or past the end of the file — a real access would
+ * SIGBUS. `prot` is the mapping's protection as made (`rw`, `r`, `none`), when known.
+ */
+export function faultHint(access: "read" | "write", m: { source?: string; prot?: string }): string {
+  const src = m.source ?? "";
+  if (src === "anon") {
+    const need = access === "read" ? "r" : "w";
+    if (m.prot !== undefined && !m.prot.includes(need)) {
+      return `anonymous memory mapped prot ${m.prot}: the host may not ${access} it (a real access would SIGSEGV, ` +
+        `not SIGBUS); map it ${access === "read" ? "r or rw" : "rw"}, or mprotect it`;
+    }
+    return `anonymous memory the host cannot ${access} here: ` +
+      (m.prot !== undefined
+        ? `it was mapped ${m.prot}, so it was unmapped or re-protected behind kvmsh's back`
+        : "mapped without that access (prot none, or read-only for a write), or unmapped behind kvmsh's back") +
+      " (a real access would SIGSEGV, not SIGBUS)";
+  }
+  return "the page is not accessible from the host (private guest_memfd memory, or a page past the end of the file, " +
+    "would SIGBUS)";
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function listed(items: readonly string[]): string {
+  return items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}` : items.join("");
+}
 
 /** A size argument that is zero (bigint or number). */
 function isZero(v: unknown): boolean {

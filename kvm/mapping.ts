@@ -3,6 +3,10 @@
  * process_vm_readv/writev on our own pid: where a load would raise SIGBUS (private
  * guest_memfd memory) the kernel answers EFAULT instead, so the process never dies.
  *
+ * A fault's hint fits the mapping: anonymous memory faults where its protection forbids the access
+ * (a real access would SIGSEGV), a guest_memfd page where it is private or past the end of the file
+ * (a real access would SIGBUS).
+ *
  * Bulk paths (fill, verify, and reads/writes of {@link BULK_MIN} bytes or more) first prove the
  * whole range accessible with madvise(MADV_POPULATE_READ/WRITE), which faults every page in and
  * answers EFAULT — never SIGBUS — where a page cannot be accessed; only then do they touch it
@@ -23,6 +27,7 @@ import { ClosedError, InterruptedError, InUseError, KvmError } from "./errors.ts
 import { sigintCount } from "./sigint_count.ts";
 import { hex } from "./units.ts";
 import { ERRNO } from "../ffi/errno.ts";
+import { faultHint } from "./hints.ts";
 
 /** How a mapping was made (shown by `list`/`stat`). */
 export interface MappingInfo {
@@ -42,8 +47,12 @@ export interface MappingInfo {
 export class MemoryFaultError extends KvmError {
   /** Offset (in the mapping) of the first byte that faulted. */
   readonly faultOffset: bigint;
-  constructor(syscall: string, e: number, args: Record<string, unknown>, faultOffset: bigint) {
-    super({ syscall, errno: e, args: { ...args, fault_at: faultOffset } });
+  /**
+   * @param hint why, when the caller knows better than the table (the mapping's source and
+   *   protection: anonymous memory and guest_memfd fault for different reasons).
+   */
+  constructor(syscall: string, e: number, args: Record<string, unknown>, faultOffset: bigint, hint?: string) {
+    super({ syscall, errno: e, args: { ...args, fault_at: faultOffset }, hint });
     this.name = "MemoryFaultError";
     this.faultOffset = faultOffset;
   }
@@ -195,20 +204,19 @@ export class Mapping {
         ? l.process_vm_readv(Deno.pid, this.#iovLocalPtr, 1n, this.#iovRemotePtr, 1n, 0n)
         : l.process_vm_writev(Deno.pid, this.#iovLocalPtr, 1n, this.#iovRemotePtr, 1n, 0n);
       const got = Number(r);
-      if (got < 0) {
+      if (got <= 0) {
+        const e = got < 0 ? errno() : ERRNO.EFAULT;
         throw new MemoryFaultError(
           op,
-          errno(),
+          e,
           { source: this.#sourceText(), offset, length: BigInt(len) },
           offset + BigInt(done),
-        );
-      }
-      if (got === 0) {
-        throw new MemoryFaultError(
-          op,
-          ERRNO.EFAULT,
-          { source: this.#sourceText(), offset, length: BigInt(len) },
-          offset + BigInt(done),
+          e === ERRNO.EFAULT
+            ? faultHint(op === "process_vm_readv" ? "read" : "write", {
+              source: this.info.source,
+              prot: this.info.prot,
+            })
+            : undefined,
         );
       }
       done += got;

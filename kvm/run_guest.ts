@@ -144,9 +144,11 @@ function inTheWay(vm: Vm, s: Memslot, what: string, why: string): MainMemoryErro
 
 /**
  * The main memslot at GPA 0, as `spec.memory` says (unset: anonymous). runGuest keeps track of the
- * slot it made on each VM: a later run reuses it when it fits (the same kind of memory, `memorySize` unset and
- * it is big enough for the mode, or the same), else deletes it (and the guest_memfd it made for
- * it) and makes the new one. A slot the user made is used as it is when it holds GPA 0 and no
+ * slot it made on each VM: a later run reuses it when it fits (the same kind of memory,
+ * `memorySize` unset and it is big enough for the mode, or the same), else replaces it with the
+ * new one (and closes the guest_memfd it made for it). The new memory is made before the old slot
+ * goes, and a new slot the kernel refuses puts the old one back: a run whose memory cannot be made
+ * leaves the VM as it was. A slot the user made is used as it is when it holds GPA 0 and no
  * particular memory is asked for; otherwise it is never reused or touched: runGuest picks a free
  * slot id and, without an explicit `memorySize`, a size that ends below the user's slots — or
  * throws {@link MainMemoryError} naming the slot in the way.
@@ -194,31 +196,23 @@ export function mainMemory(
     }
     size = gap;
   }
-  if (mine) {
-    vm.deleteMemslot(mine.slot.id);
-    mine.gmem?.close();
-    ownMain.delete(vm);
-  }
-  if (want.flags === undefined) {
-    const slot = vm.addMemslot({ slot: id, gpa: 0n, size });
-    ownMain.set(vm, { slot, kind: want.kind });
-    return slot;
-  }
-  const gmem = vm.createGuestMemfd(size, want.flags);
+  // The new memory first: where it cannot be made (KVM_CREATE_GUEST_MEMFD refused: no guest_memfd
+  // on this kernel) the old slot and its memory are untouched. Then the swap, which puts the old
+  // slot back if the kernel refuses the new one: a failed run leaves the VM as it was.
+  const gmem = want.flags === undefined ? undefined : vm.createGuestMemfd(size, want.flags);
+  let slot: Memslot;
   try {
-    const slot = vm.addMemslot({
-      slot: id,
-      gpa: 0n,
-      size,
-      gmem,
-      userspace: want.userspace as "none" | "gmem" | "anon",
-    });
-    ownMain.set(vm, { slot, kind: want.kind, gmem });
-    return slot;
+    const slotSpec = gmem
+      ? { slot: id, gpa: 0n, size, gmem, userspace: want.userspace as "none" | "gmem" | "anon" }
+      : { slot: id, gpa: 0n, size };
+    slot = mine ? vm.replaceMemslot(mine.slot.id, slotSpec) : vm.addMemslot(slotSpec);
   } catch (e) {
-    gmem.close();
+    gmem?.close();
     throw e;
   }
+  ownMain.set(vm, { slot, kind: want.kind, ...(gmem ? { gmem } : {}) });
+  mine?.gmem?.close();
+  return slot;
 }
 
 /** runGuest's page-directory slot on a VM (long mode without 1 GiB pages), and whether it holds the tables yet. */

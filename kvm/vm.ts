@@ -20,7 +20,8 @@ import { GuestMemfd } from "./guest_memfd.ts";
 import { Mapping } from "./mapping.ts";
 import { MemoryRegion2, Memslot, MemslotSpec } from "./memslot.ts";
 import { hex } from "./units.ts";
-import { InUseError } from "./errors.ts";
+import { InUseError, KvmError } from "./errors.ts";
+import { memslotHint, type MemslotHintContext } from "./hints.ts";
 import type { Kvm } from "./kvm.ts";
 import { createVcpu, Vcpu } from "./vcpu.ts";
 
@@ -139,15 +140,19 @@ export class Vm {
       guest_memfd_offset: r.guestMemfdOffset,
       guest_memfd: r.guestMemfd,
     });
-    ioctlBuf(this.fd, IOCTL.KVM_SET_USER_MEMORY_REGION2, buf, {
-      slot: r.slot,
-      flags: MEMSLOT_FLAGS.format(r.flags) || "0",
-      gpa: r.guestPhysAddr,
-      size: r.memorySize,
-      userspace_addr: r.userspaceAddr,
-      gmem_fd: r.guestMemfd,
-      gmem_offset: r.guestMemfdOffset,
-    });
+    try {
+      ioctlBuf(this.fd, IOCTL.KVM_SET_USER_MEMORY_REGION2, buf, {
+        slot: r.slot,
+        flags: MEMSLOT_FLAGS.format(r.flags) || "0",
+        gpa: r.guestPhysAddr,
+        size: r.memorySize,
+        userspace_addr: r.userspaceAddr,
+        gmem_fd: r.guestMemfd,
+        gmem_offset: r.guestMemfdOffset,
+      });
+    } catch (e) {
+      throw this.#memslotError(e, r, false);
+    }
   }
 
   /** The legacy KVM_SET_USER_MEMORY_REGION exactly as given. */
@@ -159,13 +164,45 @@ export class Vm {
       memory_size: r.memorySize,
       userspace_addr: r.userspaceAddr,
     });
-    ioctlBuf(this.fd, IOCTL.KVM_SET_USER_MEMORY_REGION, buf, {
-      slot: r.slot,
-      flags: MEMSLOT_FLAGS.format(r.flags) || "0",
-      gpa: r.guestPhysAddr,
-      size: r.memorySize,
-      userspace_addr: r.userspaceAddr,
-    });
+    try {
+      ioctlBuf(this.fd, IOCTL.KVM_SET_USER_MEMORY_REGION, buf, {
+        slot: r.slot,
+        flags: MEMSLOT_FLAGS.format(r.flags) || "0",
+        gpa: r.guestPhysAddr,
+        size: r.memorySize,
+        userspace_addr: r.userspaceAddr,
+      });
+    } catch (e) {
+      throw this.#memslotError(e, r, true);
+    }
+  }
+
+  /**
+   * A refused memslot call's error with the hint fitted to this VM: the live slot of that id in
+   * kvmsh's books (a change KVM does not make to a live slot), the slots it overlaps (EEXIST),
+   * and, where the guest-memfd flag was sent, whether this kernel has guest_memfd at all.
+   */
+  #memslotError(e: unknown, r: Omit<MemoryRegion2, "guestMemfd" | "guestMemfdOffset">, legacy: boolean): unknown {
+    if (!(e instanceof KvmError) || (e.errnoName !== "EINVAL" && e.errnoName !== "EEXIST")) return e;
+    const ctx: MemslotHintContext = { legacy };
+    const live = this.#slots.get(r.slot);
+    if (live) {
+      const { guestPhysAddr: gpa, memorySize: size, userspaceAddr, flags } = live.region;
+      ctx.live = { gpa, size, userspaceAddr, flags };
+    }
+    const end = r.guestPhysAddr + r.memorySize;
+    ctx.overlaps = this.memslots.filter((s) => s.id !== r.slot && s.gpa < end && r.guestPhysAddr < s.gpa + s.size)
+      .map((s) => ({ slot: s.id, gpa: s.gpa, size: s.size }));
+    if ((r.flags & MEMSLOT_FLAGS.bits["guest-memfd"]) !== 0n && e.errnoName === "EINVAL") {
+      try {
+        ctx.gmemCap = this.checkExtension(CAP.GUEST_MEMFD);
+      } catch {
+        // Unknown: the hint then says both.
+      }
+    }
+    const hint = memslotHint(e.errnoName, e.args, ctx);
+    if (hint === e.hint) return e;
+    return new KvmError({ syscall: e.syscall, op: e.op, errno: e.errno, args: e.args, hint });
   }
 
   /**
@@ -187,6 +224,9 @@ export class Vm {
     const choice = keep
       ? (old.backing ?? "none")
       : spec.userspace ?? (spec.gmem ? (spec.gmem.mmapable ? "gmem" : "none") : "anon");
+    // The old slot's own memory is released when the call succeeds (a delete, or other memory):
+    // refuse first, nothing sent, while another slot still points into it.
+    if (old && choice !== old.backing) this.#assertReleasable(old);
     let backing: Mapping | undefined;
     let backingOffset = 0n;
     let owns = false;
@@ -253,9 +293,24 @@ export class Vm {
     this.#slots.delete(s.id);
   }
 
-  /** Deletes memslot `id` (memory_size 0) and releases memory the slot allocated. */
-  deleteMemslot(id: number): void {
-    const s = this.#slots.get(id);
+  /**
+   * Throws {@link InUseError} when memory `s` allocated (and frees with it) is the memory of
+   * another live slot: a raw userspace_addr inside it, or another VM given the mapping.
+   */
+  #assertReleasable(s: Memslot): void {
+    if (!s.ownsBacking || !s.backing?.mapped) return;
+    const other = s.backing.pinsExcept(new Set([s]));
+    if (!other.length) return;
+    const vm = other[0][0];
+    throw new InUseError(
+      `slot ${s.id} memory`,
+      vm,
+      other.filter(([v]) => v === vm).map(([, id]) => id).sort((a, b) => a - b),
+    );
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION2 with memory_size 0 for slot `id` (as it was made, when kvmsh made it). */
+  #sendDelete(id: number, s: Memslot | undefined): void {
     this.setUserMemoryRegion2({
       slot: id,
       flags: s?.region.flags ?? 0n,
@@ -265,8 +320,66 @@ export class Vm {
       guestMemfdOffset: s?.region.guestMemfdOffset ?? 0n,
       guestMemfd: s?.region.guestMemfd ?? 0,
     });
+  }
+
+  /**
+   * Deletes memslot `id` (memory_size 0) and releases memory the slot allocated. Refused before
+   * anything is sent ({@link InUseError} naming the VM and slots, the slot and its memory as they
+   * were) while that memory is also another live slot's: KVM would drop the slot, but the memory
+   * could not be freed and would stay mapped with no owner. Delete the other slots first (or close
+   * the VMs). Memory the slot was given ({@link MemslotSpec.userspace} a Mapping) is never freed
+   * here, so sharing it never blocks a delete.
+   */
+  deleteMemslot(id: number): void {
+    const s = this.#slots.get(id);
+    if (s) this.#assertReleasable(s);
+    this.#sendDelete(id, s);
     if (s) this.#forget(s);
     if (s?.ownsBacking) s.backing?.unmap();
+  }
+
+  /**
+   * Replaces live memslot `id` with `spec` (the same id, or a free one): deletes the old slot,
+   * adds the new one, and only then releases the memory the old slot allocated. When the new slot
+   * cannot be made (its memory, or the kernel refuses it), the old slot is put back as it was —
+   * same region, same memory and contents — and the error is thrown: the VM is left as it was. An
+   * overlapping replacement (the same GPA) cannot be added before the old slot goes, hence the
+   * order. Refused up front ({@link InUseError}, nothing changed) where {@link deleteMemslot}
+   * would be. Without a live slot `id` this is {@link addMemslot}.
+   */
+  replaceMemslot(id: number, spec: MemslotSpec): Memslot {
+    const old = this.#slots.get(id);
+    if (!old) return this.addMemslot(spec);
+    if (spec.slot !== id && this.#slots.has(spec.slot)) {
+      throw new RangeError(`replaceMemslot(${id}): slot ${spec.slot} is live; the new slot takes ${id} or a free id`);
+    }
+    this.#assertReleasable(old);
+    const pins = this.#slotPins.get(old) ?? [];
+    this.#sendDelete(id, old);
+    this.#forget(old);
+    let slot: Memslot;
+    try {
+      slot = this.addMemslot(spec);
+    } catch (e) {
+      try {
+        this.setUserMemoryRegion2(old.region);
+      } catch (again) {
+        // Not put back (nothing else ran in between, so the kernel should not refuse what it had):
+        // the slot is gone; release the memory it owned rather than leave it with no owner.
+        if (old.ownsBacking) old.backing?.unmap();
+        throw new AggregateError(
+          [e, again],
+          `${(e as Error).message}; and slot ${id} could not be put back, so it is gone: ${(again as Error).message}`,
+        );
+      }
+      this.#slots.set(old.id, old);
+      const live = pins.filter((m) => m.mapped);
+      for (const m of live) m.pin(old, this.name, old.id);
+      this.#slotPins.set(old, live);
+      throw e;
+    }
+    if (old.ownsBacking && old.backing !== slot.backing) old.backing?.unmap();
+    return slot;
   }
 
   /** The memslots kvmsh created, by slot id. */
