@@ -88,7 +88,9 @@ function writeAll(f: { writeSync(p: Uint8Array): number }, b: Uint8Array): void 
  */
 export function errorLine(e: unknown): string {
   if (e instanceof KvmError && e.errnoName === "EFAULT" && e.syscall.startsWith("process_vm_")) {
-    return `EFAULT: would SIGBUS — ${indentLines(e.message)}`;
+    // A guest_memfd page the host may not touch raises SIGBUS; inaccessible anonymous memory SIGSEGV.
+    const signal = String(e.args.source ?? "").startsWith("anon") ? "SIGSEGV" : "SIGBUS";
+    return `EFAULT: would ${signal} — ${indentLines(e.message)}`;
   }
   if (e instanceof KvmError || e instanceof UsageError || e instanceof CommandFailed) return indentLines(e.message);
   if (isOsError(e)) {

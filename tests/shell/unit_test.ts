@@ -12,6 +12,8 @@ import { Session } from "../../shell/session.ts";
 import { big, str } from "../../shell/ts_literal.ts";
 import { UsageError } from "../../shell/usage_error.ts";
 import { normalise } from "./helpers.ts";
+import { errorLine } from "../../shell/output.ts";
+import { ERRNO, MemoryFaultError } from "../../core.ts";
 
 Deno.test("lexer: quotes, escapes, ; and comments", () => {
   assert.deepEqual(splitCommands(`a 'b c' "d\\"e\\n"; f # g`), [["a", "b c", 'd"e\n'], ["f"]]);
@@ -112,4 +114,12 @@ Deno.test("start-up layering: the shell imports core.ts, and loads mod.ts and co
       }
     }
   }
+});
+
+Deno.test("errorLine: a fault-safe EFAULT names the signal a real access would get (gmem SIGBUS, anon SIGSEGV)", () => {
+  const fault = (source: string) =>
+    errorLine(new MemoryFaultError("process_vm_readv", ERRNO.EFAULT, { source, offset: 0n, length: 4n }, 0n));
+  assert.match(fault("gmem1"), /^EFAULT: would SIGBUS — process_vm_readv: EFAULT .*source=gmem1/);
+  assert.match(fault("gmem0+0x2000"), /^EFAULT: would SIGBUS — /);
+  assert.match(fault("anon"), /^EFAULT: would SIGSEGV — process_vm_readv: EFAULT .*source=anon/);
 });
