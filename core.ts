@@ -67,7 +67,7 @@ export type {
   Verdict,
 } from "./kvm/run_loop.ts";
 /** Load and run a guest in one call (flat binary, ELF64 or inline asm; anon or gmem memory). */
-export { mainMemory, ownMemory, PD_SLOT_GPA, runGuest } from "./kvm/run_guest.ts";
+export { guestMemoryFlags, mainMemory, ownMemory, PD_SLOT_GPA, runGuest } from "./kvm/run_guest.ts";
 export type { GuestMemory, GuestResult, GuestSpec } from "./kvm/run_guest.ts";
 /** The guest ABI: console 0xE9, COM1, isa-debug-exit 0xF4, ucall port, MAP_GPA_RANGE. */
 export { GuestAbi, PORT, UCALL_CMD } from "./kvm/guest_abi.ts";

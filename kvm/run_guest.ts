@@ -119,16 +119,24 @@ export const DEFAULT_MAIN_MEMORY = Object.freeze({ real: MIB, long: 4n * MIB });
 /** Smallest main memory a mode runs in (a layout squeezed below a user's slot may not go lower). */
 const MIN_SIZE = { real: 256n * KIB, long: 2n * MIB } as const;
 
+/**
+ * The guest_memfd flags `memory` asks for (`gmem` alone: mmap,init-shared), or undefined for
+ * anonymous memory. Throws RangeError for anything else, or flags GUEST_MEMFD_FLAGS cannot name.
+ */
+export function guestMemoryFlags(memory: GuestMemory | string = "anon"): bigint | undefined {
+  if (memory === "anon") return undefined;
+  if (!memory.startsWith("gmem")) {
+    throw new RangeError(`memory '${memory}': use anon or gmem:<flags> (gmem:mmap,init-shared)`);
+  }
+  return GUEST_MEMFD_FLAGS.parse(memory.includes(":") ? memory.slice(memory.indexOf(":") + 1) : "mmap,init-shared");
+}
+
 /** What `spec.memory`/`spec.userspace` ask for, normalised (`anon`, `gmem:<bits>:<userspace>`). */
 function memoryKind(
   spec: Pick<GuestSpec, "memory" | "userspace">,
 ): { kind: string; flags?: bigint; userspace?: string } {
-  const mem = spec.memory ?? "anon";
-  if (mem === "anon") return { kind: "anon" };
-  if (!mem.startsWith("gmem")) {
-    throw new RangeError(`memory '${mem}': use anon or gmem:<flags> (gmem:mmap,init-shared)`);
-  }
-  const flags = GUEST_MEMFD_FLAGS.parse(mem.includes(":") ? mem.slice(mem.indexOf(":") + 1) : "mmap,init-shared");
+  const flags = guestMemoryFlags(spec.memory);
+  if (flags === undefined) return { kind: "anon" };
   const userspace = spec.userspace ?? ((flags & GUEST_MEMFD_FLAGS.bits.mmap) !== 0n ? "gmem" : "none");
   return { kind: `gmem:${flags}:${userspace}`, flags, userspace };
 }

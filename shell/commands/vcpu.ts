@@ -10,6 +10,7 @@ import {
   codeAt,
   formatExit,
   GUEST_MEMFD_FLAGS,
+  guestMemoryFlags,
   hex,
   hostFile,
   type HostFileInfo,
@@ -246,10 +247,8 @@ export const vcpuImpl: CommandImpls = {
           `run: ${onVcpu.name} belongs to ${onVcpu.vm}, and run uses the current VM ${vm.name} (use ${onVcpu.vm} first)`,
         );
       }
-      if (r.memory?.startsWith("gmem")) {
-        const f = r.memory.includes(":") ? r.memory.slice(r.memory.indexOf(":") + 1) : "mmap,init-shared";
-        ctx.pendingWarnings.push(...gmemCapWarnings(vm.obj, vm.name, GUEST_MEMFD_FLAGS.parse(f)));
-      }
+      const gmemFlags = guestMemoryFlags(r.memory);
+      if (gmemFlags !== undefined) ctx.pendingWarnings.push(...gmemCapWarnings(vm.obj, vm.name, gmemFlags));
       if (!r.asm) {
         let st: HostFileInfo | undefined;
         try {
