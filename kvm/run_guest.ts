@@ -271,6 +271,22 @@ function isOwn(vm: Vm, s: Memslot): boolean {
   return ownMain.get(vm)?.slot === s || ownPd.get(vm)?.slot === s;
 }
 
+/**
+ * A loader's "no memslot covers GPA …" / "… runs past slot …" with what the user needs to know: the
+ * guest did not fit the main memory at GPA 0, which slot that is (the user's own, used as it is, or
+ * runGuest's), and what to do. Other errors are returned as they are.
+ */
+function doesNotFit(e: unknown, vm: Vm, main: Memslot, mode: "real" | "long"): unknown {
+  if (!(e instanceof RangeError) || !/^(no memslot covers GPA|GPA \S+ runs past slot)/.test(e.message)) return e;
+  const where = `slot ${main.id} of ${vm.name} (GPA ${hex(main.gpa)}+${formatSize(main.size)})`;
+  const advice = isOwn(vm, main)
+    ? `main memory is runGuest's own ${where}, made as small as memorySize asked: give a larger memorySize`
+    : `main memory is the user's ${where}, used as it is because it holds GPA 0, and a ${mode}-mode guest needs ` +
+      `at least ${formatSize(MIN_SIZE[mode])} there: make the slot larger, add slots for the rest, or delete it ` +
+      `(\`slot del ${main.id}\`, vm.deleteMemslot(${main.id})) so that runGuest makes its own`;
+  return new RangeError(`${e.message}: the guest does not fit its memory; ${advice}`, { cause: e });
+}
+
 /** Loads a guest and runs it; see {@link GuestSpec} and run_loop.ts. */
 export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
   const given = [spec.image, spec.elf, spec.asm].filter((v) => v !== undefined).length;
@@ -311,18 +327,22 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
   let load: GuestResult["load"];
   const pd = mode === "long" && !vcpuHas1g(vcpu) ? pdSlot(vm) : undefined;
   const tables = { pdArea: pd?.slot.gpa, pdAreaWritten: pd?.written };
-  if (elf) load = loadElf(vcpu, bytes, { stack: spec.stack, args, extraMaps: spec.extraMaps, ...tables });
-  else if (mode === "long") {
-    load = loadLongModeFlat(vcpu, bytes, {
-      loadAddress: spec.loadAddress,
-      stack: spec.stack,
-      args,
-      extraMaps: spec.extraMaps,
-      ...tables,
-    });
-  } else {
-    load = loadRealMode(vcpu, bytes, { segment: spec.segment, offset: spec.offset, sp: spec.sp });
-    if (args.length) vcpu.setRegs(argRegs(args));
+  try {
+    if (elf) load = loadElf(vcpu, bytes, { stack: spec.stack, args, extraMaps: spec.extraMaps, ...tables });
+    else if (mode === "long") {
+      load = loadLongModeFlat(vcpu, bytes, {
+        loadAddress: spec.loadAddress,
+        stack: spec.stack,
+        args,
+        extraMaps: spec.extraMaps,
+        ...tables,
+      });
+    } else {
+      load = loadRealMode(vcpu, bytes, { segment: spec.segment, offset: spec.offset, sp: spec.sp });
+      if (args.length) vcpu.setRegs(argRegs(args));
+    }
+  } catch (e) {
+    throw doesNotFit(e, vm, memslot, mode);
   }
   if (pd) pd.written = true;
   const r = runVcpu(vcpu, {

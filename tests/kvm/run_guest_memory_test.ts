@@ -179,6 +179,40 @@ kvmTest("runGuest: its main slot never takes the id of its own page-directory sl
   eq(new Set(ids).size, ids.length, "distinct ids");
 });
 
+kvmTest("runGuest: a guest that does not fit main memory at GPA 0 names that memory and what the mode needs", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  // The user's 4 KiB slot at GPA 0 is main memory as it is; the image goes above it.
+  vm.addMemslot({ slot: 3, gpa: 0n, size: 4096n });
+  const why = (re: RegExp[]) => (e: unknown) => {
+    ok(e instanceof RangeError, String(e));
+    for (const r of re) ok(r.test(e.message), `${r} in: ${e.message}`);
+    return true;
+  };
+  throws(
+    () => runGuest(vm, { asm: REAL_EXIT_7, mode: "real" }),
+    why([
+      /^no memslot covers GPA 0x10000\b/,
+      /slot 3 of vm0 \(GPA 0x0\+0x1000 \(4 KiB\)\)/,
+      /the user's/,
+      /256 KiB/,
+      /slot del 3/,
+    ]),
+  );
+  throws(
+    () => runGuest(vm, { asm: LONG_EXIT_9, mode: "long" }),
+    why([/^no memslot covers GPA 0x100000\b/, /slot 3 of vm0/, /2 MiB/, /slot del 3/]),
+  );
+  vm.deleteMemslot(3);
+  // runGuest's own memory, made as small as asked: the advice is the size asked for.
+  throws(
+    () => runGuest(vm, { asm: LONG_EXIT_9, mode: "long", memorySize: MIB }),
+    why([/^no memslot covers GPA 0x100000\b/, /runGuest's own/, /memorySize/]),
+  );
+  const r = runGuest(vm, { asm: LONG_EXIT_9, mode: "long", timeoutMs: 5000 });
+  eq(r.exitCode?.value, 9);
+});
+
 // The same questions with anonymous memory only: every host.
 
 kvmTest("runGuest: `memory: anon` and no `memory` are the same memory: a plain run reuses the anon run's slot", () => {
