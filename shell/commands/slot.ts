@@ -83,6 +83,13 @@ export const slotImpl: CommandImpls = {
         gmemOffset: s.gmemOffset,
         userspace: s.userspace,
       });
+      if (s.size === 0n) {
+        // KVM's delete: there is no slot to describe any more.
+        return {
+          lines: [`slot ${s.slot} deleted from ${vm.name} (size 0 deletes)`],
+          data: { deleted: s.slot, vm: vm.name },
+        };
+      }
       const d = slot.describe();
       return {
         lines: [

@@ -247,6 +247,12 @@ const CASES: Case[] = [
     out: [/slot 0 deleted/, /no memslots on vm0/],
   },
   {
+    name: "slot set --size 0 deletes the slot and says so (not a 0-byte slot at the new GPA)",
+    lines: [VM, "slot set 0 --gpa 0 --size 1M --anon", "slot set 0 --gpa 4M --size 0", "slot list"],
+    out: [/^slot 0 deleted from vm0 \(size 0 deletes\)$/m, /no memslots on vm0/],
+    notOut: [/size 0x0 \(0 B\)/],
+  },
+  {
     name: "slot list (anonymous memory)",
     lines: [
       VM,
