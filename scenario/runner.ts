@@ -221,6 +221,16 @@ export async function runEntries(
 const imported = new Map<string, number>();
 
 /**
+ * Why a scenario file did not load. Deno reports a missing module or a syntax error as a TypeError
+ * whose message says what happened ("Module not found …", "SyntaxError: …"): that message alone.
+ * Anything the file's own top level threw keeps its class (`RangeError: …`).
+ */
+function loadError(e: unknown): string {
+  if (e instanceof TypeError && /^(Module not found|SyntaxError: )/.test(e.message)) return e.message;
+  return describeError(e);
+}
+
+/**
  * Imports a scenario file (registering its scenarios) and runs them. A file that fails to load or
  * registers nothing is broken: the user's error (exit 2), not a verdict on the kernel.
  */
@@ -243,7 +253,7 @@ export async function runFile(
     await import(n === 1 ? url : `${url}${url.includes("?") ? "&" : "?"}kvmsh-run=${n}`);
   } catch (e) {
     opts.hooks?.onPlan?.(path, 0);
-    return { file: path, status: "fail", reason: `cannot load: ${describeError(e)}`, scenarios: [], broken: true };
+    return { file: path, status: "fail", reason: `cannot load: ${loadError(e)}`, scenarios: [], broken: true };
   }
   const entries = reg.entries.splice(0);
   if (entries.length === 0) {

@@ -65,6 +65,27 @@ Deno.test("scenario runner: a broken scenario file exits 2 with the error; with 
   }
 });
 
+Deno.test("scenario runner: a file that cannot load says why without Deno's TypeError wrapper (a top-level throw keeps its class)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/syntax.ts`, "const x = (;\n");
+    await Deno.writeTextFile(`${dir}/throws.ts`, 'throw new RangeError("top level");\n');
+    const cases: [string, RegExp][] = [
+      [`${dir}/missing.ts`, /cannot load: Module not found "file:\/\/[^"]*missing\.ts"/],
+      [`${dir}/syntax.ts`, /cannot load: SyntaxError: /],
+      [`${dir}/throws.ts`, /cannot load: RangeError: top level/],
+    ];
+    for (const [file, want] of cases) {
+      const r = await runRunner([file]);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stdout, want);
+      assert.doesNotMatch(r.stdout + r.stderr, /TypeError/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("scenario runner: a promise no step awaited that rejects later is reported; the run goes on and exits 2 (128 with --bisect)", async () => {
   for (const [args, code] of [[[], 2], [["--bisect"], 128]] as [string[], number][]) {
     const r = await runRunner([...args, `${F}/unawaited.ts`]);
