@@ -45,6 +45,7 @@ function regArgs(a: Args): { vcpu?: string; set?: Record<string, bigint> } {
     if (!(REG_NAMES as string[]).includes(r)) {
       throw new UsageError(`unknown register '${m[1]}' (known: ${REG_NAMES.join(", ")})`);
     }
+    if (r in set) throw new UsageError(`regs set: ${r} given twice`);
     set[r] = num(m[2], r);
   }
   return { vcpu, set };

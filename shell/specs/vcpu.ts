@@ -55,7 +55,12 @@ export const vcpuCommands: Command[] = [
     args: [{ name: "guest" }],
     flags: [
       { name: "asm", help: "the argument is AT&T assembly text, not a file" },
-      { name: "mode", value: "M", help: "real or long", complete: words(["real", "long"]) },
+      {
+        name: "mode",
+        value: "M",
+        help: "real or long (default: long for an ELF or --asm, real for a flat binary)",
+        complete: words(["real", "long"]),
+      },
       {
         name: "timeout",
         value: "T",

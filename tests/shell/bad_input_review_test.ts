@@ -27,6 +27,8 @@ const cases: [string[], RegExp][] = [
   [["vm create", "gmem create --size 2M --size 4M"], /^error: --size given twice \('2M', then '4M'\): give it once$/m],
   [["vm create", "slot set"], /^error: missing <id> \(usage: slot set <id>/m],
   [["vm create", "touch gmem9:0"], /^error: no guest_memfd 'gmem9' \(none open\)$/m],
+  // A register given twice in one `regs set` (the last won silently).
+  [["vm create", "vcpu create", "regs set rax=1 RAX=2"], /^error: regs set: rax given twice$/m],
 ];
 
 /** The cases on a guest_memfd: skipped, with the reason, where KVM cannot make one with mmap. */
