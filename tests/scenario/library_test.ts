@@ -24,7 +24,9 @@ import {
   vendorModules,
 } from "../../mod.ts";
 
-const LIBRARY = ["scripts/guest_memfd_abi.ts", "scripts/gmem_mmap_init_shared.ts"];
+const LIBRARY = ["scripts/guest_memfd_abi.ts", "scripts/gmem_mmap_init_shared.ts", "scripts/vcpu_memslot_restore.ts"];
+/** scripts/*.ts that are not scenarios of the library (a template to copy). */
+const NOT_LIBRARY = ["scripts/bug_template.ts"];
 
 /** Counts of one scenario's result lines (a scenario skipped before its first line: `skipped`). */
 interface Lines {
@@ -132,6 +134,16 @@ function gmemMmapInitShared(h: Host): Lines[] {
 }
 
 /**
+ * scripts/vcpu_memslot_restore.ts: one scenario, on any host (no guest_memfd). Run, delete the
+ * memslot under CR3, run (3); memory back: the same vCPU to HLT — an XFAIL on kvm_pvm, which keeps
+ * answering SHUTDOWN — then memory under CR3 and the same paging registers (3); a new vCPU (1);
+ * real-mode run, then long mode again (2); a vCPU that did not run while the memory was gone (3).
+ */
+function vcpuMemslotRestore(h: Host): Lines[] {
+  return [sum(L(3), h.pvm ? L(2, 0, 1) : L(3), L(1), L(2), L(3), LOG)];
+}
+
+/**
  * A file's leaf results as tap-parser counts them: each scenario's own lines, and each scenario
  * skipped up front (a `# SKIP` result with no subtest). `leaves()` alone sees only the subtests
  * once a file has one, so a file that mixes the two (a host without guest_memfd) needs both.
@@ -168,7 +180,7 @@ kvmTest(
   "scenario library: runs clean; tap-parser counts exactly the lines the scripts declare for this host",
   async () => {
     const h = host();
-    const expected = [guestMemfdAbi(h), gmemMmapInitShared(h)];
+    const expected = [guestMemfdAbi(h), gmemMmapInitShared(h), vcpuMemslotRestore(h)];
     // kselftest: 0 when anything ran, 4 when every scenario skipped.
     const code = expected.flat().every((l) => l.skipped) ? 4 : 0;
     const json = await Deno.makeTempFile({ suffix: ".json" });
@@ -220,10 +232,11 @@ kvmTest(
 );
 
 /** The scenarios of the library, as this host reads them (see host()). */
-const scenarioCount = (h: Host) => guestMemfdAbi(h).length + gmemMmapInitShared(h).length;
+const scenarioCount = (h: Host) =>
+  guestMemfdAbi(h).length + gmemMmapInitShared(h).length + vcpuMemslotRestore(h).length;
 
 noGmemTest(
-  "scenario library, host without guest_memfd: each gmem scenario skips up front saying KVM_CAP_GUEST_MEMFD is 0; the memory-attribute one runs; header and --json host say 'no guest_memfd'",
+  "scenario library, host without guest_memfd: each gmem scenario skips up front saying KVM_CAP_GUEST_MEMFD is 0; the memory-attribute and vCPU/memslot ones run; header and --json host say 'no guest_memfd'",
   async () => {
     const h = host();
     const json = await Deno.makeTempFile({ suffix: ".json" });
@@ -239,12 +252,19 @@ noGmemTest(
       const results = r.stdout.split("\n").filter((l) => /^ {2}(not )?ok \d+ /.test(l));
       assert.equal(results.length, scenarioCount(h), r.stdout);
       const ran = results.filter((l) => !/ # SKIP /.test(l));
-      assert.deepEqual(ran, ["  ok 4 memory attributes follow KVM_CAP_MEMORY_ATTRIBUTES"], r.stdout);
+      assert.deepEqual(
+        ran,
+        [
+          "  ok 4 memory attributes follow KVM_CAP_MEMORY_ATTRIBUTES",
+          "  ok 1 a vCPU runs again once the memslot under its page tables is back",
+        ],
+        r.stdout,
+      );
       for (const l of results.filter((l) => / # SKIP /.test(l))) {
         assert.match(l, /^ {2}ok \d+ .+ # SKIP KVM_CAP_GUEST_MEMFD is 0\b/, l);
       }
       assert.match(r.stdout, /^ok 1 scripts\/guest_memfd_abi\.ts # SKIP KVM_CAP_GUEST_MEMFD is 0\b/m);
-      // The one that ran needs no guest_memfd: KVM_SET_MEMORY_ATTRIBUTES is checked; nothing
+      // The ones that ran need no guest_memfd: KVM_SET_MEMORY_ATTRIBUTES is checked; nothing
       // tried to create a guest_memfd (the kernel would have answered ENOTTY).
       assert.doesNotMatch(r.stdout, /KVM_CREATE_GUEST_MEMFD: ENOTTY/);
       const report = JSON.parse(await Deno.readTextFile(json));
@@ -286,3 +306,11 @@ gmemTest(
     }
   },
 );
+
+Deno.test("scenario library: LIBRARY lists every scenario file in scripts/ (a new one is counted, not left out)", () => {
+  const files: string[] = [];
+  for (const e of Deno.readDirSync(new URL("../../scripts/", import.meta.url))) {
+    if (e.isFile && e.name.endsWith(".ts")) files.push(`scripts/${e.name}`);
+  }
+  assert.deepEqual(files.sort(), [...LIBRARY, ...NOT_LIBRARY].sort());
+});
