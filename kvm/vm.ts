@@ -18,7 +18,7 @@ import { libc } from "../ffi/libc.ts";
 import { ioctlBuf, ioctlInt, OwnedFd, setCloexec } from "./fd.ts";
 import { GuestMemfd } from "./guest_memfd.ts";
 import { Mapping } from "./mapping.ts";
-import { MemoryRegion2, Memslot, MemslotSpec } from "./memslot.ts";
+import { MemoryRegion2, Memslot, MemslotSpec, type UserspaceChoice } from "./memslot.ts";
 import { hex } from "./units.ts";
 import { InUseError, KvmError } from "./errors.ts";
 import { memslotHint, type MemslotHintContext } from "./hints.ts";
@@ -46,6 +46,65 @@ export interface GpaTarget {
   offset: bigint;
 }
 
+/** What a new slot's memory will be, decided before anything is sent. */
+interface SlotPlan {
+  /** Where userspace_addr points (a raw address inside the old slot's memory resolved to it). */
+  choice: UserspaceChoice;
+  /** The offset in the chosen mapping, where it is not the default. */
+  offset?: bigint;
+  /** True when the old slot's own memory goes on as the new slot's (not released, owner changes). */
+  passes: boolean;
+}
+
+/** A slot the kernel accepted, not yet in the books. */
+interface Made {
+  region: MemoryRegion2;
+  gmem: GuestMemfd | undefined;
+  backing: Mapping | undefined;
+  backingOffset: bigint;
+  owns: boolean;
+}
+
+/**
+ * {@link Vm.replaceMemslot} could not put the old slot back after the new one was refused: the
+ * slot is gone, from the kernel and from kvmsh's books, and memory it owned was released (unless
+ * another live slot still points into it, in which case it stays mapped). The call, errno and
+ * arguments are the restore's; {@link replaceError} (also `cause`) is why the new slot was refused.
+ */
+export class MemslotRestoreError extends KvmError {
+  /** The VM. */
+  readonly vm: string;
+  /** The id of the slot that is gone. */
+  readonly slot: number;
+  /** Why the replacement was refused. */
+  readonly replaceError: unknown;
+
+  constructor(vm: string, slot: number, again: KvmError, first: unknown) {
+    super({ syscall: again.syscall, op: again.op, errno: again.errno, args: again.args, hint: again.hint });
+    this.name = "MemslotRestoreError";
+    this.vm = vm;
+    this.slot = slot;
+    this.replaceError = first;
+    this.cause = first;
+    const why = first instanceof Error ? first.message : String(first);
+    this.message = `${why}; and slot ${slot} of ${vm} could not be put back, so it is gone: ${this.message}`;
+  }
+
+  /** KvmError's JSON (the restore's errno) with the slot that is gone and the replacement's error. */
+  override toJSON(): Record<string, unknown> {
+    const e = this.replaceError;
+    return {
+      ...super.toJSON(),
+      kind: "MemslotRestoreError",
+      vm: this.vm,
+      slotGone: this.slot,
+      replaceError: e instanceof KvmError
+        ? e.toJSON()
+        : { error: e instanceof Error ? e.name : "Error", message: e instanceof Error ? e.message : String(e) },
+    };
+  }
+}
+
 /** A VM. Closing it closes its vCPUs, guest_memfds, memslot backings and the fd. */
 export class Vm {
   readonly #fd: OwnedFd;
@@ -56,6 +115,10 @@ export class Vm {
   readonly #children = new Set<VmChild>();
   readonly #attributes: AttributeRecord[] = [];
   readonly #vcpus = new Map<number, Vcpu>();
+  /** Slot memory close() could not free yet (retried by the next close). */
+  readonly #toUnmap = new Set<Mapping>();
+  /** True once close() has done everything. */
+  #closed = false;
   #nextVcpu = 0;
 
   /** Made by {@link Kvm.createVm}. */
@@ -208,25 +271,71 @@ export class Vm {
   /**
    * Creates or changes memslot `spec.slot` through KVM_SET_USER_MEMORY_REGION2 and tracks it.
    * Memory it allocates (userspace `anon`) is released when the slot is deleted or the VM closes.
-   * While the slot lives, the guest_memfd it binds refuses to close and the mapping its
-   * userspace_addr points into refuses to unmap ({@link InUseError}). When the kernel refuses the
-   * slot, memory this call mapped for it (anonymous memory, the gmem's mapping) is unmapped again.
+   * While the slot lives, the guest_memfd it binds refuses to close and every known mapping its
+   * userspace range reaches into (any overlap, this VM's or another VM's of the same Kvm) refuses
+   * to unmap ({@link InUseError}). When the kernel refuses the slot, memory this call mapped for
+   * it (anonymous memory, the gmem's mapping) is unmapped again.
+   *
+   * On a live slot the old slot's own memory is released when the call succeeds, unless the new
+   * slot keeps it: the default for a move or flags change, `userspace` the old slot's Mapping, or a
+   * raw address inside it (the new slot then owns it). A raw range that only partly overlaps it is
+   * a RangeError, nothing sent. Refused first ({@link InUseError}, nothing sent) while another slot
+   * still points into memory the call would release.
    */
   addMemslot(spec: MemslotSpec): Memslot {
+    const old = this.#slots.get(spec.slot);
+    const plan = this.#plan(spec, old, true);
+    if (old && !plan.passes) this.#assertReleasable(old);
+    const made = this.#send(spec, plan);
+    if (old) this.#forget(old);
+    const slot = this.#track(made, plan, old?.backing);
+    if (old?.ownsBacking && !plan.passes) old.backing?.unmap();
+    return slot;
+  }
+
+  /**
+   * Where a new slot's userspace_addr will point, decided before anything is sent. `old` is the
+   * slot whose memory the call releases (the live slot of that id, or the slot being replaced);
+   * `live` when `old` is still live in the kernel (a move or flags change can keep its memory).
+   * A raw address inside memory `old` owns resolves to that memory, which passes to the new slot.
+   */
+  #plan(spec: MemslotSpec, old: Memslot | undefined, live: boolean): SlotPlan {
+    // Moving a live slot or changing its flags keeps its memory: KVM refuses another
+    // userspace_addr for it (EINVAL), and a fresh anonymous mapping would be just that.
+    const keep = live && spec.userspace === undefined && old !== undefined && old.size === spec.size &&
+      old.gmem === spec.gmem && (old.backing !== undefined || old.region.userspaceAddr === 0n);
+    let choice: UserspaceChoice = keep
+      ? (old.backing ?? "none")
+      : spec.userspace ?? (spec.gmem ? (spec.gmem.mmapable ? "gmem" : "none") : "anon");
+    let offset = keep && old.backing ? old.backingOffset : undefined;
+    const mem = old?.ownsBacking && old.backing?.mapped ? old.backing : undefined;
+    if (mem && typeof choice === "bigint" && choice !== 0n && spec.size > 0n) {
+      const [base, end] = [mem.address, mem.address + mem.size];
+      if (choice < end && base < choice + spec.size) {
+        if (choice < base || choice + spec.size > end) {
+          throw new RangeError(
+            `userspace_addr ${hex(choice)}+${hex(spec.size)} runs past slot ${old!.id}'s own memory ` +
+              `(${hex(base)}+${hex(mem.size)}), which is freed when slot ${old!.id} goes: give a range ` +
+              `inside it (the new slot then takes that memory over) or outside it`,
+          );
+        }
+        offset = choice - base;
+        choice = mem;
+      }
+    }
+    // A delete (size 0) keeps nothing: the memory goes with the slot.
+    return { choice, offset, passes: mem !== undefined && spec.size > 0n && choice === mem };
+  }
+
+  /**
+   * Maps what `plan` asks for and sends the slot. When the kernel refuses it, memory mapped here
+   * is unmapped again and the error is thrown; nothing else changed.
+   */
+  #send(spec: MemslotSpec, plan: SlotPlan): Made {
     let flags = typeof spec.flags === "string" ? MEMSLOT_FLAGS.parse(spec.flags) : spec.flags ?? 0n;
     if (spec.gmem) flags |= MEMSLOT_FLAGS.bits["guest-memfd"];
     const gmemOffset = spec.gmemOffset ?? 0n;
-    const old = this.#slots.get(spec.slot);
-    // Moving a live slot or changing its flags keeps its memory: KVM refuses another
-    // userspace_addr for it (EINVAL), and a fresh anonymous mapping would be just that.
-    const keep = spec.userspace === undefined && old !== undefined && old.size === spec.size &&
-      old.gmem === spec.gmem && (old.backing !== undefined || old.region.userspaceAddr === 0n);
-    const choice = keep
-      ? (old.backing ?? "none")
-      : spec.userspace ?? (spec.gmem ? (spec.gmem.mmapable ? "gmem" : "none") : "anon");
-    // The old slot's own memory is released when the call succeeds (a delete, or other memory):
-    // refuse first, nothing sent, while another slot still points into it.
-    if (old && choice !== old.backing) this.#assertReleasable(old);
+    const { choice } = plan;
     let backing: Mapping | undefined;
     let backingOffset = 0n;
     let owns = false;
@@ -247,7 +356,7 @@ export class Vm {
     } else if (typeof choice === "bigint") {
       uaddr = choice;
     }
-    if (keep && old.backing) backingOffset = old.backingOffset;
+    if (plan.offset !== undefined) backingOffset = plan.offset;
     if (backing) uaddr = backing.address + backingOffset;
     const region: MemoryRegion2 = {
       slot: spec.slot,
@@ -264,26 +373,39 @@ export class Vm {
       if (owns || mappedHere) backing?.unmap();
       throw e;
     }
-    if (old) this.#forget(old);
-    if (old?.ownsBacking && old.backing !== backing) old.backing?.unmap();
-    // The same memory under the new slot: who allocated it still frees it.
-    if (old?.ownsBacking && backing !== undefined && old.backing === backing) owns = true;
-    const slot = new Memslot(region, spec.gmem, backing, backingOffset, owns);
-    if (spec.size === 0n) return slot;
-    this.#slots.set(spec.slot, slot);
-    const pins = backing ? [backing] : this.#mappingsAt(uaddr, spec.size);
+    return { region, gmem: spec.gmem, backing, backingOffset, owns };
+  }
+
+  /**
+   * Books a slot the kernel accepted (a delete, size 0, is returned unbooked) and pins every known
+   * mapping its userspace range reaches. `also` is a mapping to count as known (the replaced
+   * slot's, no longer in the books). Memory the old slot owned and passed on is the new slot's.
+   */
+  #track(made: Made, plan: SlotPlan, also?: Mapping): Memslot {
+    const { region, backing } = made;
+    const slot = new Memslot(region, made.gmem, backing, made.backingOffset, made.owns || plan.passes);
+    if (region.memorySize === 0n) return slot;
+    this.#slots.set(slot.id, slot);
+    const pins = new Set(this.#mappingsAt(region.userspaceAddr, region.memorySize, also));
+    if (backing) pins.add(backing);
     for (const m of pins) m.pin(slot, this.name, slot.id);
-    this.#slotPins.set(slot, pins);
+    this.#slotPins.set(slot, [...pins]);
     return slot;
   }
 
-  /** The known mappings (gmem mappings, other slots' memory) that hold `[addr, addr+size)` entirely. */
-  #mappingsAt(addr: bigint, size: bigint): Mapping[] {
+  /**
+   * The known mappings `[addr, addr+size)` reaches into (any overlap, not only one that holds it
+   * whole): the gmem mappings and slot memory of every open VM of this Kvm, and `also`.
+   */
+  #mappingsAt(addr: bigint, size: bigint, also?: Mapping): Mapping[] {
     if (addr === 0n || size <= 0n) return [];
     const known = new Set<Mapping>();
-    for (const g of this.#gmems) for (const m of g.mappings) known.add(m);
-    for (const s of this.#slots.values()) if (s.backing) known.add(s.backing);
-    return [...known].filter((m) => m.mapped && addr >= m.address && addr + size <= m.address + m.size);
+    if (also) known.add(also);
+    for (const vm of new Set([this, ...this.kvm.vms])) {
+      for (const g of vm.gmems) for (const m of g.mappings) known.add(m);
+      for (const s of vm.memslots) if (s.backing) known.add(s.backing);
+    }
+    return [...known].filter((m) => m.mapped && addr < m.address + m.size && m.address < addr + size);
   }
 
   /** Drops a slot from the books: its pins end. */
@@ -344,8 +466,12 @@ export class Vm {
    * cannot be made (its memory, or the kernel refuses it), the old slot is put back as it was —
    * same region, same memory and contents — and the error is thrown: the VM is left as it was. An
    * overlapping replacement (the same GPA) cannot be added before the old slot goes, hence the
-   * order. Refused up front ({@link InUseError}, nothing changed) where {@link deleteMemslot}
-   * would be. Without a live slot `id` this is {@link addMemslot}.
+   * order. Where the new slot keeps the old slot's own memory (`userspace` its Mapping, or a raw
+   * address inside it) that memory is not released: it passes to the new slot, which frees it when
+   * it goes (a raw range only partly inside it is a RangeError, nothing sent). Otherwise refused up
+   * front ({@link InUseError}, nothing changed) where {@link deleteMemslot} would be. Should even
+   * the restore be refused, the error is a {@link MemslotRestoreError}. Without a live slot `id`
+   * this is {@link addMemslot}.
    */
   replaceMemslot(id: number, spec: MemslotSpec): Memslot {
     const old = this.#slots.get(id);
@@ -353,20 +479,23 @@ export class Vm {
     if (spec.slot !== id && this.#slots.has(spec.slot)) {
       throw new RangeError(`replaceMemslot(${id}): slot ${spec.slot} is live; the new slot takes ${id} or a free id`);
     }
-    this.#assertReleasable(old);
+    const plan = this.#plan(spec, old, false);
+    if (!plan.passes) this.#assertReleasable(old);
     const pins = this.#slotPins.get(old) ?? [];
     this.#sendDelete(id, old);
     this.#forget(old);
     let slot: Memslot;
     try {
-      slot = this.addMemslot(spec);
+      slot = this.#track(this.#send(spec, plan), plan, old.backing);
     } catch (e) {
       try {
         this.setUserMemoryRegion2(old.region);
       } catch (again) {
         // Not put back (nothing else ran in between, so the kernel should not refuse what it had):
-        // the slot is gone; release the memory it owned rather than leave it with no owner.
-        if (old.ownsBacking) old.backing?.unmap();
+        // the slot is gone; release the memory it owned rather than leave it with no owner — unless
+        // another live slot still points into it (possible where it was to pass on), which keeps it.
+        if (old.ownsBacking && old.backing && !old.backing.pins.length) old.backing.unmap();
+        if (again instanceof KvmError) throw new MemslotRestoreError(this.name, id, again, e);
         throw new AggregateError(
           [e, again],
           `${(e as Error).message}; and slot ${id} could not be put back, so it is gone: ${(again as Error).message}`,
@@ -378,7 +507,7 @@ export class Vm {
       this.#slotPins.set(old, live);
       throw e;
     }
-    if (old.ownsBacking && old.backing !== slot.backing) old.backing?.unmap();
+    if (old.ownsBacking && !plan.passes) old.backing?.unmap();
     return slot;
   }
 
@@ -453,7 +582,12 @@ export class Vm {
     if (slot.gmem?.mmapable) {
       return { slot, mapping: slot.gmem.mapping(), offset: slot.region.guestMemfdOffset + within };
     }
-    throw new RangeError(`slot ${slot.id} has no host mapping (userspace_addr none, gmem without mmap)`);
+    const uaddr = slot.region.userspaceAddr;
+    throw new RangeError(
+      uaddr === 0n
+        ? `slot ${slot.id} has no host mapping (userspace_addr none, gmem without mmap)`
+        : `slot ${slot.id} has no host mapping kvmsh knows (userspace_addr ${hex(uaddr)} was given as a raw address)`,
+    );
   }
 
   /** Fault-safe read of guest memory by GPA. */
@@ -500,12 +634,55 @@ export class Vm {
     this.#children.delete(child);
   }
 
-  /** Closes vCPUs, guest_memfds, memslot backings, then the VM fd. Safe to call twice. */
+  /**
+   * Closes vCPUs and the VM fd, then frees the memory its slots own and closes its guest_memfds.
+   * Refused up front ({@link InUseError}, nothing closed) while memory the VM frees backs a slot
+   * of another VM. Past that point it goes to the end: every step runs even when one fails, the
+   * books are emptied, and the first failure is thrown afterwards. Whatever could not be freed
+   * then is retried by the next close(); once all is done, a later close() does nothing.
+   */
   close(): void {
-    if (!this.#fd.open) return;
-    // Refuse before anything is closed when memory this VM frees backs another VM's slot (a
-    // guest_memfd's mapping, or an anonymous slot backing): closing half-way would leave the VM
-    // closed but its guest_memfds open, with nothing left to close them.
+    if (this.#closed) return;
+    if (this.#fd.open) this.#assertClosable();
+    const errors: unknown[] = [];
+    const attempt = (f: () => void): void => {
+      try {
+        f();
+      } catch (e) {
+        errors.push(e);
+      }
+    };
+    for (const c of [...this.#children]) {
+      this.#children.delete(c);
+      attempt(() => c.close());
+    }
+    attempt(() => this.#fd.close());
+    // The slots died with the VM fd: their memory and guest_memfds may go now. All pins first:
+    // one slot of this VM may point into another's memory.
+    const slots = [...this.#slots.values()];
+    for (const s of slots) this.#forget(s);
+    for (const s of slots) if (s.ownsBacking && s.backing) this.#toUnmap.add(s.backing);
+    for (const m of [...this.#toUnmap]) {
+      attempt(() => {
+        m.unmap();
+        this.#toUnmap.delete(m);
+      });
+    }
+    for (const g of [...this.#gmems]) attempt(() => g.close());
+    if (errors.length) {
+      throw errors.length === 1
+        ? errors[0]
+        : new AggregateError(errors, `close ${this.name}: ${errors.map((e) => (e as Error).message).join("; ")}`);
+    }
+    this.#closed = true;
+    this.onClose(this);
+  }
+
+  /**
+   * Throws {@link InUseError} when memory this VM frees on close (a guest_memfd's mapping, or an
+   * anonymous slot backing) is the memory of another VM's live slot: nothing is closed then.
+   */
+  #assertClosable(): void {
     const freed = [...this.#gmems].flatMap((g) => g.mappings.map((m) => [g.name, m] as const));
     for (const s of this.#slots.values()) {
       if (s.ownsBacking && s.backing) freed.push([`slot ${s.id} memory`, s.backing]);
@@ -517,20 +694,10 @@ export class Vm {
         throw new InUseError(
           what,
           other[0][0],
-          other.filter(([v]) => v === other[0][0]).map(([, id]) => id),
+          other.filter(([v]) => v === other[0][0]).map(([, id]) => id).sort((a, b) => a - b),
         );
       }
     }
-    for (const c of [...this.#children]) c.close();
-    this.#children.clear();
-    this.#fd.close();
-    // The slots died with the VM fd: their memory and guest_memfds may go now.
-    for (const s of [...this.#slots.values()]) {
-      this.#forget(s);
-      if (s.ownsBacking) s.backing?.unmap();
-    }
-    for (const g of [...this.#gmems]) g.close();
-    this.onClose(this);
   }
 
   /** `using vm = kvm.createVm()` */
