@@ -22,7 +22,7 @@ import {
 import { type LoadInfo, loadRealMode } from "./loaders/real_mode.ts";
 import type { Memslot } from "./memslot.ts";
 import type { GuestMemfd } from "./guest_memfd.ts";
-import { MainMemoryError } from "./errors.ts";
+import { InUseError, MainMemoryError } from "./errors.ts";
 import { readHostFile } from "./host_file.ts";
 import { formatSize, hex } from "./units.ts";
 import { type ExitHandlers, type RunResult, runVcpu } from "./run_loop.ts";
@@ -73,7 +73,7 @@ export interface GuestSpec {
   extraMaps?: readonly GpaRange[];
   /** Enable KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE before running (default false). */
   hypercallExit?: boolean;
-  /** The vCPU to use (default: the VM's first vCPU, created if none). */
+  /** The vCPU to use (default: the VM's first vCPU, created if none); one of another VM's is a RangeError. */
   vcpu?: Vcpu;
   timeoutMs?: number;
   deadline?: number;
@@ -109,6 +109,8 @@ interface OwnMain {
   kind: string;
   /** The guest_memfd runGuest made for it, closed when the slot is replaced. */
   gmem?: GuestMemfd;
+  /** Where its size came from, for a later run's advice: `the default for a real-mode guest`, … */
+  sized: string;
 }
 
 const ownMain = new WeakMap<Vm, OwnMain>();
@@ -156,7 +158,8 @@ function inTheWay(vm: Vm, s: Memslot, what: string, why: string): MainMemoryErro
  * `memorySize` unset and it is big enough for the mode, or the same), else replaces it with the
  * new one (and closes the guest_memfd it made for it). The new memory is made before the old slot
  * goes, and a new slot the kernel refuses puts the old one back: a run whose memory cannot be made
- * leaves the VM as it was. A slot the user made is used as it is when it holds GPA 0 and no
+ * leaves the VM as it was. So does an {@link InUseError} up front when the guest_memfd runGuest made
+ * for the slot it replaces is still held by another slot ({@link gmemInUse}). A slot the user made is used as it is when it holds GPA 0 and no
  * particular memory is asked for; otherwise it is never reused or touched: runGuest picks a free
  * slot id and, without an explicit `memorySize`, a size that ends below the user's slots — or
  * throws {@link MainMemoryError} naming the slot in the way.
@@ -195,6 +198,7 @@ export function mainMemory(
   while (taken.has(id)) id++;
   // Size: as asked, else the mode's default, shrunk to end below a user's slot where that leaves enough.
   let size = spec.memorySize ?? DEFAULT_MAIN_MEMORY[mode];
+  let sized = spec.memorySize !== undefined ? `memorySize ${formatSize(size)}` : `the default for a ${mode}-mode guest`;
   if (atZero) throw inTheWay(vm, atZero, `${what}, ${formatSize(size)}`, "overlaps");
   const below = others.filter((s) => s.gpa < size).sort((a, b) => (a.gpa < b.gpa ? -1 : 1))[0];
   if (below) {
@@ -203,6 +207,13 @@ export function mainMemory(
       throw inTheWay(vm, below, `${what}, ${formatSize(size)}`, "overlaps");
     }
     size = gap;
+    sized = `as much as fits below slot ${below.id} (GPA ${hex(below.gpa)}), which runGuest did not make`;
+  }
+  // The old guest_memfd is closed after the swap: refuse now, before anything is made, if a slot
+  // other than the main slot still holds it (the close would throw with the VM already changed).
+  if (mine?.gmem) {
+    const held = gmemInUse(vm, mine.gmem, mine.slot);
+    if (held) throw held;
   }
   // The new memory first: where it cannot be made (KVM_CREATE_GUEST_MEMFD refused: no guest_memfd
   // on this kernel) the old slot and its memory are untouched. Then the swap, which puts the old
@@ -218,9 +229,31 @@ export function mainMemory(
     gmem?.close();
     throw e;
   }
-  ownMain.set(vm, { slot, kind: want.kind, ...(gmem ? { gmem } : {}) });
+  ownMain.set(vm, { slot, kind: want.kind, sized, ...(gmem ? { gmem } : {}) });
   mine?.gmem?.close();
   return slot;
+}
+
+/**
+ * Why `gmem`, the guest_memfd behind runGuest's main slot `own`, cannot be closed once `own` is
+ * replaced: another live slot binds it, or has its userspace_addr in one of its mappings (a pin by a
+ * slot other than `own`, of any VM). Returns the {@link InUseError} naming those slots (of one VM),
+ * or undefined when closing it will work. Only the file's `name` and `mappings` are looked at.
+ */
+export function gmemInUse(
+  vm: Vm,
+  gmem: Pick<GuestMemfd, "name" | "mappings">,
+  own: Memslot,
+): InUseError | undefined {
+  const what = `${gmem.name}, the guest_memfd runGuest made for its main slot ${own.id} of ${vm.name} (this run ` +
+    `replaces that slot and closes it),`;
+  const bound = vm.memslots.filter((s) => s !== own && s.gmem === gmem).map((s) => s.id);
+  if (bound.length) return new InUseError(what, vm.name, bound);
+  const pins = gmem.mappings.flatMap((m) => m.pinsExcept(new Set([own])));
+  if (!pins.length) return undefined;
+  const other = pins[0][0];
+  const ids = [...new Set(pins.filter(([v]) => v === other).map(([, id]) => id))].sort((a, b) => a - b);
+  return new InUseError(what, other, ids);
 }
 
 /** runGuest's page-directory slot on a VM (long mode without 1 GiB pages), and whether it holds the tables yet. */
@@ -271,20 +304,68 @@ function isOwn(vm: Vm, s: Memslot): boolean {
   return ownMain.get(vm)?.slot === s || ownPd.get(vm)?.slot === s;
 }
 
+/** The range a loader's "no memslot covers GPA …" / "… runs past slot …" names, or undefined for other errors. */
+function failedRange(e: unknown): { gpa: bigint; end: bigint; pastSlot?: number } | undefined {
+  if (!(e instanceof RangeError)) return undefined;
+  const none = /^no memslot covers GPA (0x[0-9a-f]+)/.exec(e.message);
+  if (none) return { gpa: BigInt(none[1]), end: BigInt(none[1]) + 1n };
+  const past = /^GPA (0x[0-9a-f]+)\+(0x[0-9a-f]+) runs past slot (\d+)/.exec(e.message);
+  if (past) return { gpa: BigInt(past[1]), end: BigInt(past[1]) + BigInt(past[2]), pastSlot: Number(past[3]) };
+  return undefined;
+}
+
 /**
- * A loader's "no memslot covers GPA …" / "… runs past slot …" with what the user needs to know: the
- * guest did not fit the main memory at GPA 0, which slot that is (the user's own, used as it is, or
- * runGuest's), and what to do. Other errors are returned as they are.
+ * A loader's "no memslot covers GPA …" / "… runs past slot …" with what the user needs to know,
+ * when main memory at GPA 0 is what the guest did not fit: the range runs past main memory's end,
+ * or starts above it with no other slot between. Says which slot that is (the user's, used as it
+ * is, or runGuest's own, and where its size came from), and what to do: a slot above it in the
+ * way is named (a larger memorySize would overlap it). Other errors are returned as they are.
  */
-function doesNotFit(e: unknown, vm: Vm, main: Memslot, mode: "real" | "long"): unknown {
-  if (!(e instanceof RangeError) || !/^(no memslot covers GPA|GPA \S+ runs past slot)/.test(e.message)) return e;
+function doesNotFit(
+  e: unknown,
+  vm: Vm,
+  main: Memslot,
+  mode: "real" | "long",
+  memorySize: bigint | undefined,
+): unknown {
+  const r = failedRange(e);
+  if (!r) return e;
+  const mainEnd = main.gpa + main.size;
+  if (r.pastSlot !== undefined ? r.pastSlot !== main.id : r.gpa < mainEnd) return e;
   const where = `slot ${main.id} of ${vm.name} (GPA ${hex(main.gpa)}+${formatSize(main.size)})`;
-  const advice = isOwn(vm, main)
-    ? `main memory is runGuest's own ${where}, made as small as memorySize asked: give a larger memorySize`
-    : `main memory is the user's ${where}, used as it is because it holds GPA 0, and a ${mode}-mode guest needs ` +
-      `at least ${formatSize(MIN_SIZE[mode])} there: make the slot larger, add slots for the rest, or delete it ` +
-      `(\`slot del ${main.id}\`, vm.deleteMemslot(${main.id})) so that runGuest makes its own`;
-  return new RangeError(`${e.message}: the guest does not fit its memory; ${advice}`, { cause: e });
+  const own = isOwn(vm, main);
+  // A slot between main memory's end and the (page-rounded) end of the range: main memory cannot
+  // grow over it.
+  const need = (r.end + 0xfffn) & ~0xfffn;
+  const blocker = vm.memslots.filter((s) => s !== main && s.gpa >= mainEnd && s.gpa < need)
+    .sort((a, b) => (a.gpa < b.gpa ? -1 : 1))[0];
+  if (blocker && r.pastSlot === undefined && r.gpa >= blocker.gpa) return e; // the GPA is past that slot: not main's
+  let advice: string;
+  if (blocker) {
+    const mainIs = own ? `runGuest's own ${where}` : `the user's ${where}, used as it is because it holds GPA 0`;
+    const whose = isOwn(vm, blocker) ? "runGuest's own" : "the user's";
+    advice =
+      `main memory is ${mainIs}, and ${whose} slot ${blocker.id} (GPA ${hex(blocker.gpa)}+${
+        formatSize(blocker.size)
+      }) lies where the guest needs more: ` + (isOwn(vm, blocker)
+        ? "run in a new VM"
+        : `delete or move slot ${blocker.id} (\`slot del ${blocker.id}\`, vm.deleteMemslot(${blocker.id})), or run in a new VM`);
+  } else if (own) {
+    const sized = ownMain.get(vm)?.sized;
+    const why = memorySize !== undefined
+      ? `made as large as memorySize asked (${formatSize(memorySize)})`
+      : `and this run gave no memorySize (its size is ${sized ?? "what it was made with"})`;
+    advice = `main memory is runGuest's own ${where}, ${why}: give a ${
+      memorySize !== undefined ? "larger memorySize" : "memorySize that holds the guest"
+    }`;
+  } else {
+    const min = MIN_SIZE[mode];
+    const needs = main.size < min ? `, and a ${mode}-mode guest needs at least ${formatSize(min)} there` : "";
+    advice = `main memory is the user's ${where}, used as it is because it holds GPA 0${needs}: make the slot ` +
+      `larger, add slots for the rest, or delete it (\`slot del ${main.id}\`, vm.deleteMemslot(${main.id})) so ` +
+      `that runGuest makes its own`;
+  }
+  return new RangeError(`${(e as Error).message}: the guest does not fit its memory; ${advice}`, { cause: e });
 }
 
 /** Loads a guest and runs it; see {@link GuestSpec} and run_loop.ts. */
@@ -305,6 +386,14 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
   }
   const mode = spec.mode ?? (elf || spec.asm !== undefined ? "long" : "real");
   if (elf && mode === "real") throw new RangeError("an ELF64 image runs in long mode");
+  if (spec.vcpu && spec.vcpu.vm !== vm) {
+    const theirs = spec.vcpu.vm;
+    const other = theirs.name === vm.name ? `another Kvm's ${theirs.name}` : theirs.name;
+    throw new RangeError(
+      `runGuest: vcpu ${spec.vcpu.name} belongs to ${other}, not to ${vm.name}, the VM this run loads and runs: ` +
+        `give a vCPU of ${vm.name} (or none), or run on ${other}`,
+    );
+  }
   const memslot = mainMemory(vm, { ...spec, mode });
 
   let hypercallExit: string | undefined;
@@ -342,7 +431,7 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
       if (args.length) vcpu.setRegs(argRegs(args));
     }
   } catch (e) {
-    throw doesNotFit(e, vm, memslot, mode);
+    throw doesNotFit(e, vm, memslot, mode, spec.memorySize);
   }
   if (pd) pd.written = true;
   const r = runVcpu(vcpu, {

@@ -192,12 +192,15 @@ export async function runScenarioSources(
         const ro = { log, hooks, timeoutMs: opts.timeoutMs, interrupt };
         f = typeof src === "string" ? await runFile(src, ro) : await runEntries(src.file, src.entries, ro);
         if (f.scenarios.length === 0) {
-          emit(indent([`1..0 # ${f.status === "skip" ? "SKIP " : ""}${f.reason ?? ""}`], depth));
+          emit(indent([`1..0 # ${f.status === "skip" ? "SKIP " : ""}${firstLine(f.reason)}`], depth));
+          if (nested && firstLine(f.reason) !== (f.reason ?? "").trim()) {
+            emit(indent(diag(`error: ${f.reason}`), depth));
+          }
           if (f.broken) writeStderr(`kvmsh scenario: ${f.file}: ${f.reason}\n`);
         }
       }
       files.push(f);
-      if (nested) emit([resultLine(i + 1, f.file, f.status, f.reason)]);
+      if (nested) emit([resultLine(i + 1, f.file, f.status, f.scenarios.length ? f.reason : firstLine(f.reason))]);
       else if (f.scenarios.length === 0) emit(diag(`error: ${f.reason}`));
     }
   } finally {
@@ -212,6 +215,14 @@ export async function runScenarioSources(
   emit([totalsLine(t)]);
   const code = interrupted ? INTERRUPTED : exitCode(t, opts.bisect);
   return { host, files, exitCode: code, interrupted };
+}
+
+/**
+ * The first line of a file's reason, for the directive of its `1..0` plan line and its result line:
+ * a multi-line reason (a syntax error's code frame) is printed in full as `# error:` lines.
+ */
+function firstLine(reason: string | undefined): string {
+  return (reason ?? "").split("\n")[0].trim();
 }
 
 const USAGE = `usage: kvmsh scenario [--bisect] [--timeout <s>] [--json[=file]] <file.ts>…

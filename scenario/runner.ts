@@ -223,11 +223,17 @@ const imported = new Map<string, number>();
 /**
  * Why a scenario file did not load. Deno reports a missing module or a syntax error as a TypeError
  * whose message says what happened ("Module not found …", "SyntaxError: …"): that message alone.
- * Anything the file's own top level threw keeps its class (`RangeError: …`).
+ * Anything the file's own top level threw keeps its class (`RangeError: …`). Without the colour
+ * codes Deno puts in its `at file:…` line even when the output is not a terminal; the lines of a
+ * multi-line message (a syntax error's code frame) stay, for the `# error:` lines and stderr (the
+ * KTAP plan line takes the first).
  */
 function loadError(e: unknown): string {
-  if (e instanceof TypeError && /^(Module not found|SyntaxError: )/.test(e.message)) return e.message;
-  return describeError(e);
+  const text = e instanceof TypeError && /^(Module not found|SyntaxError: )/.test(e.message)
+    ? e.message
+    : describeError(e);
+  // deno-lint-ignore no-control-regex
+  return text.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
 }
 
 /**

@@ -249,7 +249,6 @@ export const vcpuImpl: CommandImpls = {
         );
       }
       const gmemFlags = guestMemoryFlags(r.memory);
-      if (gmemFlags !== undefined) ctx.pendingWarnings.push(...gmemCapWarnings(vm.obj, vm.name, gmemFlags));
       if (!r.asm) {
         let st: HostFileInfo | undefined;
         try {
@@ -265,6 +264,8 @@ export const vcpuImpl: CommandImpls = {
         // A /proc file says size 0 and is not empty: look at what reading it gives.
         if (st.size === 0 && readHostFile(r.guest).length === 0) throw new UsageError(`run: '${r.guest}' is empty`);
       }
+      // After the file checks: nothing is sent (nor warned about) for a guest file that is not there.
+      if (gmemFlags !== undefined) ctx.pendingWarnings.push(...gmemCapWarnings(vm.obj, vm.name, gmemFlags));
       // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`. The
       // API's console also holds each ucall print's text: shown once, as its `ucall print:` line,
       // the console lines keep the bytes the guest wrote to its console ports.

@@ -4,13 +4,16 @@
  * it, so the next run reuses it. Two ways to fail: KVM_CREATE_GUEST_MEMFD refused (a host without
  * guest_memfd: ENOTTY; it used to delete the old slot and free its memory first), and the kernel
  * refusing the new slot itself (EINVAL for a memory size that is not page aligned, on every host:
- * the old slot is put back with its memory).
+ * the old slot is put back with its memory). And two refusals before anything is made: a vCPU of
+ * another VM, and (where the host has guest_memfd) a gmem main slot whose guest_memfd a user's slot
+ * still points into (closing it after the swap would throw with the VM already changed).
  */
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import { Kvm, KvmError, type Memslot, type Vm } from "../../mod.ts";
+import { InUseError } from "../../kvm/errors.ts";
 import { ownMemory, runGuest } from "../../kvm/run_guest.ts";
-import { kvmTest, noGmemTest } from "../kvm_env.ts";
+import { gmemTest, kvmTest, noGmemTest } from "../kvm_env.ts";
 
 const MIB = 1n << 20n;
 const MARK = 0x300000n;
@@ -86,3 +89,50 @@ kvmTest("runGuest whose new main slot the kernel refuses (size not page aligned)
   eq([c.memslot.size, c.exitCode?.value], [8n * MIB, 0]);
   ok(!a.memslot.backing?.mapped, "the replaced slot's memory is released");
 });
+
+kvmTest("runGuest with a vCPU of another VM and other memory asked: refused before the main slot is replaced", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  using other = kvm.createVm();
+  const a = runGuest(vm, { asm: LONG_MARK, timeoutMs: 5000 });
+  const before = vm.memslots;
+  throws(
+    () => runGuest(vm, { asm: LONG_MARK, memorySize: 8n * MIB, vcpu: other.createVcpu(), timeoutMs: 5000 }),
+    (e: unknown) => e instanceof RangeError && /belongs to vm1, not to vm0/.test(e.message),
+  );
+  asItWas(vm, a.memslot, "after the refusal");
+  eq(vm.memslots, before, "every slot as it was");
+  eq(other.memslots, [], "nothing made on the vCPU's VM");
+});
+
+gmemTest(
+  "runGuest replacing its gmem main memory while a user slot points into that gmem's mapping: InUseError up front",
+  () => {
+    using kvm = Kvm.open();
+    using vm = kvm.createVm();
+    const a = runGuest(vm, { asm: LONG_MARK, memory: "gmem:mmap,init-shared", timeoutMs: 5000 });
+    const g = ownMemory(vm).gmems[0];
+    ok(g && a.memslot.gmem === g, "the main slot binds runGuest's gmem");
+    vm.addMemslot({ slot: 7, gpa: 1n << 32n, size: 0x1000n, userspace: g.mapping() });
+    const before = vm.memslots;
+    for (const memory of ["anon", undefined] as const) {
+      throws(() => runGuest(vm, { asm: LONG_MARK, memory, timeoutMs: 5000 }), (e: unknown) => {
+        ok(e instanceof InUseError, String(e));
+        eq([e.vm, e.slots], [vm.name, [7]]);
+        ok(e.message.includes(g.name), e.message);
+        return true;
+      });
+      asItWas(vm, a.memslot, `memory ${memory}`);
+      eq(vm.memslots, before, "every slot as it was");
+      ok(g.open, "the gmem is open");
+      eq(ownMemory(vm).gmems, [g], "and still runGuest's");
+      eq(vm.gmems, [g], "no gmem made");
+    }
+    // Once the user's slot is gone the run replaces the memory and closes the gmem.
+    vm.deleteMemslot(7);
+    const b = runGuest(vm, { asm: LONG_MARK, timeoutMs: 5000 });
+    eq([b.exitCode?.value, b.memslot.gmem], [0, undefined]);
+    ok(!g.open, "the replaced slot's gmem is closed");
+  },
+  "mmap,init-shared",
+);

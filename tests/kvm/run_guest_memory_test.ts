@@ -9,7 +9,9 @@
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
 import { Kvm, KvmError, MainMemoryError, type Memslot, type Vm } from "../../mod.ts";
-import { mainMemory, ownMemory, PD_SLOT_GPA, runGuest } from "../../kvm/run_guest.ts";
+import { InUseError } from "../../kvm/errors.ts";
+import { Mapping } from "../../kvm/mapping.ts";
+import { gmemInUse, mainMemory, ownMemory, PD_SLOT_GPA, runGuest } from "../../kvm/run_guest.ts";
 import { gmemTest, kvmTest } from "../kvm_env.ts";
 import { noGmemTest } from "./guest_memfd_support.ts";
 
@@ -211,6 +213,125 @@ kvmTest("runGuest: a guest that does not fit main memory at GPA 0 names that mem
   );
   const r = runGuest(vm, { asm: LONG_EXIT_9, mode: "long", timeoutMs: 5000 });
   eq(r.exitCode?.value, 9);
+});
+
+kvmTest(
+  "runGuest: a guest that does not fit says what was asked: no memorySize, the slot in the way, a user slot big enough",
+  () => {
+    using kvm = Kvm.open();
+    const why = (re: RegExp[], not: RegExp[] = []) => (e: unknown) => {
+      ok(e instanceof RangeError, String(e));
+      for (const r of re) ok(r.test(e.message), `${r} in: ${e.message}`);
+      for (const r of not) ok(!r.test(e.message), `no ${r} in: ${e.message}`);
+      return true;
+    };
+    // No memorySize given: the default size, and no "memorySize asked".
+    {
+      using vm = kvm.createVm();
+      throws(
+        () => runGuest(vm, { image: new Uint8Array(Number(5n * MIB)), mode: "long" }),
+        why(
+          [/runs past slot 0/, /runGuest's own slot 0/, /gave no memorySize/, /default for a long-mode guest/],
+          [/memorySize asked/, /as small as/],
+        ),
+      );
+    }
+    // runGuest's memory made to end below the user's slot 1: that slot is named, not memorySize (a
+    // larger one would overlap it).
+    {
+      using vm = kvm.createVm();
+      vm.addMemslot({ slot: 1, gpa: 0x40000n, size: 0x1000n });
+      throws(
+        () => runGuest(vm, { image: new Uint8Array(0x50000), mode: "real" }),
+        why([/runGuest's own slot 0/, /the user's slot 1 \(GPA 0x40000\b/, /slot del 1/, /new VM/], [/memorySize/]),
+      );
+      // A larger memorySize would indeed be refused: the advice not to give one holds.
+      throws(() => runGuest(vm, { image: new Uint8Array(0x50000), mode: "real", memorySize: MIB }), MainMemoryError);
+    }
+    // The user's slot at GPA 0 is already as large as the mode needs: no "needs at least".
+    {
+      using vm = kvm.createVm();
+      vm.addMemslot({ slot: 0, gpa: 0n, size: 4n * MIB });
+      throws(
+        () => runGuest(vm, { image: new Uint8Array(Number(5n * MIB)), mode: "long" }),
+        why([/the user's slot 0/, /make the slot larger/], [/needs at least/, /2 MiB/]),
+      );
+    }
+    // The range that failed is not main memory's: a user slot's end, or a GPA above a user slot.
+    {
+      using vm = kvm.createVm();
+      vm.addMemslot({ slot: 1, gpa: 8n * MIB, size: 0x1000n });
+      throws(
+        () => runGuest(vm, { image: new Uint8Array(0x2000), mode: "long", loadAddress: 8n * MIB }),
+        (e: unknown) =>
+          e instanceof RangeError && e.message === "GPA 0x800000+0x2000 runs past slot 1 (ends at 0x801000)",
+      );
+      throws(
+        () => runGuest(vm, { image: new Uint8Array(0x2000), mode: "long", loadAddress: 16n * MIB }),
+        (e: unknown) => e instanceof RangeError && e.message === "no memslot covers GPA 0x1000000",
+      );
+      // An image that reaches slot 1 from main memory: slot 1 is in the way.
+      throws(
+        () => runGuest(vm, { image: new Uint8Array(Number(8n * MIB)), mode: "long" }),
+        why([/runs past slot 0/, /the user's slot 1 \(GPA 0x800000\b/, /slot del 1/], [/memorySize/]),
+      );
+    }
+  },
+);
+
+kvmTest("runGuest refuses a vCPU of another VM (RangeError naming both), before it makes any memory", () => {
+  using kvm = Kvm.open();
+  using vm0 = kvm.createVm();
+  using vm1 = kvm.createVm();
+  const v1 = vm1.createVcpu();
+  for (const mode of ["long", "real"] as const) {
+    throws(() => runGuest(vm0, { asm: "hlt", mode, vcpu: v1 }), (e: unknown) => {
+      ok(e instanceof RangeError, String(e));
+      ok(e.message.includes(`${v1.name} belongs to vm1, not to vm0`), e.message);
+      ok(!/does not fit|memorySize/.test(e.message), e.message);
+      return true;
+    });
+  }
+  eq([vm0.memslots, ownMemory(vm0)], [[], { slots: [], gmems: [] }], "nothing made on vm0");
+  // Another Kvm counts its VMs from vm0 too: the message says which is which.
+  using kvm2 = Kvm.open();
+  using other = kvm2.createVm();
+  eq(other.name, vm0.name);
+  throws(() => runGuest(vm0, { asm: "hlt", vcpu: other.createVcpu() }), /belongs to another Kvm's vm0, not to vm0/);
+  // Its own vCPU runs.
+  const r = runGuest(vm1, { asm: LONG_EXIT_9, vcpu: v1, timeoutMs: 5000 });
+  eq([r.exitCode?.value, r.vcpu], [9, v1]);
+});
+
+kvmTest("gmemInUse: a slot other than runGuest's main slot whose memory is in the gmem's mappings holds it", () => {
+  // The predicate runGuest checks before it replaces a gmem main slot, on anonymous memory
+  // standing in for the gmem's mapping (it looks only at `name` and `mappings`).
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  using vm2 = kvm.createVm();
+  const m = Mapping.anonymous(0x10000n);
+  const fake = { name: "gmem9", mappings: [m] };
+  const own = vm.addMemslot({ slot: 0, gpa: 0n, size: 0x10000n, userspace: m });
+  eq(gmemInUse(vm, fake, own), undefined, "only the main slot: closing it will work");
+  vm.addMemslot({ slot: 4, gpa: G4, size: 0x1000n, userspace: m });
+  vm.addMemslot({ slot: 2, gpa: 2n * G4, size: 0x1000n, userspace: m.address + 0x1000n });
+  const e = gmemInUse(vm, fake, own);
+  ok(e instanceof InUseError, String(e));
+  eq([e.vm, e.slots], [vm.name, [2, 4]]);
+  ok(e.message.includes("gmem9") && e.message.includes("main slot 0 of vm0"), e.message);
+  ok(e.message.includes("slots 2, 4 of vm0"), e.message);
+  vm.deleteMemslot(4);
+  vm.deleteMemslot(2);
+  eq(gmemInUse(vm, fake, own), undefined);
+  // Another VM's slot on it holds it too.
+  vm2.addMemslot({ slot: 3, gpa: 0n, size: 0x1000n, userspace: m });
+  const e2 = gmemInUse(vm, fake, own);
+  ok(e2 instanceof InUseError, String(e2));
+  eq([e2.vm, e2.slots], [vm2.name, [3]]);
+  vm2.deleteMemslot(3);
+  vm.deleteMemslot(0);
+  eq(gmemInUse(vm, fake, own), undefined);
+  m.unmap();
 });
 
 // The same questions with anonymous memory only: every host.

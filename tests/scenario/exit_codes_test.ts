@@ -86,6 +86,43 @@ Deno.test("scenario runner: a file that cannot load says why without Deno's Type
   }
 });
 
+Deno.test("scenario runner: a file that cannot load keeps the KTAP stream KTAP: no colour codes, every line of a multi-line error a `#` comment", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A syntax error's message is a code frame of several lines; a missing module's has a coloured
+    // `at file:…` line (Deno colours it even when the output is not a terminal).
+    await Deno.writeTextFile(`${dir}/syntax.ts`, "const x = ;\n");
+    await Deno.writeTextFile(`${dir}/missing.ts`, 'import "./nope.ts";\n');
+    const ktapLine = /^\s*(KTAP version 1|#.*|1\.\.\d+( # .*)?|(not )?ok \d+ .*)$/;
+    const cases: [string, RegExp][] = [
+      ["syntax.ts", /SyntaxError: /],
+      ["missing.ts", /Module not found "file:[^"]*nope\.ts"/],
+    ];
+    for (const [file, want] of cases) {
+      for (const args of [[`${dir}/${file}`], [`${F}/pass.ts`, `${dir}/${file}`]]) {
+        const r = await runRunner(args);
+        assert.equal(r.code, 2, r.stdout + r.stderr);
+        assert.ok(
+          !(r.stdout + r.stderr).includes("\x1b"),
+          `no escape sequences in: ${JSON.stringify(r.stdout + r.stderr)}`,
+        );
+        const lines = r.stdout.split("\n").filter((l) => l !== "");
+        for (const l of lines) assert.match(l, ktapLine, `a KTAP line in:\n${r.stdout}`);
+        // The plan line has the first line of the reason, the `# error:` lines all of it.
+        const plan = lines.find((l) => /^\s*1\.\.0 # cannot load: /.test(l));
+        assert.ok(plan, r.stdout);
+        assert.match(plan, want);
+        const error = lines.slice(lines.indexOf(plan) + 1).map((l) => l.trimStart())
+          .filter((l) => l.startsWith("#") && !l.startsWith("# Totals"));
+        assert.match(error[0] ?? "", /^# error: cannot load: /, r.stdout);
+        assert.match(error.join("\n"), /at file:\/\/[^\n]*:1:\d+/, "the `at` line is kept, as a comment");
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("scenario runner: a promise no step awaited that rejects later is reported; the run goes on and exits 2 (128 with --bisect)", async () => {
   for (const [args, code] of [[[], 2], [["--bisect"], 128]] as [string[], number][]) {
     const r = await runRunner([...args, `${F}/unawaited.ts`]);

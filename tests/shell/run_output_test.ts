@@ -134,3 +134,37 @@ kvmTest("run --vcpu of another VM: a usage error naming both VMs, nothing runs; 
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^stop: HLT;/m);
 });
+
+kvmTest(
+  "run --memory gmem with a guest file that is not there (or empty, or a directory): the usage error alone, no caps warning",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeFile(`${dir}/empty.bin`, new Uint8Array());
+      await Deno.writeFile(`${dir}/hlt.bin`, new Uint8Array([0xf4]));
+      const cases: [string, RegExp][] = [
+        [`${dir}/nope.bin`, /^error: run: no guest file '[^']*nope\.bin'/m],
+        [`${dir}/empty.bin`, /^error: run: '[^']*empty\.bin' is empty$/m],
+        [dir, /^error: run: cannot read '[^']*': is a directory$/m],
+      ];
+      for (const [guest, want] of cases) {
+        const r = await runC(["vm create", `run --memory gmem:mmap,init-shared --mode real ${guest}`]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, want);
+        assert.doesNotMatch(r.stderr, /warning|sending anyway/, "nothing was sent: nothing to warn about");
+      }
+      // A guest file that is there is sent, after the warning where the host has no guest_memfd.
+      const sent = await runC(["vm create", `run --memory gmem:mmap,init-shared --mode real ${dir}/hlt.bin`]);
+      if (GMEM_SKIP_REASON === undefined) assert.doesNotMatch(sent.stderr, /sending anyway/);
+      else {
+        assert.equal(sent.code, 1, sent.stderr);
+        assert.match(
+          sent.stderr,
+          /^warning: KVM_CAP_GUEST_MEMFD=0 on vm0 \(default VM\): [^\n]*sending anyway\nerror: KVM_CREATE_GUEST_MEMFD: ENOTTY/m,
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
