@@ -22,7 +22,8 @@ export type { MemoryRegion2, MemslotSpec, UserspaceChoice } from "./kvm/memslot.
 export { Mapping, MemoryFaultError, parseProt } from "./kvm/mapping.ts";
 export type { MappingInfo } from "./kvm/mapping.ts";
 export { ClosedError, InterruptedError, InUseError, isErrno, KvmError, MainMemoryError } from "./kvm/errors.ts";
-export { hintFor, kvmOpenHint } from "./kvm/hints.ts";
+export { faultArgs, faultCause, hintFor, kvmOpenHint } from "./kvm/hints.ts";
+export type { FaultCause, FaultedMapping } from "./kvm/hints.ts";
 export { formatSize, hex, humanSize, parseU64 } from "./kvm/units.ts";
 export { hostReport, kernelRelease, moduleInfo, VENDOR_MODULES, vendorModules } from "./kvm/host.ts";
 export type { CapReport, HostReport, ModuleInfo } from "./kvm/host.ts";

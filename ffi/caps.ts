@@ -320,22 +320,76 @@ export function capName(n: number): string {
 }
 
 /**
- * What a cap's value means for the user where the number alone does not say it: a feature the
- * kernel lacks, and what its ioctl answers there. Shown after the value wherever a cap is decoded
- * (`kvmsh caps`, its --json `decoded`, the scenario header).
+ * Why a guest_memfd cannot be had here, as KVM_CAP_GUEST_MEMFD tells it ({@link gmemAbsence}).
+ * Every message that says so takes its words from here.
  */
-export const CAP_VALUE_NOTES: Readonly<Record<number, Readonly<Record<number, string>>>> = {
-  // KVM_CREATE_GUEST_MEMFD is compiled in with the cap (CONFIG_KVM_GUEST_MEMFD): 0, no ioctl.
-  [CAP.GUEST_MEMFD]: { 0: "no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY" },
-};
+export interface GmemAbsence {
+  /**
+   * `kernel`: /dev/kvm answers 0: the kernel is built without guest_memfd (the cap and
+   * KVM_CREATE_GUEST_MEMFD come together: CONFIG_KVM_GUEST_MEMFD, before 6.18
+   * CONFIG_KVM_PRIVATE_MEM), so the ioctl answers ENOTTY. `vm-type`: /dev/kvm answers ≥ 1 and the
+   * VM 0: the kernel has guest_memfd, this VM type takes none (before 6.18 a VM answered whether
+   * it has private memory: 0 for a default VM); KVM_CREATE_GUEST_MEMFD may succeed, a guest-memfd
+   * slot of this VM is refused. `unknown`: only the VM's 0 is known: either of the two.
+   */
+  readonly kind: "kernel" | "vm-type" | "unknown";
+  /** The finding, to follow the cap's value: `this kernel has no guest_memfd`. */
+  readonly claim: string;
+  /** The finding with the answers it rests on: `this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)`. */
+  readonly reason: string;
+  /** The note after the value where a cap is decoded: `no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY`. */
+  readonly note: string;
+}
 
 /**
- * Decodes a cap's value: its note where {@link CAP_VALUE_NOTES} has one, named bits for bit-mask
- * caps (unknown bits as hex), else the number.
+ * Decides from KVM_CAP_GUEST_MEMFD on the system fd (`system`) and on a VM (`vm`) whether
+ * guest_memfd is missing, and how: only the system fd's 0 means the kernel has none (ENOTTY); a
+ * VM's 0 beside a system ≥ 1 means this VM type takes none; a VM's 0 alone cannot tell which.
+ * Undefined where guest_memfd is there (or nothing is known).
  */
-export function describeCapValue(cap: number, value: number): string {
-  const note = CAP_VALUE_NOTES[cap]?.[value];
-  if (note !== undefined) return `${value} (${note})`;
+export function gmemAbsence(caps: { system?: number; vm?: number }): GmemAbsence | undefined {
+  const { system, vm } = caps;
+  if (system === 0) {
+    return {
+      kind: "kernel",
+      claim: "this kernel has no guest_memfd",
+      reason: "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)",
+      note: "no guest_memfd: KVM_CREATE_GUEST_MEMFD will answer ENOTTY",
+    };
+  }
+  if (vm !== 0) return undefined;
+  if (system !== undefined) {
+    return {
+      kind: "vm-type",
+      claim: `this VM type takes no guest_memfd, though the kernel has it (KVM_CAP_GUEST_MEMFD=${system} on /dev/kvm)`,
+      reason:
+        `this VM type takes no guest_memfd, though the kernel has it (KVM_CAP_GUEST_MEMFD=0 on the VM, ${system} ` +
+        "on /dev/kvm; a VM type with private memory — sw-protected, snp, tdx — takes one)",
+      note: `not for this VM type: the kernel has guest_memfd (${system} on /dev/kvm), a guest-memfd slot of this VM ` +
+        "type is refused",
+    };
+  }
+  return {
+    kind: "unknown",
+    claim: "this kernel has no guest_memfd, or this VM type takes none",
+    reason: "this kernel has no guest_memfd, or this VM type takes none (KVM_CAP_GUEST_MEMFD=0 on the VM; " +
+      "/dev/kvm's answer tells which: 0 there, the kernel has none)",
+    note: "no guest_memfd for this VM: /dev/kvm's KVM_CAP_GUEST_MEMFD tells whether the kernel has any",
+  };
+}
+
+/**
+ * Decodes a cap's value: named bits for bit-mask caps (unknown bits as hex), a note where the
+ * number alone does not say what it means (KVM_CAP_GUEST_MEMFD 0: {@link gmemAbsence}), else the
+ * number. `system` is the system fd's answer when `value` is a VM's (`null`: not known); omitted,
+ * `value` is the system fd's own. A VM's 0 says "no guest_memfd in this kernel" only beside a
+ * system 0: older kernels answer 0 on a default VM while they have guest_memfd.
+ */
+export function describeCapValue(cap: number, value: number, system?: number | null): string {
+  if (cap === CAP.GUEST_MEMFD && value === 0) {
+    const absent = gmemAbsence(system === undefined ? { system: value } : { system: system ?? undefined, vm: value });
+    if (absent) return `${value} (${absent.note})`;
+  }
   const flags = CAP_VALUE_FLAGS[cap];
   if (!flags) return String(value);
   return `${value} (${flags.format(BigInt(value >>> 0)) || "none"})`;

@@ -12,9 +12,11 @@ export {
   capName,
   CAPS_UAPI_VERSION,
   describeCapValue,
+  gmemAbsence,
   REPORT_CAPS,
   resolveCap,
 } from "../ffi/caps.ts";
+export type { GmemAbsence } from "../ffi/caps.ts";
 export {
   EXIT,
   EXIT_REASON_NAMES,

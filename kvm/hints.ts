@@ -6,6 +6,7 @@
 
 import type { NodeOwner } from "./device_node.ts";
 import { MEMSLOT_FLAGS } from "../ffi/uapi.ts";
+import { gmemAbsence } from "../ffi/caps.ts";
 import { hex } from "./units.ts";
 
 type HintRule = (args: Record<string, unknown>) => string | undefined;
@@ -25,7 +26,8 @@ const HINTS: Record<string, Record<string, HintRule>> = {
         : typeof a.size === "bigint" && (a.size === 0n || a.size % 4096n !== 0n)
         ? "size must be a non-zero multiple of the page size"
         : "flags must be among KVM_CAP_GUEST_MEMFD_FLAGS on this VM (INIT_SHARED may need MMAP on some kernels)",
-    ENOTTY: () => "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)",
+    // ENOTTY: the ioctl is not built in, which is what /dev/kvm's KVM_CAP_GUEST_MEMFD=0 means.
+    ENOTTY: () => gmemAbsence({ system: 0 })!.reason,
   },
   KVM_SET_USER_MEMORY_REGION2: {
     EINVAL: (a) => memslotHint("EINVAL", a),
@@ -86,10 +88,10 @@ const HINTS: Record<string, Record<string, HintRule>> = {
       ),
   },
   process_vm_readv: {
-    EFAULT: (a) => faultHint("read", { source: typeof a.source === "string" ? a.source : undefined }),
+    EFAULT: (a) => faultHint("read", faultArgs(a)),
   },
   process_vm_writev: {
-    EFAULT: (a) => faultHint("write", { source: typeof a.source === "string" ? a.source : undefined }),
+    EFAULT: (a) => faultHint("write", faultArgs(a)),
   },
 };
 
@@ -99,9 +101,17 @@ export interface MemslotHintContext {
   legacy?: boolean;
   /** KVM_CAP_GUEST_MEMFD on the VM, when asked (a call that sent the guest-memfd flag). */
   gmemCap?: number;
+  /**
+   * KVM_CAP_GUEST_MEMFD on the system fd, when asked: only its 0 means the kernel has no
+   * guest_memfd (a VM's 0 beside a system 1 means this VM type takes none; see gmemAbsence).
+   */
+  gmemSystemCap?: number;
   /** The live slot of the same id in kvmsh's books, as it is. */
   live?: { gpa: bigint; size: bigint; userspaceAddr: bigint; flags: bigint };
-  /** The live slots of kvmsh's books whose GPA range the call overlaps (other ids). */
+  /**
+   * The live slots of kvmsh's books whose GPA range the call overlaps (other ids). Given (even
+   * empty) when the books were read: then a missing `live` means kvmsh has no slot of that id.
+   */
   overlaps?: readonly { slot: number; gpa: bigint; size: bigint }[];
 }
 
@@ -112,6 +122,11 @@ const USER_TOP_4LEVEL = 0x7ffffffff000n;
 const MAX_SLOT_PAGES = (1n << 31n) - 1n;
 /** KVM_USER_MEM_SLOTS on x86 (KVM_CAP_NR_MEMSLOTS there). */
 const X86_USER_SLOTS = 32764;
+/**
+ * The most guest physical address bits any x86 host gives a slot (kvm_mmu_max_gfn: the host's
+ * MAXPHYADDR, at most 52): KVM refuses a new or moved slot that ends above the host's.
+ */
+const X86_MAX_GPA_BITS = 52n;
 
 function big(v: unknown): bigint | undefined {
   return typeof v === "bigint" ? v : typeof v === "number" && Number.isInteger(v) ? BigInt(v) : undefined;
@@ -132,12 +147,14 @@ function sentFlags(v: unknown): bigint {
 }
 
 /**
- * The hint for KVM_SET_USER_MEMORY_REGION(2)'s EINVAL or EEXIST, fitted to what was sent: a delete
- * of a slot that does not exist; for a plain slot, which of its fields KVM refuses (alignment, a
- * userspace range outside user space, the slot id, a change KVM does not make to a live slot);
- * for a guest-memfd slot, the guest_memfd rules — or, where `ctx.gmemCap` is 0, that this kernel
- * has no guest_memfd at all. Specific findings come alone; without one, the rules for that kind of
- * slot are listed.
+ * The hint for KVM_SET_USER_MEMORY_REGION(2)'s EINVAL or EEXIST, fitted to what was sent: for a
+ * plain slot, which of its fields KVM refuses (flags, alignment, a userspace range outside user
+ * space, the slot id, a range past 2^64 or the host's maximum GPA, a change KVM does not make to
+ * a live slot); for a guest-memfd slot, the guest_memfd rules — or, where KVM_CAP_GUEST_MEMFD is
+ * 0, that this kernel (system fd 0) or this VM type (VM 0, system ≥ 1) has no guest_memfd. A
+ * delete (size 0) gets the same field checks, which KVM makes before it looks the slot up; "no
+ * memslot N" is said only where kvmsh's books have no slot N (hedged where the books were not
+ * read). Specific findings come alone; without one, the rules for that kind of slot are listed.
  */
 export function memslotHint(errnoName: string, a: Record<string, unknown>, ctx: MemslotHintContext = {}): string {
   const gpa = big(a.gpa) ?? 0n;
@@ -150,9 +167,7 @@ export function memslotHint(errnoName: string, a: Record<string, unknown>, ctx: 
       })`
       : "the GPA range overlaps another memslot";
   }
-  if (isZero(a.size)) {
-    return `there is no memslot ${a.slot} to delete (size 0 deletes a slot; KVM answers EINVAL for one that does not exist)`;
-  }
+  const del = isZero(a.size);
   const flags = sentFlags(a.flags);
   const bits = MEMSLOT_FLAGS.bits;
   const gmem = (flags & bits["guest-memfd"]) !== 0n;
@@ -160,9 +175,11 @@ export function memslotHint(errnoName: string, a: Record<string, unknown>, ctx: 
     return "KVM_SET_USER_MEMORY_REGION (the legacy ioctl) has no guest_memfd fields and refuses the guest-memfd " +
       "flag: a guest_memfd is bound with KVM_SET_USER_MEMORY_REGION2";
   }
-  if (gmem && ctx.gmemCap === 0) {
-    return "this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0): it refuses the guest-memfd flag; a slot here " +
-      "is plain host memory (no guest-memfd flag, no guest_memfd)";
+  const absent = gmem ? gmemAbsence({ system: ctx.gmemSystemCap, vm: ctx.gmemCap }) : undefined;
+  if (absent) {
+    return `${absent.reason}: ${
+      absent.kind === "kernel" ? "it refuses" : absent.kind === "vm-type" ? "this VM refuses" : "KVM refuses"
+    } the guest-memfd flag; a slot here is plain host memory (no guest-memfd flag, no guest_memfd)`;
   }
   const found: string[] = [];
   const unknown = flags & ~MEMSLOT_FLAGS.all;
@@ -179,7 +196,15 @@ export function memslotHint(errnoName: string, a: Record<string, unknown>, ctx: 
   const aligned: [string, bigint][] = [["guest_phys_addr", gpa], ["memory_size", size], ["userspace_addr", uaddr]];
   if (gmem) aligned.push(["guest_memfd_offset", gmemOffset]);
   for (const [name, v] of aligned) if (v % PAGE !== 0n) found.push(`${name} ${hex(v)} is not page aligned`);
-  if (gpa + size > 1n << 64n) found.push(`guest_phys_addr ${hex(gpa)} + memory_size ${hex(size)} wraps past 2^64`);
+  // KVM refuses gpa + size < gpa in u64: a sum of exactly 2^64 wraps to 0 as well.
+  if (gpa + size >= 1n << 64n) {
+    found.push(`guest_phys_addr ${hex(gpa)} + memory_size ${hex(size)} wraps past 2^64`);
+  } else if (!del && gpa + size > 1n << X86_MAX_GPA_BITS) {
+    found.push(
+      `the GPA range ${hex(gpa)}+${hex(size)} ends above 2^${X86_MAX_GPA_BITS}, past any x86 host's maximum guest ` +
+        "physical address (MAXPHYADDR, at most 52 bits: kvm_mmu_max_gfn)",
+    );
+  }
   if (size / PAGE > MAX_SLOT_PAGES) {
     found.push(`memory_size ${hex(size)} is more than a slot's 2^31-1 pages (KVM_MEM_MAX_NR_PAGES)`);
   }
@@ -205,6 +230,19 @@ export function memslotHint(errnoName: string, a: Record<string, unknown>, ctx: 
     }
   }
   const live = ctx.live;
+  if (del) {
+    // The fields above are what KVM checks before it looks the slot up; only then "no such slot".
+    if (found.length) return found.join("; ");
+    const how = "size 0 deletes a slot; KVM answers EINVAL for one that does not exist";
+    if (live) {
+      return `slot ${a.slot} is live in kvmsh's books (GPA ${hex(live.gpa)}+${hex(live.size)}) and the delete's ` +
+        "fields pass the checks kvmsh knows: KVM's slots may differ from the books (a raw memslot call behind " +
+        `kvmsh's back), or the flags are not for this VM type (${how})`;
+    }
+    return ctx.overlaps !== undefined
+      ? `there is no memslot ${a.slot} to delete (${how})`
+      : `there is no memslot ${a.slot} to delete, or KVM refused a field kvmsh does not check (${how})`;
+  }
   if (live) {
     const changed: string[] = [];
     if (live.size !== size) changed.push(`size (it has ${hex(live.size)})`);
@@ -228,39 +266,102 @@ export function memslotHint(errnoName: string, a: Record<string, unknown>, ctx: 
     return "a guest-memfd slot: check alignment of GPA/size/offset, that guest_memfd is one of this VM, that the " +
       "gmem range is inside the file and not bound twice, that the slot has no readonly/log-dirty, and that an " +
       "existing gmem slot is only deleted, never changed" +
-      (ctx.gmemCap === undefined
-        ? "; a kernel without guest_memfd (KVM_CAP_GUEST_MEMFD=0) refuses the flag itself"
+      (ctx.gmemCap === undefined && ctx.gmemSystemCap === undefined
+        ? "; a kernel without guest_memfd (KVM_CAP_GUEST_MEMFD=0 on /dev/kvm), or a VM type without it (0 on the " +
+          "VM), refuses the flag itself"
         : "");
   }
   return "a plain slot: KVM wants guest_phys_addr, memory_size and userspace_addr page aligned, the userspace range " +
-    "inside user space, at most 2^31-1 pages, flags among log-dirty|readonly (readonly: KVM_CAP_READONLY_MEM, not on " +
+    "inside user space, the GPA range below the host's maximum guest physical address (MAXPHYADDR), at most " +
+    "2^31-1 pages, flags among log-dirty|readonly (readonly: KVM_CAP_READONLY_MEM, not on " +
     "VM types with protected state), a slot id below KVM_CAP_NR_MEMSLOTS; and of a live slot it only moves the GPA " +
     "or changes log-dirty (a new size, userspace_addr or readonly needs a delete first)";
 }
 
+/** What faulted, as the fault hint needs it: a mapping's source and its protection as made. */
+export interface FaultedMapping {
+  /** The mapping's source (`anon`, `gmem0`, `gmem0+0x2000`, `vcpu0.kvm_run`), when known. */
+  source?: string;
+  /** Its protection as made (`rw`, `r`, `none`), when known. */
+  prot?: string;
+}
+
+/** Why the fault-safe path faulted, and the signal a real access would get (where known). */
+export interface FaultCause {
+  /** SIGSEGV for an access the mapping's protection forbids or for anonymous memory, SIGBUS for a guest_memfd page. */
+  signal?: "SIGSEGV" | "SIGBUS";
+  /** The hint. */
+  text: string;
+}
+
+/** A fault's args (a MemoryFaultError's, or replayed) as {@link FaultedMapping}. */
+export function faultArgs(a: Record<string, unknown>): FaultedMapping {
+  return {
+    source: typeof a.source === "string" ? a.source : undefined,
+    prot: typeof a.prot === "string" ? a.prot : undefined,
+  };
+}
+
 /**
  * Why host memory could not be read or written on the fault-safe path (process_vm_readv/writev
- * answered EFAULT), fitted to what the mapping is: anonymous memory faults only where it is mapped
- * without that access (prot none, read-only for a write) or is gone — a real access would SIGSEGV;
- * a guest_memfd page faults when it is private or past the end of the file — a real access would
- * SIGBUS. `prot` is the mapping's protection as made (`rw`, `r`, `none`), when known.
+ * answered EFAULT), and the signal a real access would get — the one decision the hint and the
+ * shell's error line both use. First the protection, for any mapping: an access it forbids would
+ * SIGSEGV. Then the kind of mapping: anonymous memory faults only where it is gone or
+ * re-protected (SIGSEGV); a guest_memfd page (source `gmemN`) where it is private or past the end
+ * of the file (SIGBUS); of any other mapping (a vCPU's kvm_run) nothing more is known.
  */
-export function faultHint(access: "read" | "write", m: { source?: string; prot?: string }): string {
-  const src = m.source ?? "";
-  if (src === "anon") {
-    const need = access === "read" ? "r" : "w";
-    if (m.prot !== undefined && !m.prot.includes(need)) {
-      return `anonymous memory mapped prot ${m.prot}: the host may not ${access} it (a real access would SIGSEGV, ` +
-        `not SIGBUS); map it ${access === "read" ? "r or rw" : "rw"}, or mprotect it`;
-    }
-    return `anonymous memory the host cannot ${access} here: ` +
-      (m.prot !== undefined
-        ? `it was mapped ${m.prot}, so it was unmapped or re-protected behind kvmsh's back`
-        : "mapped without that access (prot none, or read-only for a write), or unmapped behind kvmsh's back") +
-      " (a real access would SIGSEGV, not SIGBUS)";
+export function faultCause(access: "read" | "write", m: FaultedMapping): FaultCause {
+  const src = m.source;
+  const kind = src === undefined
+    ? undefined
+    : /^anon(\+|$)/.test(src)
+    ? "anon"
+    : /^gmem\d+(\+|$)/.test(src)
+    ? "gmem"
+    : "other";
+  const what = kind === "anon" ? "anonymous memory" : kind === "gmem" ? `guest_memfd memory (${src})` : src;
+  const need = access === "read" ? "r" : "w";
+  if (what !== undefined && m.prot !== undefined && !m.prot.includes(need)) {
+    return {
+      signal: "SIGSEGV",
+      text: `${what} mapped prot ${m.prot}: the host may not ${access} it (a real access would SIGSEGV, ` +
+        `not SIGBUS); map it ${access === "read" ? "r or rw" : "rw"}, or mprotect it`,
+    };
   }
-  return "the page is not accessible from the host (private guest_memfd memory, or a page past the end of the file, " +
-    "would SIGBUS)";
+  if (kind === "anon") {
+    return {
+      signal: "SIGSEGV",
+      text: `anonymous memory the host cannot ${access} here: ` +
+        (m.prot !== undefined
+          ? `it was mapped ${m.prot}, so it was unmapped or re-protected behind kvmsh's back`
+          : "mapped without that access (prot none, or read-only for a write), or unmapped behind kvmsh's back") +
+        " (a real access would SIGSEGV, not SIGBUS)",
+    };
+  }
+  if (kind === "gmem") {
+    return {
+      signal: "SIGBUS",
+      text: "the page is not accessible from the host (private guest_memfd memory, or a page past the end of the " +
+        "file, would SIGBUS)",
+    };
+  }
+  if (kind === "other") {
+    return {
+      text: `${src} cannot be ${access === "read" ? "read" : "written"} by the host here: ` +
+        (m.prot !== undefined
+          ? `it was mapped ${m.prot}, so it was unmapped or re-protected behind kvmsh's back`
+          : "mapped without that access, or unmapped behind kvmsh's back"),
+    };
+  }
+  return {
+    text: "the page is not accessible from the host: private guest_memfd memory or a page past the end of its file " +
+      "(a real access would SIGBUS), or memory mapped without that access (SIGSEGV)",
+  };
+}
+
+/** {@link faultCause}'s hint alone. */
+export function faultHint(access: "read" | "write", m: FaultedMapping): string {
+  return faultCause(access, m).text;
 }
 
 /** `a`, `a and b`, `a, b and c`. */

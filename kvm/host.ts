@@ -81,8 +81,11 @@ export function hostReport(kvm: Kvm, caps: number[] = Object.keys(CAP_NAMES).map
     const rows = caps.map((cap) => {
       const system = answer(() => kvm.checkExtension(cap));
       const vmv = answer(() => vm.checkExtension(cap));
-      const v = typeof vmv === "number" ? vmv : typeof system === "number" ? system : 0;
-      return { cap, name: capName(cap), system, vm: vmv, decoded: describeCapValue(cap, v) };
+      // The VM's answer, decoded beside the system fd's (a VM's 0 means something else where /dev/kvm says 1).
+      const decoded = typeof vmv === "number"
+        ? describeCapValue(cap, vmv, typeof system === "number" ? system : null)
+        : describeCapValue(cap, typeof system === "number" ? system : 0);
+      return { cap, name: capName(cap), system, vm: vmv, decoded };
     });
     return {
       kernel: kernelRelease(),

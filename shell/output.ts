@@ -4,7 +4,7 @@
  * @module
  */
 
-import { KvmError } from "../core.ts";
+import { faultArgs, faultCause, KvmError } from "../core.ts";
 import { UsageError } from "./usage_error.ts";
 import { CommandFailed, osReason } from "./failure.ts";
 
@@ -88,9 +88,10 @@ function writeAll(f: { writeSync(p: Uint8Array): number }, b: Uint8Array): void 
  */
 export function errorLine(e: unknown): string {
   if (e instanceof KvmError && e.errnoName === "EFAULT" && e.syscall.startsWith("process_vm_")) {
-    // A guest_memfd page the host may not touch raises SIGBUS; inaccessible anonymous memory SIGSEGV.
-    const signal = String(e.args.source ?? "").startsWith("anon") ? "SIGSEGV" : "SIGBUS";
-    return `EFAULT: would ${signal} — ${indentLines(e.message)}`;
+    // The signal a real access would get, decided where the hint is (faultCause: the mapping's
+    // protection, then anonymous memory SIGSEGV, a guest_memfd page SIGBUS); unknown: not said.
+    const { signal } = faultCause(e.syscall === "process_vm_readv" ? "read" : "write", faultArgs(e.args));
+    if (signal) return `EFAULT: would ${signal} — ${indentLines(e.message)}`;
   }
   if (e instanceof KvmError || e instanceof UsageError || e instanceof CommandFailed) return indentLines(e.message);
   if (isOsError(e)) {

@@ -3,7 +3,7 @@
  * @module
  */
 
-import { CAP, capName, describeCapValue, hostReport, resolveCap } from "../../core.ts";
+import { CAP, capName, hostReport, resolveCap } from "../../core.ts";
 import { formatHostReport, hostReportJson } from "../caps_report.ts";
 import { UsageError } from "../usage_error.ts";
 import { int, str } from "../ts_literal.ts";
@@ -26,11 +26,9 @@ export const capsImpl: CommandImpls = {
       const report = hostReport(ctx.kvm, caps);
       const lines = names.length
         ? report.caps.map((c) =>
-          // describeCapValue gives the value and its meaning ("3 (mmap|init-shared)", "0 (no guest_memfd: …)");
-          // an error text as it is.
-          `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${
-            typeof c.vm === "number" ? describeCapValue(c.cap, c.vm) : c.vm
-          }`
+          // `decoded` is the VM's value and its meaning beside the system fd's ("3 (mmap|init-shared)",
+          // "0 (no guest_memfd: …)"); an error text as it is.
+          `${capName(c.cap)} (${c.cap}): system ${c.system}, vm ${typeof c.vm === "number" ? c.decoded : c.vm}`
         )
         : formatHostReport(report, { all: a.flags.all === true }).split("\n");
       return {
