@@ -12,7 +12,7 @@
 import { Kvm, kvmDevicePath } from "./kvm/kvm.ts";
 
 export { Kvm, KVM_DEVICE, kvmDevicePath } from "./kvm/kvm.ts";
-export { Vm } from "./kvm/vm.ts";
+export { MemslotRestoreError, Vm } from "./kvm/vm.ts";
 export type { AttributeRecord, GpaTarget, VmChild } from "./kvm/vm.ts";
 export { GuestMemfd } from "./kvm/guest_memfd.ts";
 export type { GmemMmapOptions, GmemStat } from "./kvm/guest_memfd.ts";

@@ -259,6 +259,7 @@ export class Vm {
     if ((r.flags & MEMSLOT_FLAGS.bits["guest-memfd"]) !== 0n && e.errnoName === "EINVAL") {
       try {
         ctx.gmemCap = this.checkExtension(CAP.GUEST_MEMFD);
+        ctx.gmemSystemCap = this.kvm.checkExtension(CAP.GUEST_MEMFD);
       } catch {
         // Unknown: the hint then says both.
       }

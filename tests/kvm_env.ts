@@ -78,13 +78,28 @@ export function gmemTest(
  * ignored where KVM is missing or where this host's KVM has guest_memfd (said once).
  */
 export function noGmemTest(name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void {
-  const ignore = KVM_SKIP_REASON !== undefined || GMEM_SKIP_REASON === undefined;
-  if (ignore && KVM_SKIP_REASON === undefined && !noGmemWarned) {
+  const why = KVM_SKIP_REASON ?? noGmemKernelSkip;
+  if (why !== undefined && KVM_SKIP_REASON === undefined && !noGmemWarned) {
     noGmemWarned = true;
-    console.warn("# SKIP tests of a host without guest_memfd: this host's KVM has guest_memfd");
+    console.warn(`# SKIP tests of a host without guest_memfd: ${why}`);
   }
-  Deno.test({ name, ignore, fn });
+  Deno.test({ name, ignore: why !== undefined, fn });
 }
+
+/**
+ * Why the no-guest_memfd tests do not apply here: they check a kernel built without it (the
+ * system fd's KVM_CAP_GUEST_MEMFD 0: the create answers ENOTTY). A kernel that has it but whose
+ * default VM says 0 (before 6.18) answers otherwise, and is neither their host nor gmemTest's.
+ */
+const noGmemKernelSkip: string | undefined = (() => {
+  if (KVM_SKIP_REASON !== undefined) return undefined;
+  if (GMEM_SKIP_REASON === undefined) return "this host's KVM has guest_memfd";
+  using kvm = Kvm.open();
+  const system = kvm.checkExtension(CAP.GUEST_MEMFD);
+  return system === 0
+    ? undefined
+    : `this kernel has guest_memfd (system KVM_CAP_GUEST_MEMFD = ${system}); a default VM has none`;
+})();
 let noGmemWarned = false;
 
 /** Runs `fn` with an open Kvm and a fresh default VM, closing both after. */

@@ -266,6 +266,8 @@ function defaultVmCaps() {
   using vm = kvm.createVm();
   return (["GUEST_MEMFD", "GUEST_MEMFD_FLAGS", "MEMORY_ATTRIBUTES"] as const).map((short) => {
     const v = vm.checkExtension(CAP[short]);
-    return { short, name: `KVM_CAP_${short}`, vm: v, decoded: describeCapValue(CAP[short], v) };
+    // Decoded as the header decodes it: with the system fd's answer beside the VM's.
+    const decoded = describeCapValue(CAP[short], v, kvm.checkExtension(CAP[short]));
+    return { short, name: `KVM_CAP_${short}`, vm: v, decoded };
   });
 }
