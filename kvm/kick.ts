@@ -201,8 +201,6 @@ class Kick {
     Atomics.store(c, CELL.TID, o.tid);
     this.#dv.setBigUint64(CELL_BYTES.RUN, o.runAddress + BigInt(KVM_RUN_LAYOUT.fields.immediate_exit.offset), true);
     Atomics.store(c, CELL.STATE, gen);
-    const sigintsAtArm = Atomics.load(c, CELL.SIGINTS);
-
     let restoreSigint = false;
     if (o.interruptible) {
       try {
@@ -231,7 +229,7 @@ class Kick {
       } catch (e) {
         // Whatever failed (timer_create, timer_settime, a bad deadline), nothing stays armed:
         // no slot pointing at this kvm_run, the old SIGINT action back.
-        this.#disarm(gen, undefined, restoreSigint, sigintsAtArm);
+        this.#disarm(gen, undefined, restoreSigint);
         throw e;
       }
     }
@@ -247,25 +245,39 @@ class Kick {
         if (done) return;
         done = true;
         if (Atomics.load(c, CELL.STOP) || (deadline > 0 && now() >= deadline)) this.stats.kicks++;
-        this.#disarm(gen, timer, restoreSigint, sigintsAtArm);
+        this.#disarm(gen, timer, restoreSigint);
       },
     };
   }
 
-  #disarm(gen: number, timer: bigint | undefined, restoreSigint: boolean, sigintsAtArm: number): void {
+  #disarm(gen: number, timer: bigint | undefined, restoreSigint: boolean): void {
     const c = this.cells;
     // Wait out a kick in progress on another thread (it writes into kvm_run, which must stay mapped).
     while (Atomics.compareExchange(c, CELL.STATE, gen, 0) !== gen) {
       if (Atomics.load(c, CELL.STATE) !== -1) break;
     }
     if (timer !== undefined) libc().timer_delete(timer);
-    if (restoreSigint) this.#releaseSigint(sigintsAtArm);
+    if (restoreSigint) this.#releaseSigint();
     this.stats.sigints = Atomics.load(c, CELL.SIGINTS);
   }
 
   readonly #onDenoSigint = () => {
-    if (this.#sigintUsers === 0) this.#dropDenoListener();
+    this.#heard++;
+    if (this.#sigintUsers === 0 && this.#allPassedOnHeard()) this.#dropDenoListener();
   };
+  /** SIGINTs the do-nothing listener heard, and the handler's count when it was added. */
+  #heard = 0;
+  #listenBase = 0;
+
+  /**
+   * True when Deno has dispatched every SIGINT passed on to it since the listener was added.
+   * Deno decides on its own thread, when that thread gets to the signal, whether a listener takes
+   * it or the process ends: a SIGINT passed on during one run can still be on its way after the
+   * next run ends (seen on a busy host: the process ended with 130 after its runs were done).
+   */
+  #allPassedOnHeard(): boolean {
+    return this.#heard >= Atomics.load(this.cells, CELL.SIGINTS) - this.#listenBase;
+  }
 
   /**
    * One more user of the SIGINT handler (an interruptible run, a hold); the first installs it,
@@ -297,6 +309,8 @@ class Kick {
       // SIGINT no listener takes, so listen (and do nothing) until it has dispatched it.
       Deno.addSignalListener("SIGINT", this.#onDenoSigint);
       this.#denoListener = true;
+      this.#heard = 0;
+      this.#listenBase = Atomics.load(this.cells, CELL.SIGINTS);
     }
     this.#sigaction(SIG.INT, this.#act, null);
     this.#sigintUsers = 1;
@@ -304,13 +318,14 @@ class Kick {
   }
 
   /** One user fewer; the last restores the disposition the first replaced. */
-  #releaseSigint(sigintsAtArm?: number): void {
+  #releaseSigint(): void {
     if (this.#sigintUsers === 0 || --this.#sigintUsers > 0) return;
     if (!this.#sigintOwned) return;
     this.#sigintOwned = false;
     this.#sigaction(SIG.INT, this.#old, null);
-    // No SIGINT was passed on to Deno meanwhile: nothing left for it to dispatch.
-    if (this.#denoListener && Atomics.load(this.cells, CELL.SIGINTS) === sigintsAtArm) this.#dropDenoListener();
+    // Every SIGINT passed on to Deno has been dispatched (or none was): nothing left for it to
+    // dispatch. Else the listener stays until it has heard them (#onDenoSigint drops it).
+    if (this.#denoListener && this.#allPassedOnHeard()) this.#dropDenoListener();
   }
 
   /**

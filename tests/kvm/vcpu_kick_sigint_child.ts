@@ -8,6 +8,7 @@
 
 import { Kvm } from "../../mod.ts";
 import { runGuest } from "../../kvm/run_guest.ts";
+import { READY_THEN_SPIN, readyHandler } from "./ready_in_run.ts";
 import { kickStats } from "../../kvm/kick.ts";
 import { nowMs } from "../../kvm/run_loop.ts";
 
@@ -25,8 +26,7 @@ using vm = kvm.createVm();
 // The same guest under a short timeout first: assembled (cached), so the parent's SIGINT after
 // "ready" lands in KVM_RUN, not in a cold `as`.
 runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 20 });
-console.log("ready");
-const r = runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 0 });
+const r = runGuest(vm, { asm: READY_THEN_SPIN, handlers: readyHandler, timeoutMs: 0 });
 const stoppedAt = nowMs();
 await new Promise((res) => setTimeout(res, 100)); // Deno dispatches a passed-on SIGINT to listeners now
 const again = runGuest(vm, { asm: "mov $3, %al; out %al, $0xf4", timeoutMs: 5000 });

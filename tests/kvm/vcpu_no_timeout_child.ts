@@ -5,12 +5,12 @@
 
 import { Kvm } from "../../mod.ts";
 import { runGuest } from "../../kvm/run_guest.ts";
+import { READY_THEN_SPIN, readyHandler } from "./ready_in_run.ts";
 
 using kvm = Kvm.open();
 using vm = kvm.createVm();
 // The same guest under a short timeout first: assembled (cached) and the kick set up, so the
 // parent's SIGINT after "ready" lands in KVM_RUN, not in a cold `as`.
 runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 20 });
-console.log("ready");
-const r = runGuest(vm, { asm: "1: jmp 1b", timeoutMs: 0 });
+const r = runGuest(vm, { asm: READY_THEN_SPIN, handlers: readyHandler, timeoutMs: 0 });
 console.log(JSON.stringify({ stop: r.stop, exit: r.exit.name, ms: r.elapsedMs }));
