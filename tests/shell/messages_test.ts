@@ -131,9 +131,10 @@ kvmTest("kvmsh caps --json is one line, like every other --json output", async (
 
 kvmTest("stop names the exit: HLT, SHUTDOWN … not 'exit'", async () => {
   const r = await runC([VM, "run scripts/guests/bin/hello16.bin --mode real", 'run --asm "ud2"'], ["--keep-going"]);
-  assert.match(r.stdout, /^stop: HLT; last exit HLT/m);
-  assert.match(r.stdout, /^stop: (SHUTDOWN|INTERNAL_ERROR); last exit /m);
-  assert.doesNotMatch(r.stdout, /^stop: exit;/m);
+  const both = `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+  assert.match(r.stdout, /^stop: HLT; last exit HLT/m, both);
+  assert.match(r.stdout, /^stop: (SHUTDOWN|INTERNAL_ERROR); last exit /m, both);
+  assert.doesNotMatch(r.stdout, /^stop: exit;/m, both);
 });
 
 kvmTest("regs, run, step default to the same vCPU: the VM's first, or the one the last run used", async () => {
