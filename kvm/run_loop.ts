@@ -87,7 +87,8 @@ export interface RunOptions {
   abi?: GuestAbi;
   /**
    * Stop after this many milliseconds (stop `timeout`). 0 (like leaving it out) means no timeout
-   * of the run's own: it goes on until the guest stops, Ctrl-C, or the scenario deadline.
+   * of the run's own: it goes on until the guest stops, Ctrl-C, or the scenario deadline. It never
+   * outlasts `deadline` (or the scenario deadline): when that comes first, the stop is `deadline`.
    */
   timeoutMs?: number;
   /** Absolute deadline (`performance.timeOrigin + performance.now()` ms; stop `deadline`). Default: the scenario deadline. */
@@ -123,7 +124,10 @@ export interface RunResult {
 
 let scenarioDeadline = 0;
 
-/** Sets (or clears with 0/undefined) the deadline every run without its own uses (a scenario runner's budget). */
+/**
+ * Sets (or clears with 0/undefined) the deadline every run without an explicit `deadline` runs
+ * under (a scenario runner's budget); a run's own `timeoutMs` does not outlast it.
+ */
 export function setScenarioDeadline(absMs: number | undefined): void {
   scenarioDeadline = absMs ?? 0;
 }
@@ -181,8 +185,12 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
   if (opts.deadline !== undefined && !Number.isFinite(opts.deadline)) {
     throw new RangeError(`deadline must be a finite time (ms), got ${opts.deadline}`);
   }
-  const timed = timeoutMs !== undefined && timeoutMs > 0;
-  const deadline = timed ? t0 + timeoutMs : (opts.deadline ?? scenarioDeadline);
+  // The run's own timeout never outlasts the deadline it runs under (an explicit one, else the
+  // scenario's): whichever comes first stops it, and the stop names which one it was.
+  const outer = opts.deadline ?? scenarioDeadline;
+  const own = timeoutMs !== undefined && timeoutMs > 0 ? t0 + timeoutMs : 0;
+  const timed = own > 0 && (outer <= 0 || own <= outer);
+  const deadline = timed ? own : outer;
   const interruptible = opts.interruptible ?? true;
   const x = vcpu.exit;
   x.immediateExit = 0;

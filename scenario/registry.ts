@@ -18,8 +18,9 @@ export interface ScenarioOptions {
   /** Requirements checked before the body: any the host lacks skips the whole scenario with the reason. */
   requires?: Requirement[];
   /**
-   * The scenario's deadline in ms (default: the runner's `--timeout`, 60 s). A guest run without
-   * its own timeout is stopped when it passes, and the step it was in fails `deadline exceeded`.
+   * The scenario's deadline in ms (default: the runner's `--timeout`, 60 s). A guest run still
+   * going then is stopped (its own `timeoutMs` never outlasts it), and the step it was in fails
+   * `deadline exceeded`.
    */
   timeoutMs?: number;
 }

@@ -87,8 +87,9 @@ function sleep(ms: number): { promise: Promise<"deadline">; cancel(): void } {
 
 /**
  * Runs one scenario with `opts.log` as the kernel log. The body runs under a deadline (the
- * scenario's `timeoutMs`, else the runner's): guest runs without their own timeout are stopped by
- * the kick when it passes (setScenarioDeadline), and a body still waiting on a promise is abandoned.
+ * scenario's `timeoutMs`, else the runner's): guest runs still going then (whatever their own
+ * timeout) are stopped by the kick when it passes (setScenarioDeadline), and a body still waiting
+ * on a promise is abandoned.
  * The step it was in is reported `deadline exceeded …` (or interrupted, for Ctrl-C); cleanup runs.
  */
 export async function runScenario(
