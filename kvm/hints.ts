@@ -215,7 +215,8 @@ export function memslotHint(errnoName: string, a: Record<string, unknown>, ctx: 
         "range it can access (access_ok)",
     );
   }
-  const slot = typeof a.slot === "number" ? a.slot : undefined;
+  // The field is a u32: a negative id (-1) reaches KVM as its u32 value (0xffffffff).
+  const slot = typeof a.slot === "number" ? a.slot >>> 0 : undefined;
   if (slot !== undefined) {
     const id = slot & 0xffff;
     const as = slot >>> 16;
