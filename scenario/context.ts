@@ -16,6 +16,7 @@ import { KvmError } from "../kvm/errors.ts";
 import { nowMs } from "../kvm/run_loop.ts";
 import { KVM_API_VERSION } from "../kvm/abi.ts";
 import type { ResultLine, Status } from "./result.ts";
+import { registry } from "./registry.ts";
 import { ExpectationFailed, ScenarioStopped, SkipSignal, type StopCause } from "./signals.ts";
 
 /** A known host divergence in force: failures become XFAIL, passes XPASS. */
@@ -113,6 +114,8 @@ export class ScenarioContext {
   #step?: string;
   #phase: Phase = "body";
   #stopped?: ScenarioStopped;
+  /** The body was abandoned (deadline, Ctrl-C) while it waited: it may still wake up. */
+  #abandoned = false;
   readonly #opts: ContextOptions;
 
   constructor(readonly name: string, opts: ContextOptions = {}) {
@@ -157,7 +160,7 @@ export class ScenarioContext {
 
   /** Adds a `#` diagnostic (printed at once; kept with the next result line in the report). */
   note(text: string): void {
-    if (this.#phase === "done") return;
+    if (this.#phase === "done" || this.#lateFromBody()) return;
     this.#pendingDiag.push(text);
     this.#opts.hooks?.note?.(text);
   }
@@ -206,7 +209,13 @@ export class ScenarioContext {
     if (this.#phase !== "body") return;
     this.#xfail.length = 0; // the abandoned body's xfail blocks mark nothing after it
     if (!this.#stopped) this.#recordStop(cause, this.#step ?? "scenario body", "the body was still waiting");
+    this.#abandoned = true;
     this.#phase = "cleanup";
+  }
+
+  /** True for a call from the abandoned body (its own async context) while the cleanup runs. */
+  #lateFromBody(): boolean {
+    return this.#abandoned && this.#phase === "cleanup" && registry().owner.getStore() === this;
   }
 
   /** Checks for a stop after the body returned (a run the watchdog stopped, then nothing recorded). */
@@ -237,6 +246,9 @@ export class ScenarioContext {
       if (cause) throw this.#recordStop(cause, name, status === "pass" ? undefined : reason);
     } else if (this.#phase === "done") {
       throw new ScenarioStopped(this.#stopped?.why ?? "deadline", `scenario '${this.name}' already ended`);
+    } else if (this.#lateFromBody()) {
+      // The abandoned body woke up during cleanup: its stop was reported; what it does now is not.
+      throw new ScenarioStopped(this.#stopped?.why ?? "deadline", `scenario '${this.name}' was stopped`);
     }
     const mark = this.#xfail.at(-1);
     let s = status;
