@@ -58,8 +58,8 @@ export function complete(ctx: Session, line: string): [string[], string] {
     }
     const specs = cmd.args ?? [];
     const spec = specs[n] ?? (specs[specs.length - 1]?.rest ? specs[specs.length - 1] : undefined);
-    // A whole object name or word ends the argument; `gmem0:` and lists go on.
-    const done = (c: string) => (/[:,|=]$/.test(c) ? c : c + " ");
+    // A whole object name or word ends the argument; `gmem0:`, lists and directories (`dir/`) go on.
+    const done = (c: string) => (/[:,|=/]$/.test(c) ? c : c + " ");
     return [sorted(spec?.complete?.(ctx, partial) ?? []).map(done), partial];
   } catch {
     return [[], partial];

@@ -32,3 +32,33 @@ export function flagList(set: FlagSet): Completer {
 export function addresses(...kinds: Kind[]): Completer {
   return (ctx, prefix) => kinds.flatMap((k) => ctx.names(k)).map((n) => `${n}:`).filter((n) => n.startsWith(prefix));
 }
+
+/**
+ * File paths: the entries of the directory typed so far that start with the rest (a directory
+ * ends in `/`, so Tab goes on into it; dot files only once a `.` is typed). Characters the lexer
+ * reads specially (space, quotes, `;`, `#`, `\`) are escaped with `\`.
+ */
+export function paths(): Completer {
+  return (_ctx, prefix) => {
+    const dir = prefix.slice(0, prefix.lastIndexOf("/") + 1);
+    const base = prefix.slice(dir.length);
+    const found: string[] = [];
+    try {
+      for (const e of Deno.readDirSync(dir || ".")) {
+        if (!e.name.startsWith(base) || (e.name.startsWith(".") && !base.startsWith("."))) continue;
+        let isDir = e.isDirectory;
+        if (e.isSymlink) {
+          try {
+            isDir = Deno.statSync(dir + e.name).isDirectory;
+          } catch {
+            // a dangling link: offered as a file
+          }
+        }
+        found.push((dir + e.name).replace(/[\s'";#\\]/g, "\\$&") + (isDir ? "/" : ""));
+      }
+    } catch {
+      return [];
+    }
+    return found;
+  };
+}

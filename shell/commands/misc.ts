@@ -44,6 +44,8 @@ export const miscImpl: CommandImpls = {
     run(_ctx, a) {
       const all = COMMANDS.filter((c) => !c.hidden);
       const want = a.pos.join(" ").replace(/^x\/.*/, "x");
+      // `run`'s summary points here ("help: exit status"): that section alone.
+      if (want === "exit status") return { lines: EXIT_STATUS, data: { exitStatus: EXIT_STATUS } };
       // Asked by name, the hidden test hooks (`help debug`) answer too: they exist.
       const chosen = want ? COMMANDS.filter((c) => c.name === want || c.name.startsWith(`${want} `)) : all;
       if (!chosen.length) throw new UsageError(`no command '${want}' (help lists them all)`);

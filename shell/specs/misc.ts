@@ -4,7 +4,7 @@
  * @module
  */
 
-import { words } from "../commands/complete_helpers.ts";
+import { paths, words } from "../commands/complete_helpers.ts";
 import type { Command } from "../commands/types.ts";
 
 const load = () => import("../commands/misc.ts").then((m) => m.miscImpl);
@@ -34,7 +34,7 @@ export function miscCommands(table: () => Command[]): Command[] {
       summary: "runs the commands of a file (stops at the first failure)",
       usage: "source <file>",
       example: "source walk.kvmsh",
-      args: [{ name: "file" }],
+      args: [{ name: "file", complete: paths() }],
       load,
     },
     {

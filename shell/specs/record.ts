@@ -3,6 +3,7 @@
  * @module
  */
 
+import { paths } from "../commands/complete_helpers.ts";
 import type { Command } from "../commands/types.ts";
 
 const load = () => import("../commands/record.ts").then((m) => m.recordImpl);
@@ -14,7 +15,7 @@ export const recordCommands: Command[] = [
     summary: "records every following command as the equivalent mod.ts call into a replayable .ts file",
     usage: "record start <file.ts> [--force]",
     example: "record start repro.ts",
-    args: [{ name: "file.ts" }],
+    args: [{ name: "file.ts", complete: paths() }],
     flags: [{ name: "force", help: "overwrite the file if it exists (without it, an existing file is refused)" }],
     load,
   },

@@ -6,7 +6,7 @@
  */
 
 import { REG_NAMES } from "../../core.ts";
-import { objects, words } from "../commands/complete_helpers.ts";
+import { objects, paths, words } from "../commands/complete_helpers.ts";
 import type { Command } from "../commands/types.ts";
 import { vcpuImpl } from "../commands/vcpu.ts";
 
@@ -52,7 +52,7 @@ export const vcpuCommands: Command[] = [
     usage:
       "run <guest.bin|guest.elf|asm text> [--asm] [--mode real|long] [--timeout 5s] [--memory anon|gmem:FLAGS] [--userspace none|gmem|anon] [--arg V]… [--exit-hypercall] [--vcpu vcpuN]",
     example: "run scripts/guests/bin/hello16.bin --mode real",
-    args: [{ name: "guest" }],
+    args: [{ name: "guest", complete: paths() }],
     flags: [
       { name: "asm", help: "the argument is AT&T assembly text, not a file" },
       {
