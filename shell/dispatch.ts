@@ -148,7 +148,8 @@ export async function runLine(ctx: Session, line: string, opts: RunOptions = {})
   }
   let ok = true;
   for (const words of cmds) {
-    if (ctx.exitCode !== undefined) break;
+    // After a Ctrl-C the rest of the line is abandoned (outside the prompt exitCode ends it too).
+    if (ctx.exitCode !== undefined || ctx.interrupted) break;
     const r = await runCommand(ctx, words, opts);
     ok &&= r;
     if (!r && !opts.keepGoing) return false;

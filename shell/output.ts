@@ -59,23 +59,29 @@ export function jsonLine(v: unknown): string {
   return JSON.stringify(v, jsonReplacer);
 }
 
+// Asked once, at start: a terminal that hung up no longer answers isatty.
+const STDOUT_TTY = Deno.stdout.isTerminal();
+const STDERR_TTY = Deno.stderr.isTerminal();
+
 /** Writes text to stdout (synchronously, so output order matches command order). */
 export function out(text: string): void {
-  writeAll(Deno.stdout, enc.encode(text.endsWith("\n") ? text : text + "\n"));
+  writeAll(Deno.stdout, enc.encode(text.endsWith("\n") ? text : text + "\n"), STDOUT_TTY);
 }
 
 /** Writes text to stderr. */
 export function err(text: string): void {
-  writeAll(Deno.stderr, enc.encode(text.endsWith("\n") ? text : text + "\n"));
+  writeAll(Deno.stderr, enc.encode(text.endsWith("\n") ? text : text + "\n"), STDERR_TTY);
 }
 
-function writeAll(f: { writeSync(p: Uint8Array): number }, b: Uint8Array): void {
+function writeAll(f: { writeSync(p: Uint8Array): number }, b: Uint8Array, tty: boolean): void {
   let off = 0;
   while (off < b.length) {
     try {
       off += f.writeSync(b.subarray(off));
     } catch (e) {
+      // The reader went away: a closed pipe, or a terminal that hung up (EIO: its window closed).
       if (e instanceof Deno.errors.BrokenPipe) return;
+      if (tty && (e as { code?: string }).code === "EIO") return;
       throw e;
     }
   }

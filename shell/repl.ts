@@ -66,6 +66,11 @@ export function repl(ctx: Session): Promise<number> {
     }
   };
   ctx.onInterrupt = newlineAfterCaret;
+  // The terminal went away (hangup: the window closed, the pty's master end shut): readline then
+  // hands over the half-typed line as if Enter had been pressed. It was never entered: drop it.
+  // Registered before readline's own "end" listener, so it is known when that line arrives.
+  let hungUp = false;
+  process.stdin.once("end", () => (hungUp = true));
   const rl = readline.createInterface({
     input: process.stdin,
     output: process.stdout,
@@ -81,6 +86,11 @@ export function repl(ctx: Session): Promise<number> {
   };
   let chain = Promise.resolve();
   let busy = false;
+  // Lines readline has handed over (numbered as they arrive), and the last of them a Ctrl-C
+  // discards: lines pasted together with one that is then interrupted are not run, as a terminal
+  // discards the input typed ahead of a Ctrl-C.
+  let received = 0;
+  let discardUpTo = 0;
   /** Ctrl-C at the idle prompt: the half-typed line is abandoned, a new prompt shown. */
   const abandonLine = () => {
     rl.write(null, { ctrl: true, name: "e" });
@@ -97,7 +107,10 @@ export function repl(ctx: Session): Promise<number> {
   Deno.addSignalListener("SIGINT", onSigint);
   return new Promise((resolve) => {
     rl.on("line", (line: string) => {
+      if (hungUp) return;
+      const n = ++received;
       chain = chain.then(async () => {
+        if (n <= discardUpTo) return;
         busy = true;
         line = line.trim();
         if (line) {
@@ -114,6 +127,7 @@ export function repl(ctx: Session): Promise<number> {
         try {
           await runLine(ctx, line, { keepGoing: false });
         } finally {
+          if (ctx.interrupted) discardUpTo = received;
           newlineAfterCaret();
           ctx.lineHold = undefined;
           hold.release();
