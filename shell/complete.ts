@@ -23,6 +23,11 @@ export function complete(ctx: Session, line: string): [string[], string] {
     if (subs.length && words.length === 1) {
       return [sorted(subs.filter((s) => s.startsWith(partial))).map((s) => s + " "), partial];
     }
+    // `help <group> <TAB>`: the group's sub-commands, then nothing (usage: help [command [sub-command]]).
+    if (w0 === "help" && words.length >= 2) {
+      const more = words.length === 2 ? subCommands(words[1]) : [];
+      return [sorted(more.filter((s) => s.startsWith(partial))).map((s) => s + " "), partial];
+    }
     const name = /^x(\/|$)/.test(w0) ? "x" : subs.length ? `${w0} ${words[1]}` : w0;
     const cmd = COMMANDS.find((c) => c.name === name);
     if (!cmd) return [[], partial];

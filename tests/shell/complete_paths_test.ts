@@ -1,6 +1,6 @@
 /**
- * Completion of file paths (run, source, record start) from the command table, in-process; and
- * `help exit status`, the section `run`'s summary points to.
+ * Completion of file paths (run, source, record start) and of `help`'s sub-command from the
+ * command table, in-process; and `help exit status`, the section `run`'s summary points to.
  * @module
  */
 
@@ -35,6 +35,16 @@ Deno.test("completion: file paths for run, source and record start", async () =>
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("completion: help <group> <TAB> gives the group's sub-commands, then nothing", () => {
+  const ctx = new Session();
+  assert.deepEqual(complete(ctx, "help gmem cr"), [["create "], "cr"]);
+  assert.ok(complete(ctx, "help vm ")[0].includes("close "));
+  assert.deepEqual(complete(ctx, "help vm ")[0].includes("gmem "), false, "a command group offered as a sub-command");
+  assert.deepEqual(complete(ctx, "help run ")[0], []);
+  assert.deepEqual(complete(ctx, "help gmem create ")[0], []);
+  assert.deepEqual(complete(ctx, "help gm")[0], ["gmem "]);
 });
 
 Deno.test("help exit status: the section run's summary points to", async () => {
