@@ -10,6 +10,13 @@ import { KvmError } from "../core.ts";
 import { ident, str } from "./ts_literal.ts";
 import type { Outcome, Recorded } from "./commands/types.ts";
 
+/** A word as it would be typed: quoted when the lexer would otherwise split or change it. */
+function typed(w: string): string {
+  if (w !== "" && !/[\s'";#\\]/.test(w)) return w;
+  if (!w.includes("'")) return `'${w}'`;
+  return `"${w.replace(/[\\"]/g, "\\$&").replace(/\n/g, "\\n").replace(/\t/g, "\\t")}"`;
+}
+
 /**
  * The statements for one command: a comment with the command line (as a JSON string, so it
  * cannot end the comment), then the calls — bound to the object's name, checked against what
@@ -17,7 +24,7 @@ import type { Outcome, Recorded } from "./commands/types.ts";
  * generated call text, never user text.
  */
 export function statements(words: string[], recs: Recorded[], result: { out?: Outcome; error?: unknown }): string[] {
-  const lines = [`// kvmsh> ${str(words.join(" "))}`];
+  const lines = [`// kvmsh> ${str(words.map(typed).join(" "))}`];
   if (!recs.length) return lines.map(indent);
   if (result.error !== undefined) {
     const anyAsync = recs.some((r) => r.async);
