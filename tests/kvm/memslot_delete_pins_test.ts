@@ -15,29 +15,12 @@
  */
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
-import { InUseError, Kvm, KvmError, type Memslot, type MemslotSpec, type Vm } from "../../mod.ts";
+import { InUseError, Kvm, type Memslot, type MemslotSpec, type Vm } from "../../mod.ts";
 import { fdSnapshot, kvmTest } from "../kvm_env.ts";
+import { kernelHas } from "./kernel_has.ts";
 
 const G4 = 1n << 32n;
 const SIZE = 2n << 20n;
-
-/** Proves the kernel still has `s`: a new slot over its GPA range is EEXIST (an overlap). */
-function kernelHas(vm: Vm, s: Memslot): void {
-  throws(
-    () =>
-      vm.setUserMemoryRegion2({
-        slot: 99,
-        flags: 0n,
-        guestPhysAddr: s.gpa,
-        memorySize: 4096n,
-        userspaceAddr: s.region.userspaceAddr,
-        guestMemfdOffset: 0n,
-        guestMemfd: 0,
-      }),
-    (e: unknown) => e instanceof KvmError && e.errnoName === "EEXIST",
-    `slot ${s.id} is still in the kernel (a slot over its range overlaps it)`,
-  );
-}
 
 kvmTest(
   "deleteMemslot of a slot whose memory a raw userspace_addr of another slot points into: refused, nothing changed",

@@ -8,28 +8,11 @@
  */
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
-import { InUseError, Kvm, KvmError, type Memslot, type Vm } from "../../mod.ts";
+import { InUseError, Kvm, type Memslot } from "../../mod.ts";
 import { fdSnapshot, kvmTest } from "../kvm_env.ts";
+import { kernelHas } from "./kernel_has.ts";
 
 const SIZE = 0x10000n;
-
-/** Proves the kernel still has `s`: a new slot over its GPA range is EEXIST (an overlap). */
-function kernelHas(vm: Vm, s: Memslot): void {
-  throws(
-    () =>
-      vm.setUserMemoryRegion2({
-        slot: 99,
-        flags: 0n,
-        guestPhysAddr: s.gpa,
-        memorySize: 4096n,
-        userspaceAddr: s.region.userspaceAddr,
-        guestMemfdOffset: 0n,
-        guestMemfd: 0,
-      }),
-    (e: unknown) => e instanceof KvmError && e.errnoName === "EEXIST",
-    `slot ${s.id} is still in the kernel`,
-  );
-}
 
 /** The three ways one slot of a VM can point into another's memory. */
 const SHARES: [string, (owner: Memslot) => bigint | import("../../mod.ts").Mapping][] = [
