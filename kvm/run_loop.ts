@@ -113,7 +113,7 @@ export interface RunResult {
   stop: StopReason;
   /** Console output of this run (0xE9, COM1, ucall prints). */
   console: string;
-  /** isa-debug-exit value/status, when the guest wrote port 0xF4. */
+  /** isa-debug-exit value/status, when the guest wrote port 0xF4 during this run (the last value it wrote). */
   exitCode?: ExitCode;
   ucalls: Ucall[];
   conversions: Conversion[];
@@ -174,6 +174,8 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
   const startUcalls = abi.ucalls.length;
   const startConv = abi.conversions.length;
   const startConsole = abi.consoleLength;
+  // An ABI kept across runs keeps its last exit code: this run reports one only if its guest wrote it.
+  const startExitCode = abi.exitCode;
   const maxExits = opts.maxExits ?? Infinity;
   const onExit = opts.onExit;
 
@@ -273,7 +275,7 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
     exit: describeExit(x),
     stop,
     console: abi.consoleSince(startConsole),
-    exitCode: abi.exitCode,
+    exitCode: abi.exitCode !== startExitCode ? abi.exitCode : undefined,
     ucalls: abi.ucalls.slice(startUcalls),
     conversions: abi.conversions.slice(startConv),
     exits,
