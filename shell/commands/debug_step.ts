@@ -21,7 +21,7 @@ import {
 import { big, int, str } from "../ts_literal.ts";
 import { small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
-import { codeLine, consoleLines } from "./guest_view.ts";
+import { codeLine, consoleLines, guestOutput } from "./guest_view.ts";
 import { parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import { stopStatus } from "./stop_status.ts";
 import type { Args, CommandImpls, Outcome, Recorded } from "./types.ts";
@@ -113,7 +113,8 @@ export const debugImpl: CommandImpls = {
       const s = stepArgs(a);
       const v = vcpuOf(ctx, s.vcpu);
       warnNoMemory(ctx, v.obj, v.vm);
-      const res = ctx.blocking(() => stepVcpu(v.obj, stepOptions(s)));
+      const view = guestOutput(a.json);
+      const res = ctx.blocking(() => stepVcpu(v.obj, { ...stepOptions(s), ...view.callbacks }));
       ctx.usedVcpu(v.obj);
       const at = codeAt(v.obj);
       const first = res.stepped - res.steps.length + 1;
@@ -138,7 +139,7 @@ export const debugImpl: CommandImpls = {
           }`,
         );
       }
-      lines.push(...consoleLines(res.console), stopLine(res), codeLine(at));
+      lines.push(...consoleLines(view.consoleText(res.console)), stopLine(res), codeLine(at));
       return {
         lines,
         data: {
@@ -151,6 +152,7 @@ export const debugImpl: CommandImpls = {
           exit: res.exit,
           console: res.console,
           exitCode: res.exitCode,
+          ucalls: res.ucalls,
           exits: res.exits,
           elapsedMs: res.elapsedMs,
           code: at,
@@ -183,7 +185,8 @@ export const debugImpl: CommandImpls = {
       const v = vcpuOf(ctx, a.flags.vcpu === undefined ? undefined : String(a.flags.vcpu));
       warnNoMemory(ctx, v.obj, v.vm);
       clearStep(v.obj);
-      const res = ctx.blocking(() => runVcpu(v.obj, { timeoutMs }));
+      const view = guestOutput(a.json);
+      const res = ctx.blocking(() => runVcpu(v.obj, { timeoutMs, ...view.callbacks }));
       ctx.usedVcpu(v.obj);
       const rip = v.obj.getReg("rip");
       // Stopped from outside (timeout, Ctrl-C): the instruction it was on, e.g. a vmcall it spins on.
@@ -191,7 +194,7 @@ export const debugImpl: CommandImpls = {
       const code = outside ? codeAt(v.obj) : undefined;
       return {
         lines: [
-          ...consoleLines(res.console),
+          ...consoleLines(view.consoleText(res.console)),
           stopLine(res),
           `${v.name}: rip ${hex(rip)}`,
           ...(code ? [codeLine(code)] : []),
@@ -202,6 +205,7 @@ export const debugImpl: CommandImpls = {
           exit: res.exit,
           console: res.console,
           exitCode: res.exitCode,
+          ucalls: res.ucalls,
           exits: res.exits,
           elapsedMs: res.elapsedMs,
           rip,

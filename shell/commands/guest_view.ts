@@ -5,7 +5,7 @@
  */
 
 import { type CodeAt, type Conversion, hex, type Ucall } from "../../core.ts";
-import { hexBytes } from "../output.ts";
+import { hexBytes, out } from "../output.ts";
 
 /** Console text as `console: …` lines. */
 export function consoleLines(text: string): string[] {
@@ -32,6 +32,36 @@ export function ucallLine(u: Ucall): string {
     default:
       return `ucall ${name}: ${values}${msg ? ` "${msg}"` : ""}`;
   }
+}
+
+/**
+ * What `run`, `continue` and `step` show of a guest's ucalls and console: in text mode each ucall
+ * prints its {@link ucallLine} as it happens, and the console lines keep only the bytes the guest
+ * wrote to its console ports (a ucall print's text is shown once, as its `ucall print:` line);
+ * with `--json` nothing is printed live (the result has `ucalls` and `console`).
+ */
+export function guestOutput(json: boolean): {
+  /** The run's callbacks (none with `--json`). */
+  callbacks: { onUcall?: (u: Ucall) => void; onConsole?: (b: number) => void };
+  /** The console text to show for a run whose result console is `console`. */
+  consoleText(console: string): string;
+} {
+  if (json) return { callbacks: {}, consoleText: (c) => c };
+  let skip = 0;
+  const ports: number[] = [];
+  return {
+    callbacks: {
+      onUcall: (u) => {
+        out(ucallLine(u));
+        if (u.cmd === "print") skip += new TextEncoder().encode(u.message).length;
+      },
+      onConsole: (b) => {
+        if (skip > 0) skip--;
+        else ports.push(b);
+      },
+    },
+    consoleText: () => new TextDecoder().decode(new Uint8Array(ports)),
+  };
 }
 
 /** A few instructions a stopped guest is often found on, by their first bytes (no disassembler). */

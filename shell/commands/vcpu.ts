@@ -18,13 +18,11 @@ import {
   readHostFile,
   REG_NAMES,
   runGuest,
-  type Ucall,
 } from "../../core.ts";
 import { big, ident, int, str } from "../ts_literal.ts";
 import { choice, flags, num, small } from "../values.ts";
 import { UsageError } from "../usage_error.ts";
-import { codeLine, consoleLines, conversionLine, ucallLine } from "./guest_view.ts";
-import { out } from "../output.ts";
+import { codeLine, consoleLines, conversionLine, guestOutput } from "./guest_view.ts";
 import { adoptRunObjects, parseTimeout, vcpuOf, vcpuRef } from "./vcpu_ref.ts";
 import type { Args, CommandImpls } from "./types.ts";
 import type { Session } from "../session.ts";
@@ -269,22 +267,12 @@ export const vcpuImpl: CommandImpls = {
       // Each ucall prints a line as it happens (text mode); --json has them all in `ucalls`. The
       // API's console also holds each ucall print's text: shown once, as its `ucall print:` line,
       // the console lines keep the bytes the guest wrote to its console ports.
-      let skip = 0;
-      const ports: number[] = [];
-      const onUcall = a.json ? undefined : (u: Ucall) => {
-        out(ucallLine(u));
-        if (u.cmd === "print") skip += new TextEncoder().encode(u.message).length;
-      };
-      const onConsole = a.json ? undefined : (b: number) => {
-        if (skip > 0) skip--;
-        else ports.push(b);
-      };
+      const view = guestOutput(a.json);
       const hadGmems = new Set(ctx.gmems.keys());
       try {
         const res = ctx.blocking(() =>
           runGuest(vm.obj, {
-            onUcall,
-            onConsole,
+            ...view.callbacks,
             ...(r.asm ? { asm: r.guest } : { image: r.guest }),
             mode: r.mode,
             timeoutMs: r.timeoutMs,
@@ -303,8 +291,7 @@ export const vcpuImpl: CommandImpls = {
             `exit-hypercall: KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL, KVM_HC_MAP_GPA_RANGE): ${res.hypercallExit}`,
           );
         }
-        const text = onConsole ? new TextDecoder().decode(new Uint8Array(ports)) : res.console;
-        lines.push(...res.conversions.map(conversionLine), ...consoleLines(text));
+        lines.push(...res.conversions.map(conversionLine), ...consoleLines(view.consoleText(res.console)));
         lines.push(
           `stop: ${stopName(res)}${res.exitCode ? ` (exit code ${hex(res.exitCode.value)})` : ""}; last exit ${
             formatExit(res.exit)

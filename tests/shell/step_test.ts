@@ -153,7 +153,7 @@ kvmTest("--json: step and continue print one object each with the documented sha
   const s = step.result;
   assert.deepEqual(
     Object.keys(s).sort(),
-    ["code", "console", "count", "elapsedMs", "exit", "exits", "stepped", "steps", "stop", "trail", "vcpu"],
+    ["code", "console", "count", "elapsedMs", "exit", "exits", "stepped", "steps", "stop", "trail", "ucalls", "vcpu"],
   );
   assert.equal(s.vcpu, "vcpu0");
   assert.equal(s.count, 2);
@@ -172,7 +172,7 @@ kvmTest("--json: step and continue print one object each with the documented sha
   assert.equal(cont.command, "continue");
   assert.deepEqual(
     Object.keys(cont.result).sort(),
-    ["code", "console", "elapsedMs", "exit", "exits", "rip", "stop", "vcpu"],
+    ["code", "console", "elapsedMs", "exit", "exits", "rip", "stop", "ucalls", "vcpu"],
   );
   assert.equal(cont.result.code.rip, cont.result.rip, "stopped by its timeout: where it was");
   assert.equal(cont.result.stop, "timeout");
