@@ -14,7 +14,7 @@
 
 import type { Vcpu } from "../vcpu.ts";
 import { hex } from "../units.ts";
-import type { LoadInfo } from "./real_mode.ts";
+import { CLEARED_GPRS, type LoadInfo } from "./real_mode.ts";
 
 /** Where the long-mode loader puts things (guest physical). */
 export const LONG_MODE_LAYOUT = Object.freeze({
@@ -290,7 +290,7 @@ export function setupLongMode(vcpu: Vcpu, o: LongModeOptions): PageTableInfo {
     efer: EFER.LME | EFER.LMA,
   });
   const regs: Record<string, bigint> = { rip: o.entry, rsp: o.stack, rflags: 2n };
-  vcpu.setRegs({ ...regs, ...argRegs(o.args ?? []) });
+  vcpu.setRegs({ ...CLEARED_GPRS, ...regs, ...argRegs(o.args ?? []) }); // no register of an earlier guest stays
   return pt.info;
 }
 

@@ -22,6 +22,16 @@ export const REAL_MODE_DEFAULTS = Object.freeze({ segment: 0x1000, offset: 0, sp
 /** CR0 the loader sets: the reset value (CD | NW | ET), protection and paging off. */
 export const REAL_MODE_CR0 = 0x60000010n;
 
+/**
+ * The general-purpose registers a loader zeroes (all but RIP, RSP and RFLAGS, which it sets): a
+ * guest loaded on a vCPU that ran before starts as on a new one, with nothing of the last guest's
+ * registers (a guest argument not given is 0, not what the previous run left in that register).
+ */
+export const CLEARED_GPRS: Readonly<Record<string, bigint>> = Object.freeze(Object.fromEntries(
+  ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
+    .map((r) => [r, 0n]),
+));
+
 /** What a loader did: where the image went and where execution starts. */
 export interface LoadInfo {
   mode: "real" | "long";
@@ -34,7 +44,7 @@ export interface LoadInfo {
   size: number;
 }
 
-/** Writes `image` into guest memory and sets the vCPU up for real mode. */
+/** Writes `image` into guest memory and sets the vCPU up for real mode (the other GPRs zeroed: {@link CLEARED_GPRS}). */
 export function loadRealMode(vcpu: Vcpu, image: Uint8Array, o: RealModeOptions = {}): LoadInfo {
   const segment = o.segment ?? REAL_MODE_DEFAULTS.segment;
   const offset = o.offset ?? REAL_MODE_DEFAULTS.offset;
@@ -57,6 +67,6 @@ export function loadRealMode(vcpu: Vcpu, image: Uint8Array, o: RealModeOptions =
     cr4: 0n,
     efer: 0n,
   });
-  vcpu.setRegs({ rip: BigInt(offset), rsp: BigInt(sp), rflags: 2n });
+  vcpu.setRegs({ ...CLEARED_GPRS, rip: BigInt(offset), rsp: BigInt(sp), rflags: 2n });
   return { mode: "real", loadAddress: load, entry: load, stack: base + BigInt(sp), size: image.length };
 }
