@@ -4,12 +4,20 @@
  * @module
  */
 
-import { CAP, formatSize, hex, MEMORY_ATTRIBUTES } from "../../core.ts";
+import { type AttributeRecord, CAP, formatSize, hex, MEMORY_ATTRIBUTES } from "../../core.ts";
 import { big, ident } from "../ts_literal.ts";
 import { table } from "../output.ts";
 import { choice, num } from "../values.ts";
 import { KINDS } from "../specs/attr.ts";
 import type { Args, CommandImpls } from "./types.ts";
+
+/**
+ * One KVM_SET_MEMORY_ATTRIBUTES as `--json` gives it: `attr set`'s result and each entry of
+ * `attr show`'s log have the same keys (attributes by name, as the text says them, and the bits).
+ */
+function attrEntry(r: AttributeRecord): Record<string, unknown> {
+  return { ...r, attributes: MEMORY_ATTRIBUTES.format(r.attributes) || "shared", attributeBits: r.attributes };
+}
 
 function attrArgs(a: Args) {
   return { kind: choice(a.pos[0], KINDS, "attribute"), gpa: num(a.pos[1], "gpa"), size: num(a.pos[2], "size") };
@@ -32,7 +40,15 @@ export const attrImpl: CommandImpls = {
       else vm.obj.setShared(gpa, size);
       return {
         lines: [`${vm.name}: ${hex(gpa)}+${formatSize(size)} is ${kind}`],
-        data: { vm: vm.name, gpa, size, attribute: kind },
+        data: {
+          vm: vm.name,
+          ...attrEntry({
+            gpa,
+            size,
+            attributes: kind === "private" ? MEMORY_ATTRIBUTES.bits.private : 0n,
+            result: "ok",
+          }),
+        },
       };
     },
     record(a, ctx) {
@@ -60,13 +76,7 @@ export const attrImpl: CommandImpls = {
           ])
           : ["no KVM_SET_MEMORY_ATTRIBUTES sent yet"]),
       ];
-      // Attributes by name, as the text says them (the bits too).
-      const entries = log.map((r) => ({
-        ...r,
-        attributes: MEMORY_ATTRIBUTES.format(r.attributes) || "shared",
-        attributeBits: r.attributes,
-      }));
-      return { lines, data: { vm: vm.name, capMemoryAttributes: cap, log: entries } };
+      return { lines, data: { vm: vm.name, capMemoryAttributes: cap, log: log.map(attrEntry) } };
     },
   },
 };

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { formatSize, GUEST_MEMFD_FLAGS, type GuestMemfd, hex, type Mapping } from "../../core.ts";
+import { CAP, formatSize, gmemAbsence, GUEST_MEMFD_FLAGS, type GuestMemfd, hex, type Mapping } from "../../core.ts";
 import { gmemCapWarnings } from "./gmem_caps.ts";
 import { big, bool, bytes, ident, int, str } from "../ts_literal.ts";
 import { hexBytes, table } from "../output.ts";
@@ -39,6 +39,22 @@ export function gmemInfo(ctx: Session, name: string, g: GuestMemfd): Record<stri
     mappings: g.mappings.map((m) => mapDesc(ctx, m)),
     bindings,
   };
+}
+
+/**
+ * What an empty `gmem list` says: how to make one, or — where the kernel has no guest_memfd
+ * (KVM_CAP_GUEST_MEMFD 0 on /dev/kvm) — that `gmem create` will answer ENOTTY.
+ */
+function noGmemsLine(ctx: Session): string {
+  let absent;
+  try {
+    absent = gmemAbsence({ system: ctx.kvm.checkExtension(CAP.GUEST_MEMFD) });
+  } catch {
+    // No KVM to ask: the plain line.
+  }
+  return absent
+    ? `no guest_memfds: ${absent.reason}, so gmem create answers ENOTTY`
+    : "no guest_memfds (gmem create --size 2M --flags mmap,init-shared)";
 }
 
 function createArgs(a: Args): { size: bigint; flags: bigint } {
@@ -140,7 +156,7 @@ export const gmemImpl: CommandImpls = {
             (r.bindings as { slot: number }[]).map((b) => `slot${b.slot}`).join(",") || "-",
           ]),
         ])
-        : ["no guest_memfds (gmem create --size 2M --flags mmap,init-shared)"];
+        : [noGmemsLine(ctx)];
       return { lines, data: { gmems: rows } };
     },
   },

@@ -176,7 +176,11 @@ export const memImpl: CommandImpls = {
       if (d.kind === "fill") t.fill(d.length, d.value);
       else t.write(d.bytes);
       const n = d.kind === "fill" ? d.length : BigInt(d.bytes.length);
-      return { lines: [`wrote ${n} bytes at ${t.label}${hex(t.base)}`], data: { address: a.pos[0], length: n } };
+      // The same address keys as x/'s result: as typed, and the offset or GPA it names.
+      return {
+        lines: [`wrote ${n} bytes at ${t.label}${hex(t.base)}`],
+        data: { address: a.pos[0], base: t.base, length: n },
+      };
     },
     record(a, ctx): Recorded[] {
       const { t, d } = writeParts(ctx, a);

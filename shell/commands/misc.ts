@@ -58,7 +58,19 @@ export const miscImpl: CommandImpls = {
       return {
         lines,
         data: {
-          commands: chosen.map((c) => ({ name: c.name, usage: c.usage, summary: c.summary, example: c.example })),
+          // What the text says of each: `help <command>` lists the flags too.
+          commands: chosen.map((c) => ({
+            name: c.name,
+            usage: c.usage,
+            summary: c.summary,
+            flags: (c.flags ?? []).map((f) => ({
+              name: f.name,
+              ...(f.value ? { value: f.value } : {}),
+              ...(f.required ? { required: true } : {}),
+              help: f.help,
+            })),
+            example: c.example,
+          })),
         },
       };
     },

@@ -41,7 +41,7 @@ export const vmImpl: CommandImpls = {
       const name = ctx.addVm(vm);
       return {
         lines: [`${name}: fd ${vm.fd}, type ${vm.typeName} (current)`],
-        data: { name, fd: vm.fd, type: vm.typeName },
+        data: { name, current: true, fd: vm.fd, type: vm.typeName }, // vm list's keys, in its order
         bind: name,
       };
     },
