@@ -50,6 +50,8 @@ export class KvmError extends Error {
   toJSON(): Record<string, unknown> {
     return {
       error: "KvmError",
+      // The line the shell prints, as every other error's JSON has it (scripts read .error.message).
+      message: this.message,
       syscall: this.syscall,
       op: this.op,
       errno: this.errno,

@@ -138,6 +138,8 @@ noGmemTest("shell --json without guest_memfd: gmem create's warning and its KvmE
   ]);
   assert.deepEqual(objs[1].error, {
     error: "KvmError",
+    message: "KVM_CREATE_GUEST_MEMFD: ENOTTY (Inappropriate ioctl for device) [size=0x200000 flags=mmap] " +
+      "— this kernel has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)",
     syscall: "ioctl",
     op: "KVM_CREATE_GUEST_MEMFD",
     errno: 25,

@@ -33,6 +33,7 @@ Deno.test("KvmError: toJSON is plain data; no args, no hint → short message", 
   eq(e.message, "close: EBADF (Bad file descriptor)");
   eq(e.toJSON(), {
     error: "KvmError",
+    message: "close: EBADF (Bad file descriptor)",
     syscall: "close",
     op: "close",
     errno: 9,
