@@ -6,9 +6,9 @@
  */
 
 /** The usage line kvmsh prints for `-h` and a bad option. */
-export const USAGE = `usage: kvmsh [--json] [--keep-going] [-c "cmd; cmd"] [command …]
+export const USAGE = `usage: kvmsh [--json] [--keep-going|-k] [-c "cmd; cmd"] [command …]
   kvmsh                      interactive prompt (on a terminal), or commands from stdin
-  kvmsh -c "vm create; caps"  run commands, stop at the first failure unless --keep-going
+  kvmsh -c "vm create; caps" run commands, stop at the first failure unless --keep-going
   kvmsh caps [--json] [--all] [cap…]
   kvmsh scenario <file.ts>…   run scenarios (KTAP)
   kvmsh help                  every command, and the exit status

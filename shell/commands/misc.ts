@@ -48,6 +48,12 @@ export const miscImpl: CommandImpls = {
       if (want === "exit status") return { lines: EXIT_STATUS, data: { exitStatus: EXIT_STATUS } };
       // Asked by name, the hidden test hooks (`help debug`) answer too: they exist.
       const chosen = want ? COMMANDS.filter((c) => c.name === want || c.name.startsWith(`${want} `)) : all;
+      if (!chosen.length && want === "scenario") {
+        // Not a shell command: kvmsh's own command line runs scenarios (argv.ts).
+        throw new UsageError(
+          "'scenario' is not a shell command: run `./kvmsh scenario <file.ts>…` from your shell (`./kvmsh scenario --help`)",
+        );
+      }
       if (!chosen.length) throw new UsageError(`no command '${want}' (help lists them all)`);
       const lines = want ? chosen.flatMap(helpFor) : [
         "kvmsh commands (help <command> for flags and an example; numbers: 4096, 0x1000, 4K, 2M, 1G):",

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { gmemTest, kvmTest, noGmemTest } from "../kvm_env.ts";
-import { kvmsh, type Run } from "./helpers.ts";
+import { kvmsh, runC, type Run } from "./helpers.ts";
 import { COMMANDS } from "../../shell/table.ts";
 import { attrImpl } from "../../shell/commands/attr.ts";
 import type { Args } from "../../shell/commands/types.ts";
@@ -234,3 +234,14 @@ gmemTest("gmem list, kernel with guest_memfd: the empty list shows how to make o
   assert.equal(r.stdout, "no guest_memfds (gmem create --size 2M --flags mmap,init-shared)\n");
   assert.equal(r.code, 0);
 });
+
+kvmTest(
+  "help scenario: says scenarios run from kvmsh's command line (it said 'no command'); usage names -k",
+  async () => {
+    const r = await runC(["help scenario"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: 'scenario' is not a shell command: run `\.\/kvmsh scenario <file\.ts>…`/m);
+    const u = await kvmsh(["--help"]);
+    assert.match(u.stdout + u.stderr, /\[--keep-going\|-k\]/);
+  },
+);
