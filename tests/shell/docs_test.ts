@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { gmemTest, kvmTest, noGmemTest } from "../kvm_env.ts";
-import { kvmsh, runC, type Run } from "./helpers.ts";
+import { kvmsh, type Run, runC } from "./helpers.ts";
 import { COMMANDS } from "../../shell/table.ts";
 import { attrImpl } from "../../shell/commands/attr.ts";
 import type { Args } from "../../shell/commands/types.ts";
