@@ -54,7 +54,7 @@ export { ExitView } from "./kvm/exit_view.ts";
 export { describeExit, exitToJSON, formatExit } from "./kvm/exit_decode.ts";
 export type { ExitInfo } from "./kvm/exit_decode.ts";
 /** The exit loop: runVcpu(vcpu, {handlers, timeoutMs, deadline, interruptible, abi}); stepVcpu single-steps; codeAt finds the next instruction. */
-export { codeAt, CONTINUE, nowMs, runVcpu, setScenarioDeadline, stepVcpu, STOP } from "./kvm/run_loop.ts";
+export { codeAt, CONTINUE, nowMs, runVcpu, setScenarioDeadline, stepVcpu, STOP, vcpuGuestAbi } from "./kvm/run_loop.ts";
 export type {
   CodeAt,
   ExitHandler,

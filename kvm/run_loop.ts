@@ -83,7 +83,10 @@ export type StopReason =
 /** Options of {@link runVcpu}. */
 export interface RunOptions {
   handlers?: ExitHandlers;
-  /** Guest ABI state to use (and keep across runs); a fresh one by default. */
+  /**
+   * Guest ABI state to use (and keep across runs). Default: the vCPU's own ({@link vcpuGuestAbi}):
+   * device registers kept from its last run, console, ucalls and exit code fresh.
+   */
   abi?: GuestAbi;
   /**
    * Stop after this many milliseconds (stop `timeout`). 0 (like leaving it out) means no timeout
@@ -137,6 +140,25 @@ export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** Each vCPU's guest ABI state between runs given none (see {@link vcpuGuestAbi}). */
+const vcpuAbis = new WeakMap<Vcpu, GuestAbi>();
+
+/**
+ * The guest ABI state the runs of `vcpu` share when a run is given none: the emulated devices'
+ * registers (the serial port's line control, divisor, scratch) stay as the guest set them from
+ * one run to the next — a guest stopped at `hlt` and resumed (`continue`, `step`) finds its port
+ * as it left it — while each such run starts with no console text, ucalls, conversions or exit
+ * code of earlier runs. `fresh` replaces it with a new one (runGuest: a new guest image).
+ */
+export function vcpuGuestAbi(vcpu: Vcpu, fresh = false): GuestAbi {
+  let abi = fresh ? undefined : vcpuAbis.get(vcpu);
+  if (abi === undefined) {
+    abi = new GuestAbi();
+    vcpuAbis.set(vcpu, abi);
+  }
+  return abi;
+}
+
 /** Which handler of {@link ExitHandlers} takes which exit reason (the rest go to `other`). */
 const HANDLER_FOR: Readonly<Record<number, Exclude<keyof ExitHandlers, "ports" | "other">>> = {
   [EXIT.IO]: "io",
@@ -161,9 +183,17 @@ const TABLE_SIZE = 64;
  */
 export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
   const h = opts.handlers ?? {};
-  const abi = opts.abi ?? new GuestAbi();
-  if (opts.onConsole) abi.onConsole = opts.onConsole;
-  if (opts.onUcall) abi.onUcall = opts.onUcall;
+  let abi = opts.abi;
+  if (abi === undefined) {
+    // The vCPU's own: its devices' registers as the last run left them, nothing else of it.
+    abi = vcpuGuestAbi(vcpu);
+    abi.reset();
+    abi.onConsole = opts.onConsole;
+    abi.onUcall = opts.onUcall;
+  } else {
+    if (opts.onConsole) abi.onConsole = opts.onConsole;
+    if (opts.onUcall) abi.onUcall = opts.onUcall;
+  }
   const table: (ExitHandler | undefined)[] = [];
   for (let r = 0; r < TABLE_SIZE; r++) {
     const key = HANDLER_FOR[r];
