@@ -152,10 +152,10 @@ export class GuestAbi {
       return "exit-code";
     }
     if (port === PORT.UCALL) return this.#ucall(vcpu);
-    if (this.unhandledIo === "ignore") {
-      if (!out) { for (let i = 0; i < x.ioCount; i++) x.setIoElement(0xffffffff, i); }
-      return true;
-    }
+    // An IN nobody answers reads all-ones, as on a bus with nothing there: also when the run stops
+    // on it, so a later KVM_RUN (continue, step) completes it with that, not the last exit's bytes.
+    if (!out) { for (let i = 0; i < x.ioCount; i++) x.setIoElement(0xffffffff, i); }
+    if (this.unhandledIo === "ignore") return true;
     return "unhandled-io";
   }
 

@@ -174,6 +174,9 @@ const HANDLER_FOR: Readonly<Record<number, Exclude<keyof ExitHandlers, "ports" |
   [EXIT.SYSTEM_EVENT]: "systemEvent",
 };
 
+/** What a read from nothing gives (an unanswered MMIO read, as an unhandled IN port). */
+const ALL_ONES = 0xffff_ffff_ffff_ffffn;
+
 /** Exit reasons the table covers (KVM_EXIT_* numbers are small). */
 const TABLE_SIZE = 64;
 
@@ -294,6 +297,9 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
         if (why) stop = why;
       } else {
         stop = "exit";
+        // An MMIO read nobody answered: a later KVM_RUN (continue, step) completes it with
+        // kvm_run's data, which held the last exit's bytes. Give it what an unbacked bus returns.
+        if (reason === EXIT.MMIO && !x.mmioIsWrite) x.mmioData64 = ALL_ONES;
       }
       if (stop === undefined && exits >= maxExits) stop = "max-exits";
     }
