@@ -166,7 +166,7 @@ export class Vcpu {
     x.errno = e;
     x.reason = classifyRunFailure(e, x.rawReason);
     if (x.reason >= 0) return e;
-    throw new KvmError({ syscall: "ioctl", op: "KVM_RUN", errno: e, args: { vcpu: this.id } });
+    throw new KvmError({ syscall: "ioctl", op: "KVM_RUN", errno: e, args: { vcpu: this.name, id: this.id } });
   }
 
   /**
@@ -188,13 +188,13 @@ export class Vcpu {
 
   /** KVM_GET_REGS. */
   getRegs(): Regs {
-    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.name, id: this.id });
     return decode(KVM_REGS, this.#regs);
   }
 
   /** One register (KVM_GET_REGS), without building the whole object. */
   getReg(name: keyof Regs): bigint {
-    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.name, id: this.id });
     return this.#regsView.getBigUint64(KVM_REGS.fields[name].offset, true);
   }
 
@@ -204,14 +204,14 @@ export class Vcpu {
       if (!(k in KVM_REGS.fields)) throw new RangeError(`unknown register '${k}' (known: ${REG_NAMES.join(", ")})`);
     }
     this.completePending();
-    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_GET_REGS, this.#regs, { vcpu: this.name, id: this.id });
     encode(KVM_REGS, update, this.#regs);
-    ioctlBuf(this.fd, IOCTL.KVM_SET_REGS, this.#regs, { vcpu: this.id, ...update });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_REGS, this.#regs, { vcpu: this.name, id: this.id, ...update });
   }
 
   /** KVM_GET_SREGS, segments and tables decoded. */
   getSregs(): Sregs {
-    ioctlBuf(this.fd, IOCTL.KVM_GET_SREGS, this.#sregs, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_GET_SREGS, this.#sregs, { vcpu: this.name, id: this.id });
     const out = decode(KVM_SREGS, this.#sregs) as Record<string, unknown>;
     for (const [k, off] of Object.entries(KVM_SREGS_SEGMENTS)) out[k] = decode(KVM_SEGMENT, this.#sregs, off);
     for (const [k, off] of Object.entries(KVM_SREGS_DTABLES)) out[k] = decode(KVM_DTABLE, this.#sregs, off);
@@ -221,7 +221,7 @@ export class Vcpu {
   /** KVM_SET_SREGS of the given fields (segments field by field); the rest keep their values. */
   setSregs(update: SregsUpdate): void {
     this.completePending();
-    ioctlBuf(this.fd, IOCTL.KVM_GET_SREGS, this.#sregs, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_GET_SREGS, this.#sregs, { vcpu: this.name, id: this.id });
     const scalars: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(update)) {
       if (v === undefined) continue;
@@ -242,13 +242,13 @@ export class Vcpu {
       }
     }
     encode(KVM_SREGS, scalars as Encodable<typeof KVM_SREGS.fields>, this.#sregs);
-    ioctlBuf(this.fd, IOCTL.KVM_SET_SREGS, this.#sregs, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_SREGS, this.#sregs, { vcpu: this.name, id: this.id });
   }
 
   /** KVM_GET_FPU. */
   getFpu(): Fpu {
     const b = new Uint8Array(KVM_FPU.size);
-    ioctlBuf(this.fd, IOCTL.KVM_GET_FPU, b, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_GET_FPU, b, { vcpu: this.name, id: this.id });
     return decode(KVM_FPU, b);
   }
 
@@ -256,9 +256,9 @@ export class Vcpu {
   setFpu(update: Encodable<typeof KVM_FPU.fields>): void {
     this.completePending();
     const b = new Uint8Array(KVM_FPU.size);
-    ioctlBuf(this.fd, IOCTL.KVM_GET_FPU, b, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_GET_FPU, b, { vcpu: this.name, id: this.id });
     encode(KVM_FPU, update, b);
-    ioctlBuf(this.fd, IOCTL.KVM_SET_FPU, b, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_FPU, b, { vcpu: this.name, id: this.id });
   }
 
   /** KVM_SET_CPUID2 with `entries`, by default what KVM_GET_SUPPORTED_CPUID answers. Returns the count set. */
@@ -268,11 +268,11 @@ export class Vcpu {
       // The default goes to KVM_SET_CPUID2 as the kernel wrote it (no decode/encode), fetched
       // once per Kvm: it cannot change for a system fd. Saves ~0.7 ms per vCPU set-up.
       const raw = supportedCpuidRaw(this.vm);
-      ioctlBuf(this.fd, IOCTL.KVM_SET_CPUID2, raw.buf, { vcpu: this.id, nent: raw.nent });
+      ioctlBuf(this.fd, IOCTL.KVM_SET_CPUID2, raw.buf, { vcpu: this.name, id: this.id, nent: raw.nent });
       return raw.nent;
     }
     const buf = encodeCpuid(entries, entries.length);
-    ioctlBuf(this.fd, IOCTL.KVM_SET_CPUID2, buf, { vcpu: this.id, nent: entries.length });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_CPUID2, buf, { vcpu: this.name, id: this.id, nent: entries.length });
     return entries.length;
   }
 
@@ -280,7 +280,7 @@ export class Vcpu {
   getCpuid(): CpuidEntry[] {
     const fd = this.fd; // ClosedError once closed, cached answer or not
     if (this.#cpuid) return this.#cpuid;
-    const { buf, nent } = readCpuid2(fd, "KVM_GET_CPUID2", { vcpu: this.id });
+    const { buf, nent } = readCpuid2(fd, "KVM_GET_CPUID2", { vcpu: this.name, id: this.id });
     const out: CpuidEntry[] = [];
     for (let i = 0; i < nent; i++) {
       out.push(decode(KVM_CPUID_ENTRY2, buf, KVM_CPUID2.size + i * KVM_CPUID_ENTRY2.size));
@@ -291,7 +291,7 @@ export class Vcpu {
   /** KVM_GET_MP_STATE: number and name. */
   getMpState(): { state: number; name: string } {
     const b = new Uint8Array(KVM_MP_STATE_ARGS.size);
-    ioctlBuf(this.fd, IOCTL.KVM_GET_MP_STATE, b, { vcpu: this.id });
+    ioctlBuf(this.fd, IOCTL.KVM_GET_MP_STATE, b, { vcpu: this.name, id: this.id });
     const state = decode(KVM_MP_STATE_ARGS, b).mp_state;
     return { state, name: MP_STATE_NAMES[state] ?? `#${state}` };
   }
@@ -305,7 +305,8 @@ export class Vcpu {
       throw new RangeError(`unknown MP state '${state}' (known: ${Object.values(MP_STATE_NAMES).join(", ")})`);
     }
     ioctlBuf(this.fd, IOCTL.KVM_SET_MP_STATE, encode(KVM_MP_STATE_ARGS, { mp_state: n }), {
-      vcpu: this.id,
+      vcpu: this.name,
+      id: this.id,
       mp_state: MP_STATE_NAMES[n] ?? n,
     });
   }
@@ -316,7 +317,7 @@ export class Vcpu {
     if (opts.singleStep) control |= GUESTDBG.ENABLE | GUESTDBG.SINGLESTEP;
     if (opts.debugreg) control |= GUESTDBG.ENABLE;
     const b = encode(KVM_GUEST_DEBUG, { control, debugreg: opts.debugreg ?? [] });
-    ioctlBuf(this.fd, IOCTL.KVM_SET_GUEST_DEBUG, b, { vcpu: this.id, control: hex(control) });
+    ioctlBuf(this.fd, IOCTL.KVM_SET_GUEST_DEBUG, b, { vcpu: this.name, id: this.id, control: hex(control) });
     this.#singleStep = !!opts.singleStep;
   }
 
@@ -328,7 +329,7 @@ export class Vcpu {
   /** KVM_TRANSLATE: the guest's own page tables walked by KVM for a linear address. */
   translate(linear: bigint): Translation {
     const b = encode(KVM_TRANSLATION, { linear_address: linear });
-    ioctlBuf(this.fd, IOCTL.KVM_TRANSLATE, b, { vcpu: this.id, linear_address: hex(linear) });
+    ioctlBuf(this.fd, IOCTL.KVM_TRANSLATE, b, { vcpu: this.name, id: this.id, linear_address: hex(linear) });
     const t = decode(KVM_TRANSLATION, b);
     return {
       linear,
@@ -388,7 +389,7 @@ function fetchSupportedCpuid(vm: Vm): { buf: Uint8Array<ArrayBuffer>; nent: numb
 function readCpuid2(
   fd: number,
   op: "KVM_GET_CPUID2" | "KVM_GET_SUPPORTED_CPUID",
-  args: Record<string, number>,
+  args: Record<string, string | number>,
 ): { buf: Uint8Array<ArrayBuffer>; nent: number } {
   for (let cap = CPUID_MAX;; cap *= 2) {
     const buf = encodeCpuid([], cap);

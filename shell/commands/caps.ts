@@ -13,6 +13,10 @@ function chosen(a: Args): number[] {
   return a.pos.map((t) => {
     const c = resolveCap(t);
     if (c === undefined) throw new UsageError(`unknown capability '${t}' (a name like GUEST_MEMFD_FLAGS, or a number)`);
+    // A number past 2^53 would be sent rounded (another cap than the one typed): refused.
+    if (!Number.isSafeInteger(c)) {
+      throw new UsageError(`capability number '${t.trim()}' is larger than ${Number.MAX_SAFE_INTEGER}`);
+    }
     return c;
   });
 }

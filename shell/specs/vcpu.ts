@@ -21,7 +21,7 @@ export const vcpuCommands: Command[] = [
     summary: "KVM_CREATE_VCPU on the current VM (and its kvm_run mapping)",
     usage: "vcpu create [--id N]",
     example: "vcpu create",
-    flags: [{ name: "id", value: "N", help: "vCPU id (default: next free)" }],
+    flags: [{ name: "id", value: "N", help: "vCPU id (default: one more than the highest id created on this VM)" }],
     load,
   },
   {
