@@ -304,6 +304,7 @@ export const vcpuImpl: CommandImpls = {
         return {
           lines,
           data: {
+            vcpu: res.vcpu.name, // as step and continue name it: the default one, or the one run made
             stop: res.stop,
             exit: res.exit,
             console: res.console,

@@ -62,3 +62,24 @@ kvmTest("vcpu create without --id takes one more than the highest id so far, as 
   ok(r.stdout.includes("vcpu2: id 4,"), r.stdout);
   ok(r.stdout.includes("--id N: vCPU id (default: one more than the highest id created on this VM)"), r.stdout);
 });
+
+kvmTest("run --json names the vCPU it ran, as step and continue do (the default one, or one run made)", async () => {
+  const r = await runC([
+    "vm create",
+    "vcpu create",
+    "vcpu create",
+    "run --asm hlt --vcpu vcpu1",
+    "run --asm hlt",
+    "vm create",
+    'run --asm "hlt; hlt"',
+    "continue",
+  ], ["--json"]);
+  eq(r.code, 0, r.stderr);
+  const out = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  eq(out.map((o) => [o.command, o.result.vcpu]).filter(([c]) => c === "run" || c === "continue"), [
+    ["run", "vcpu1"],
+    ["run", "vcpu1"], // the one the last run used
+    ["run", "vcpu2"], // made by run on vm1
+    ["continue", "vcpu2"],
+  ]);
+});
