@@ -201,6 +201,7 @@ class Kick {
     Atomics.store(c, CELL.TID, o.tid);
     this.#dv.setBigUint64(CELL_BYTES.RUN, o.runAddress + BigInt(KVM_RUN_LAYOUT.fields.immediate_exit.offset), true);
     Atomics.store(c, CELL.STATE, gen);
+    const sigintsAtArm = Atomics.load(c, CELL.SIGINTS);
     let restoreSigint = false;
     if (o.interruptible) {
       try {
@@ -229,7 +230,7 @@ class Kick {
       } catch (e) {
         // Whatever failed (timer_create, timer_settime, a bad deadline), nothing stays armed:
         // no slot pointing at this kvm_run, the old SIGINT action back.
-        this.#disarm(gen, undefined, restoreSigint);
+        this.#disarm(gen, undefined, restoreSigint, sigintsAtArm);
         throw e;
       }
     }
@@ -245,39 +246,36 @@ class Kick {
         if (done) return;
         done = true;
         if (Atomics.load(c, CELL.STOP) || (deadline > 0 && now() >= deadline)) this.stats.kicks++;
-        this.#disarm(gen, timer, restoreSigint);
+        this.#disarm(gen, timer, restoreSigint, sigintsAtArm);
       },
     };
   }
 
-  #disarm(gen: number, timer: bigint | undefined, restoreSigint: boolean): void {
+  #disarm(gen: number, timer: bigint | undefined, restoreSigint: boolean, sigintsAtArm: number): void {
     const c = this.cells;
     // Wait out a kick in progress on another thread (it writes into kvm_run, which must stay mapped).
     while (Atomics.compareExchange(c, CELL.STATE, gen, 0) !== gen) {
       if (Atomics.load(c, CELL.STATE) !== -1) break;
     }
     if (timer !== undefined) libc().timer_delete(timer);
-    if (restoreSigint) this.#releaseSigint();
+    if (restoreSigint) this.#releaseSigint(sigintsAtArm);
     this.stats.sigints = Atomics.load(c, CELL.SIGINTS);
   }
 
   readonly #onDenoSigint = () => {
-    this.#heard++;
-    if (this.#sigintUsers === 0 && this.#allPassedOnHeard()) this.#dropDenoListener();
+    // Deno dispatches SIGINTs that arrived while its event loop was busy as one call: this one
+    // covers every SIGINT passed on so far.
+    this.#passedOnPending = false;
+    if (this.#sigintUsers === 0) this.#dropDenoListener();
   };
-  /** SIGINTs the do-nothing listener heard, and the handler's count when it was added. */
-  #heard = 0;
-  #listenBase = 0;
-
   /**
-   * True when Deno has dispatched every SIGINT passed on to it since the listener was added.
-   * Deno decides on its own thread, when that thread gets to the signal, whether a listener takes
-   * it or the process ends: a SIGINT passed on during one run can still be on its way after the
-   * next run ends (seen on a busy host: the process ended with 130 after its runs were done).
+   * A run passed SIGINTs on to Deno that Deno has not dispatched yet. Deno decides on its own
+   * thread, when that thread gets to the signal, whether a listener takes it or the process ends:
+   * a SIGINT passed on during one run can still be on its way after the next run ends (seen on a
+   * busy host: the process ended with 130 after its runs were done). SIGINTs under a hold are
+   * not passed on (the hold counts them), so only a run without one sets this.
    */
-  #allPassedOnHeard(): boolean {
-    return this.#heard >= Atomics.load(this.cells, CELL.SIGINTS) - this.#listenBase;
-  }
+  #passedOnPending = false;
 
   /**
    * One more user of the SIGINT handler (an interruptible run, a hold); the first installs it,
@@ -309,8 +307,6 @@ class Kick {
       // SIGINT no listener takes, so listen (and do nothing) until it has dispatched it.
       Deno.addSignalListener("SIGINT", this.#onDenoSigint);
       this.#denoListener = true;
-      this.#heard = 0;
-      this.#listenBase = Atomics.load(this.cells, CELL.SIGINTS);
     }
     this.#sigaction(SIG.INT, this.#act, null);
     this.#sigintUsers = 1;
@@ -318,14 +314,18 @@ class Kick {
   }
 
   /** One user fewer; the last restores the disposition the first replaced. */
-  #releaseSigint(): void {
+  #releaseSigint(sigintsAtArm?: number): void {
     if (this.#sigintUsers === 0 || --this.#sigintUsers > 0) return;
     if (!this.#sigintOwned) return;
     this.#sigintOwned = false;
     this.#sigaction(SIG.INT, this.#old, null);
-    // Every SIGINT passed on to Deno has been dispatched (or none was): nothing left for it to
-    // dispatch. Else the listener stays until it has heard them (#onDenoSigint drops it).
-    if (this.#denoListener && this.#allPassedOnHeard()) this.#dropDenoListener();
+    if (!this.#denoListener) return;
+    // A run (the last user, so under no hold) that saw SIGINTs passed them on to Deno.
+    if (sigintsAtArm !== undefined && Atomics.load(this.cells, CELL.SIGINTS) !== sigintsAtArm) {
+      this.#passedOnPending = true;
+    }
+    // Nothing left for Deno to dispatch: the listener goes. Else #onDenoSigint drops it.
+    if (!this.#passedOnPending) this.#dropDenoListener();
   }
 
   /**
