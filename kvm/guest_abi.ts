@@ -113,6 +113,8 @@ export class GuestAbi {
   /** Clears console, exit code, ucalls and conversions. */
   reset(): void {
     this.#outLen = 0;
+    // A long run's console need not stay allocated until the next one grows it again.
+    if (this.#out.length > 65536) this.#out = new Uint8Array(256);
     this.exitCode = undefined;
     this.ucalls.length = 0;
     this.conversions.length = 0;

@@ -306,6 +306,8 @@ export function runVcpu(vcpu: Vcpu, opts: RunOptions = {}): RunResult {
   } finally {
     armed?.disarm();
     x.immediateExit = 0;
+    // The vCPU's own state outlives the run: it keeps no callback (nor what it captured).
+    if (vcpuAbis.get(vcpu) === abi) abi.onConsole = abi.onUcall = undefined;
   }
   return {
     exit: describeExit(x),

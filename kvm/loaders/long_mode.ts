@@ -15,6 +15,7 @@
 import type { Vcpu } from "../vcpu.ts";
 import { hex } from "../units.ts";
 import { CLEARED_GPRS, type LoadInfo } from "./real_mode.ts";
+import { vcpuGuestAbi } from "../run_loop.ts";
 
 /** Where the long-mode loader puts things (guest physical). */
 export const LONG_MODE_LAYOUT = Object.freeze({
@@ -291,6 +292,7 @@ export function setupLongMode(vcpu: Vcpu, o: LongModeOptions): PageTableInfo {
   });
   const regs: Record<string, bigint> = { rip: o.entry, rsp: o.stack, rflags: 2n };
   vcpu.setRegs({ ...CLEARED_GPRS, ...regs, ...argRegs(o.args ?? []) }); // no register of an earlier guest stays
+  vcpuGuestAbi(vcpu, true); // nor its devices' state (COM1's registers)
   return pt.info;
 }
 

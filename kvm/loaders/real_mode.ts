@@ -5,6 +5,7 @@
  */
 
 import type { Vcpu } from "../vcpu.ts";
+import { vcpuGuestAbi } from "../run_loop.ts";
 
 /** Where a real-mode image goes and how the vCPU starts. */
 export interface RealModeOptions {
@@ -44,7 +45,10 @@ export interface LoadInfo {
   size: number;
 }
 
-/** Writes `image` into guest memory and sets the vCPU up for real mode (the other GPRs zeroed: {@link CLEARED_GPRS}). */
+/**
+ * Writes `image` into guest memory and sets the vCPU up for real mode (the other GPRs zeroed:
+ * {@link CLEARED_GPRS}; the vCPU's guest ABI state, COM1's registers, from reset).
+ */
 export function loadRealMode(vcpu: Vcpu, image: Uint8Array, o: RealModeOptions = {}): LoadInfo {
   const segment = o.segment ?? REAL_MODE_DEFAULTS.segment;
   const offset = o.offset ?? REAL_MODE_DEFAULTS.offset;
@@ -68,5 +72,6 @@ export function loadRealMode(vcpu: Vcpu, image: Uint8Array, o: RealModeOptions =
     efer: 0n,
   });
   vcpu.setRegs({ ...CLEARED_GPRS, rip: BigInt(offset), rsp: BigInt(sp), rflags: 2n });
+  vcpuGuestAbi(vcpu, true); // a new guest: its devices (COM1's registers) from reset too
   return { mode: "real", loadAddress: load, entry: load, stack: base + BigInt(sp), size: image.length };
 }

@@ -7,7 +7,7 @@
  */
 
 import { deepStrictEqual as eq } from "node:assert/strict";
-import { runGuest, runVcpu } from "../../mod.ts";
+import { assemble, loadRealMode, runGuest, runVcpu, vcpuGuestAbi } from "../../mod.ts";
 import { kvmTest, withVm } from "../kvm_env.ts";
 
 /** LCR.DLAB on, hlt; then 'A' to THR/DLL (the divisor, no output), DLAB off, 'B' out, exit 0. */
@@ -46,5 +46,34 @@ kvmTest("runVcpu without an abi keeps the serial port's registers from the vCPU'
       interruptible: false,
     });
     eq([next.console, next.exitCode?.value], ["A", 0]);
+  });
+});
+
+kvmTest("a loader (loadRealMode) starts the vCPU's guest ABI from reset, as runGuest does", () => {
+  withVm((vm) => {
+    const dlabOn = runGuest(vm, { asm: "mov $0x3fb, %dx\nmov $0x80, %al\nout %al, %dx\nhlt", mode: "real" });
+    eq(dlabOn.exit.name, "HLT");
+    const image = assemble("mov $0x3f8, %dx\nmov $0x41, %al\nout %al, %dx\nmov $0, %al\nout %al, $0xf4", {
+      mode: "real",
+    });
+    loadRealMode(dlabOn.vcpu, image.bytes);
+    const r = runVcpu(dlabOn.vcpu, { interruptible: false });
+    eq([r.console, r.exitCode?.value], ["A", 0]);
+  });
+});
+
+kvmTest("the vCPU's own guest ABI keeps no run's callbacks after the run (nor what they captured)", () => {
+  withVm((vm) => {
+    const seen: number[] = [];
+    const r = runGuest(vm, {
+      asm: "mov $0x42, %al\nout %al, $0xe9\nmov $0, %al\nout %al, $0xf4",
+      mode: "real",
+      interruptible: false,
+      onConsole: (b) => seen.push(b),
+      onUcall: () => "continue",
+    });
+    eq([r.console, seen], ["B", [0x42]]);
+    const abi = vcpuGuestAbi(r.vcpu);
+    eq([abi.onConsole, abi.onUcall], [undefined, undefined]);
   });
 });
