@@ -11,6 +11,8 @@ export interface Word {
   text: string;
   /** True when the word was (partly) quoted. */
   quoted: boolean;
+  /** Where the word begins in the line, its quotes and escapes included (completion replaces from there). */
+  start: number;
 }
 
 /** The result of lexing: commands, each a list of words. `open` is an unterminated quote char. */
@@ -30,7 +32,7 @@ export function lex(line: string): Lexed {
   let cur: Word | undefined;
   let quote: string | undefined;
   const cmd = () => commands[commands.length - 1];
-  const start = () => (cur ??= (cmd().push({ text: "", quoted: false }), cmd()[cmd().length - 1]));
+  const start = () => (cur ??= (cmd().push({ text: "", quoted: false, start: i }), cmd()[cmd().length - 1]));
   let i = 0;
   for (; i < line.length; i++) {
     const c = line[i];

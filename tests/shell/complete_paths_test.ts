@@ -55,3 +55,21 @@ Deno.test("help exit status: the section run's summary points to", async () => {
   const run = await runC(["help run"]);
   assert.match(run.stdout, /\(help: exit status\)/, "run's summary no longer points there");
 });
+
+Deno.test("completion: a path typed escaped or quoted is replaced as typed (readline swaps that many characters)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvmsh-complete-test-" });
+  try {
+    await Deno.mkdir(`${dir}/my dir`);
+    await Deno.writeTextFile(`${dir}/my dir/hello.bin`, "");
+    const ctx = new Session();
+    // The second Tab: the word on the line is `…/my\ dir/`, one character longer than its text.
+    assert.deepEqual(complete(ctx, `run ${dir}/my\\ dir/`), [[`${dir}/my\\ dir/hello.bin `], `${dir}/my\\ dir/`]);
+    // Quoted, and still open: the quote is part of what is replaced.
+    assert.deepEqual(complete(ctx, `run '${dir}/my d`), [[`${dir}/my\\ dir/`], `'${dir}/my d`]);
+    // Plain words are unchanged.
+    assert.deepEqual(complete(ctx, "vm cr"), [["create "], "cr"]);
+    assert.deepEqual(complete(ctx, "run x "), [[], ""]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
