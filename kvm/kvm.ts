@@ -133,7 +133,10 @@ export class Kvm {
   close(): void {
     // A VM whose memory backs another VM's slot refuses to close until that VM is closed: retry
     // those after the others (a cycle of such loans throws the last refusal).
+    // Any other failure (a VM's close goes to its end and then throws its first error) does not
+    // stop the others nor the /dev/kvm fd: the first such error is thrown once all are done.
     let pending = [...this.#vms];
+    let failed: { error: unknown } | undefined;
     while (pending.length) {
       const refused: Vm[] = [];
       let last: unknown;
@@ -141,15 +144,17 @@ export class Kvm {
         try {
           vm.close();
         } catch (e) {
-          if (!(e instanceof InUseError)) throw e;
-          refused.push(vm);
-          last = e;
+          if (e instanceof InUseError) {
+            refused.push(vm);
+            last = e;
+          } else failed ??= { error: e };
         }
       }
-      if (refused.length === pending.length) throw last;
+      if (refused.length === pending.length) throw failed?.error ?? last;
       pending = refused;
     }
     this.#fd.close();
+    if (failed) throw failed.error;
   }
 
   /** `using kvm = Kvm.open()` closes it at scope end. */
