@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CAP, GUEST_MEMFD_FLAGS, type Vm } from "../../mod.ts";
+import { CAP, gmemAbsence, GUEST_MEMFD_FLAGS, type Vm } from "../../mod.ts";
 
 /** The memory a row uses: `gmem`, or `anon` with the reason this host has no usable gmem. */
 export type Backing = { kind: "gmem" } | { kind: "anon"; why: string };
@@ -14,9 +14,11 @@ const WANT = GUEST_MEMFD_FLAGS.parse("mmap,init-shared");
 
 /** Asks `vm` (a default VM) whether it can have an MMAP|INIT_SHARED guest_memfd. */
 export function backingFor(vm: Vm): Backing {
-  if (vm.checkExtension(CAP.GUEST_MEMFD) === 0) {
-    return { kind: "anon", why: "this host has no guest_memfd (KVM_CAP_GUEST_MEMFD=0)" };
-  }
+  const absent = gmemAbsence({
+    system: vm.kvm.checkExtension(CAP.GUEST_MEMFD),
+    vm: vm.checkExtension(CAP.GUEST_MEMFD),
+  });
+  if (absent) return { kind: "anon", why: absent.reason };
   const have = vm.supportedGmemFlags();
   if ((have & WANT) !== WANT) {
     const names = GUEST_MEMFD_FLAGS.format(have) || "0";
