@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CAP, GUEST_MEMFD_FLAGS, Kvm, KvmError } from "../mod.ts";
+import { CAP, gmemAbsence, GUEST_MEMFD_FLAGS, Kvm, KvmError } from "../mod.ts";
 import { openFds } from "../ffi/procfs.ts";
 
 function probe(): string | undefined {
@@ -39,8 +39,9 @@ export function gmemSkipReason(flags = ""): string | undefined {
     using kvm = Kvm.open();
     using vm = kvm.createVm();
     const want = GUEST_MEMFD_FLAGS.parse(flags || "0");
-    if (vm.checkExtension(CAP.GUEST_MEMFD) === 0) {
-      reason = "this host's KVM has no guest_memfd (KVM_CAP_GUEST_MEMFD = 0 on a default VM)";
+    const absent = gmemAbsence({ system: kvm.checkExtension(CAP.GUEST_MEMFD), vm: vm.checkExtension(CAP.GUEST_MEMFD) });
+    if (absent) {
+      reason = `a default VM has no guest_memfd: ${absent.reason}`;
     } else if ((vm.supportedGmemFlags() & want) !== want) {
       const have = GUEST_MEMFD_FLAGS.format(vm.supportedGmemFlags()) || "none";
       reason = `this host's guest_memfd lacks flags ${key} (KVM_CAP_GUEST_MEMFD_FLAGS = ${have})`;
@@ -95,10 +96,9 @@ const noGmemKernelSkip: string | undefined = (() => {
   if (KVM_SKIP_REASON !== undefined) return undefined;
   if (GMEM_SKIP_REASON === undefined) return "this host's KVM has guest_memfd";
   using kvm = Kvm.open();
-  const system = kvm.checkExtension(CAP.GUEST_MEMFD);
-  return system === 0
-    ? undefined
-    : `this kernel has guest_memfd (system KVM_CAP_GUEST_MEMFD = ${system}); a default VM has none`;
+  using vm = kvm.createVm();
+  const absent = gmemAbsence({ system: kvm.checkExtension(CAP.GUEST_MEMFD), vm: vm.checkExtension(CAP.GUEST_MEMFD) });
+  return absent?.kind === "kernel" ? undefined : `not a kernel without guest_memfd: ${absent?.reason}`;
 })();
 let noGmemWarned = false;
 
