@@ -25,7 +25,7 @@ import type { GuestMemfd } from "./guest_memfd.ts";
 import { InUseError, MainMemoryError } from "./errors.ts";
 import { readHostFile } from "./host_file.ts";
 import { formatSize, hex } from "./units.ts";
-import { type ExitHandlers, type RunResult, runVcpu, vcpuGuestAbi } from "./run_loop.ts";
+import { type ExitHandlers, type RunResult, runVcpu } from "./run_loop.ts";
 import type { Vcpu } from "./vcpu.ts";
 import type { Vm } from "./vm.ts";
 
@@ -436,8 +436,8 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
   if (pd) pd.written = true;
   const r = runVcpu(vcpu, {
     handlers: spec.handlers,
-    // A new guest image: new device state (the vCPU's own, which later runs without an abi share).
-    abi: spec.abi ?? vcpuGuestAbi(vcpu, true),
+    // Without one, the vCPU's own, which the loader above started from reset (a new image).
+    abi: spec.abi,
     timeoutMs: spec.timeoutMs,
     deadline: spec.deadline,
     interruptible: spec.interruptible,
