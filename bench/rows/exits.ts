@@ -16,11 +16,13 @@ import { backingFor, cBackingArg, describeBacking } from "./memory.ts";
 const MIB = 1n << 20n;
 
 /**
- * Repetitions of rows 2 and 3: batches per round, rounds, exits per batch. Sixteen rounds (~5 s
- * a row): with eight, the median of the rounds' ratios moved by ±0.05 between runs on this
- * shared 2-core host, across the 1.05 target, with no change to either side.
+ * Repetitions of rows 2 and 3: batches per round, rounds, exits per batch. The host's exit cost
+ * moves in phases (~7 µs, then ~10 µs, for seconds at a time), so each round is one batch a
+ * side, C then kvmsh ~0.2 s apart, and 48 of them: with 16 rounds of three batches the median of
+ * the rounds' ratios spread over 0.96–1.06 between runs with no change to either side; with 48
+ * of one, 1.02–1.04 (three runs each, interleaved, 2026-12-07).
  */
-const exitSizes = (quick: boolean) => ({ reps: 3, rounds: quick ? 2 : 16, per: quick ? 5_000 : 10_000 });
+const exitSizes = (quick: boolean) => ({ reps: 1, rounds: quick ? 2 : 48, per: quick ? 5_000 : 10_000 });
 
 /**
  * The kvmsh side of an exit row: `runGuest` of `image` for exactly `n` exits a batch (maxExits),
