@@ -10,7 +10,7 @@ export const ioctlRow: Row = {
   unit: "ns",
   target: { kind: "max", value: 1.3 },
   async run(ctx) {
-    // One batch a side per round, 48 rounds (~10 s), as rows 2 and 3: three runs gave 1.279–1.306
+    // One batch a side per round, 48 rounds (~20 s with row 1b), as rows 2 and 3: three runs gave 1.279–1.306
     // with 16 rounds of three batches, 1.282–1.288 with 48 of one (interleaved, 2026-12-07).
     const reps = 1;
     const rounds = ctx.quick ? 2 : 48;
