@@ -49,7 +49,10 @@ async function main(): Promise<number> {
   const results: RowResult[] = [];
   try {
     for (const row of rows) {
-      if (!values.json) console.error(`# row ${row.id}: ${row.name} …`);
+      // The row's name is known only once it ran (rows 4–5 name the memory this host gave them).
+      if (!values.json) console.error(`# row ${row.id} …`);
+      const rowStart = performance.now();
+      const before = results.length;
       try {
         results.push(...await row.run(ctx));
       } catch (e) {
@@ -64,6 +67,13 @@ async function main(): Promise<number> {
           verdict: "error",
           note: `error: ${e instanceof Error ? e.message : String(e)}`.split("\n")[0],
         });
+      }
+      if (!values.json) {
+        const took = ((performance.now() - rowStart) / 1000).toFixed(1);
+        for (const r of results.slice(before)) {
+          const ratio = Number.isFinite(r.ratio) ? `${r.ratio.toFixed(3)}, ` : "";
+          console.error(`#   ${r.id} ${r.name}: ${ratio}${r.verdict} (${took} s)`);
+        }
       }
     }
   } finally {
