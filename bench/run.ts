@@ -7,7 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { buildBaselines } from "./build.ts";
-import { formatTable, HEADER, rowCells, type RowResult } from "./stats.ts";
+import { formatRatio, formatTable, HEADER, rowCells, type RowResult } from "./stats.ts";
 import { loadAverage, machine, markdown } from "./report.ts";
 import type { Row, RowContext } from "./rows/row.ts";
 import { ioctlRow } from "./rows/ioctl.ts";
@@ -71,7 +71,7 @@ async function main(): Promise<number> {
       if (!values.json) {
         const took = ((performance.now() - rowStart) / 1000).toFixed(1);
         for (const r of results.slice(before)) {
-          const ratio = Number.isFinite(r.ratio) ? `${r.ratio.toFixed(3)}, ` : "";
+          const ratio = Number.isFinite(r.ratio) ? `${formatRatio(r.ratio)}, ` : "";
           console.error(`#   ${r.id} ${r.name}: ${ratio}${r.verdict} (${took} s)`);
         }
       }

@@ -45,6 +45,11 @@ export function formatTarget(t: Target | undefined): string {
   return t ? `${t.kind === "max" ? "≤" : "≥"} ${t.value}` : "—";
 }
 
+/** A ratio as the table prints it (`1.024`), or `—` when unknown. */
+export function formatRatio(r: number): string {
+  return Number.isFinite(r) ? r.toFixed(3) : "—";
+}
+
 /** The unit a row's values are in. */
 export type Unit = "ns" | "GB/s";
 
@@ -172,7 +177,7 @@ export function rowCells(r: RowResult): string[] {
     formatValue(r.kvmsh, r.unit),
     (r.baselineLabel !== "C" && r.baseline !== undefined ? `${r.baselineLabel} ` : "") +
     formatValue(r.baseline, r.unit),
-    Number.isFinite(r.ratio) ? r.ratio.toFixed(3) : "—",
+    formatRatio(r.ratio),
     r.reps,
     r.target,
     r.verdict + (r.note ? ` (${r.note})` : ""),
