@@ -368,7 +368,32 @@ function doesNotFit(
   return new RangeError(`${(e as Error).message}: the guest does not fit its memory; ${advice}`, { cause: e });
 }
 
-/** Loads a guest and runs it; see {@link GuestSpec} and run_loop.ts. */
+/**
+ * After a load that failed (the guest does not fit): deletes the slots runGuest made for itself in
+ * this call under ids that were free before it (a new main slot and its guest_memfd, the
+ * page-directory slot), so the VM has the slots it had. A main slot that replaced runGuest's
+ * earlier one under the same id stays (the old one's memory is gone; the next run reuses it when
+ * it fits), and so does a vCPU the run created: KVM has no call that removes a vCPU.
+ */
+function dropNewOwnSlots(vm: Vm, idsBefore: ReadonlySet<number>): void {
+  const main = ownMain.get(vm);
+  if (main && vm.memslot(main.slot.id) === main.slot && !idsBefore.has(main.slot.id)) {
+    vm.deleteMemslot(main.slot.id);
+    ownMain.delete(vm);
+    main.gmem?.close();
+  }
+  const pd = ownPd.get(vm);
+  if (pd && vm.memslot(pd.slot.id) === pd.slot && !idsBefore.has(pd.slot.id)) {
+    vm.deleteMemslot(pd.slot.id);
+    ownPd.delete(vm);
+  }
+}
+
+/**
+ * Loads a guest and runs it; see {@link GuestSpec} and run_loop.ts. A guest that does not fit its
+ * memory is a RangeError saying which memory and what to do, and the slots this call made for it
+ * are deleted again (see {@link dropNewOwnSlots}).
+ */
 export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
   const given = [spec.image, spec.elf, spec.asm].filter((v) => v !== undefined).length;
   if (given !== 1) throw new RangeError("runGuest needs exactly one of image, elf, asm");
@@ -394,6 +419,7 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
         `give a vCPU of ${vm.name} (or none), or run on ${other}`,
     );
   }
+  const idsBefore = new Set(vm.memslots.map((s) => s.id));
   const memslot = mainMemory(vm, { ...spec, mode });
 
   let hypercallExit: string | undefined;
@@ -431,7 +457,9 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
       if (args.length) vcpu.setRegs(argRegs(args));
     }
   } catch (e) {
-    throw doesNotFit(e, vm, memslot, mode, spec.memorySize);
+    const err = doesNotFit(e, vm, memslot, mode, spec.memorySize);
+    dropNewOwnSlots(vm, idsBefore);
+    throw err;
   }
   if (pd) pd.written = true;
   const r = runVcpu(vcpu, {

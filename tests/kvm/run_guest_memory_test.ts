@@ -205,14 +205,29 @@ kvmTest("runGuest: a guest that does not fit main memory at GPA 0 names that mem
     () => runGuest(vm, { asm: LONG_EXIT_9, mode: "long" }),
     why([/^no memslot covers GPA 0x100000\b/, /slot 3 of vm0/, /2 MiB/, /slot del 3/]),
   );
+  // The failed runs took back the slots they made (the page-directory slot, where the vCPU has no
+  // 1 GiB pages): the user's slot is the VM's only one. The vCPU the first run made stays.
+  eq(vm.memslots.map((s) => s.id), [3], "only the user's slot after the failed runs");
+  eq(ownMemory(vm).slots, []);
+  eq(vm.vcpus.length, 1);
   vm.deleteMemslot(3);
   // runGuest's own memory, made as small as asked: the advice is the size asked for.
   throws(
     () => runGuest(vm, { asm: LONG_EXIT_9, mode: "long", memorySize: MIB }),
     why([/^no memslot covers GPA 0x100000\b/, /runGuest's own/, /memorySize/]),
   );
+  eq([vm.memslots, ownMemory(vm).slots], [[], []], "the main slot the failed run made is gone too");
   const r = runGuest(vm, { asm: LONG_EXIT_9, mode: "long", timeoutMs: 5000 });
   eq(r.exitCode?.value, 9);
+  eq(r.vcpu, vm.vcpus[0], "the run used the vCPU the failed ones made");
+  // A failed run that replaced runGuest's earlier main slot (same id) keeps the new one; slots
+  // made by earlier runs stay.
+  const before = vm.memslots;
+  throws(() => runGuest(vm, { image: new Uint8Array(Number(3n * MIB)), mode: "long", memorySize: 2n * MIB }));
+  const after = vm.memslots;
+  eq(after.map((s) => [s.id, s.gpa]), before.map((s) => [s.id, s.gpa]), "the same slot ids and places");
+  eq(after.find((s) => s.gpa === 0n)?.size, 2n * MIB, "main memory is the replacement");
+  eq(runGuest(vm, { asm: LONG_EXIT_9, mode: "long", timeoutMs: 5000 }).exitCode?.value, 9);
 });
 
 kvmTest(
