@@ -369,11 +369,51 @@ function doesNotFit(
 }
 
 /**
- * After a load that failed (the guest does not fit): deletes the slots runGuest made for itself in
- * this call under ids that were free before it (a new main slot and its guest_memfd, the
- * page-directory slot), so the VM has the slots it had. A main slot that replaced runGuest's
- * earlier one under the same id stays (the old one's memory is gone; the next run reuses it when
- * it fits), and so does a vCPU the run created: KVM has no call that removes a vCPU.
+ * The vCPU for a run (given, the VM's first, or a new one) with KVM's CPUID once, the
+ * page-directory slot where long mode needs it, and the guest loaded: image, page tables,
+ * registers. Throws what the loaders throw (a guest that does not fit: "no memslot covers GPA …").
+ */
+function prepareVcpu(
+  vm: Vm,
+  spec: GuestSpec,
+  bytes: Uint8Array,
+  elf: boolean,
+  mode: "real" | "long",
+): { vcpu: Vcpu; load: GuestResult["load"]; pd?: OwnPd } {
+  const vcpu = spec.vcpu ?? vm.vcpus[0] ?? vm.createVcpu();
+  vcpu.completePending();
+  if (!cpuidSet.has(vcpu)) {
+    // KVM's supported CPUID, unless the vCPU was given one already (which the page tables honour).
+    if (vcpu.getCpuid().length === 0) vcpu.setCpuid();
+    cpuidSet.add(vcpu);
+  }
+  const args = (spec.args ?? []).map((a) => BigInt(a));
+  const pd = mode === "long" && !vcpuHas1g(vcpu) ? pdSlot(vm) : undefined;
+  const tables = { pdArea: pd?.slot.gpa, pdAreaWritten: pd?.written };
+  let load: GuestResult["load"];
+  if (elf) load = loadElf(vcpu, bytes, { stack: spec.stack, args, extraMaps: spec.extraMaps, ...tables });
+  else if (mode === "long") {
+    load = loadLongModeFlat(vcpu, bytes, {
+      loadAddress: spec.loadAddress,
+      stack: spec.stack,
+      args,
+      extraMaps: spec.extraMaps,
+      ...tables,
+    });
+  } else {
+    load = loadRealMode(vcpu, bytes, { segment: spec.segment, offset: spec.offset, sp: spec.sp });
+    if (args.length) vcpu.setRegs(argRegs(args));
+  }
+  return { vcpu, load, ...(pd ? { pd } : {}) };
+}
+
+/**
+ * After a run that failed before its guest ran (its vCPU could not be made or set up, or the guest
+ * does not fit its memory): deletes the slots runGuest made for itself in this call under ids that
+ * were free before it (a new main slot and its guest_memfd, the page-directory slot), so the VM has
+ * the slots it had. A main slot that replaced runGuest's earlier one under the same id stays (the
+ * old one's memory is gone; the next run reuses it when it fits), and so does a vCPU the run
+ * created: KVM has no call that removes a vCPU.
  */
 function dropNewOwnSlots(vm: Vm, idsBefore: ReadonlySet<number>): void {
   const main = ownMain.get(vm);
@@ -391,8 +431,9 @@ function dropNewOwnSlots(vm: Vm, idsBefore: ReadonlySet<number>): void {
 
 /**
  * Loads a guest and runs it; see {@link GuestSpec} and run_loop.ts. A guest that does not fit its
- * memory is a RangeError saying which memory and what to do, and the slots this call made for it
- * are deleted again (see {@link dropNewOwnSlots}).
+ * memory is a RangeError saying which memory and what to do; when the guest cannot be loaded (that,
+ * or its vCPU cannot be made), the slots this call made for it are deleted again (see
+ * {@link dropNewOwnSlots}).
  */
 export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
   const given = [spec.image, spec.elf, spec.asm].filter((v) => v !== undefined).length;
@@ -431,36 +472,15 @@ export function runGuest(vm: Vm, spec: GuestSpec): GuestResult {
       hypercallExit = (e as Error).message;
     }
   }
-  const vcpu = spec.vcpu ?? vm.vcpus[0] ?? vm.createVcpu();
-  vcpu.completePending();
-  if (!cpuidSet.has(vcpu)) {
-    // KVM's supported CPUID, unless the vCPU was given one already (which the page tables honour).
-    if (vcpu.getCpuid().length === 0) vcpu.setCpuid();
-    cpuidSet.add(vcpu);
-  }
-  const args = (spec.args ?? []).map((a) => BigInt(a));
-  let load: GuestResult["load"];
-  const pd = mode === "long" && !vcpuHas1g(vcpu) ? pdSlot(vm) : undefined;
-  const tables = { pdArea: pd?.slot.gpa, pdAreaWritten: pd?.written };
+  let prepared: ReturnType<typeof prepareVcpu>;
   try {
-    if (elf) load = loadElf(vcpu, bytes, { stack: spec.stack, args, extraMaps: spec.extraMaps, ...tables });
-    else if (mode === "long") {
-      load = loadLongModeFlat(vcpu, bytes, {
-        loadAddress: spec.loadAddress,
-        stack: spec.stack,
-        args,
-        extraMaps: spec.extraMaps,
-        ...tables,
-      });
-    } else {
-      load = loadRealMode(vcpu, bytes, { segment: spec.segment, offset: spec.offset, sp: spec.sp });
-      if (args.length) vcpu.setRegs(argRegs(args));
-    }
+    prepared = prepareVcpu(vm, spec, bytes, elf, mode);
   } catch (e) {
     const err = doesNotFit(e, vm, memslot, mode, spec.memorySize);
     dropNewOwnSlots(vm, idsBefore);
     throw err;
   }
+  const { vcpu, load, pd } = prepared;
   if (pd) pd.written = true;
   const r = runVcpu(vcpu, {
     handlers: spec.handlers,

@@ -8,7 +8,7 @@
  */
 
 import { deepStrictEqual as eq, ok, throws } from "node:assert/strict";
-import { Kvm, KvmError, MainMemoryError, type Memslot, type Vm } from "../../mod.ts";
+import { CAP, Kvm, KvmError, MainMemoryError, type Memslot, type Vm } from "../../mod.ts";
 import { InUseError } from "../../kvm/errors.ts";
 import { Mapping } from "../../kvm/mapping.ts";
 import { gmemInUse, mainMemory, ownMemory, PD_SLOT_GPA, runGuest } from "../../kvm/run_guest.ts";
@@ -223,11 +223,32 @@ kvmTest("runGuest: a guest that does not fit main memory at GPA 0 names that mem
   // A failed run that replaced runGuest's earlier main slot (same id) keeps the new one; slots
   // made by earlier runs stay.
   const before = vm.memslots;
-  throws(() => runGuest(vm, { image: new Uint8Array(Number(3n * MIB)), mode: "long", memorySize: 2n * MIB }));
+  throws(
+    () => runGuest(vm, { image: new Uint8Array(Number(3n * MIB)), mode: "long", memorySize: 2n * MIB }),
+    /does not fit its memory/,
+  );
   const after = vm.memslots;
   eq(after.map((s) => [s.id, s.gpa]), before.map((s) => [s.id, s.gpa]), "the same slot ids and places");
   eq(after.find((s) => s.gpa === 0n)?.size, 2n * MIB, "main memory is the replacement");
   eq(runGuest(vm, { asm: LONG_EXIT_9, mode: "long", timeoutMs: 5000 }).exitCode?.value, 9);
+});
+
+kvmTest("runGuest whose vCPU cannot be made (KVM_CREATE_VCPU refused): the slots it made are taken back", () => {
+  using kvm = Kvm.open();
+  using vm = kvm.createVm();
+  // The next id runGuest's vCPU would get is KVM_CAP_MAX_VCPU_ID, which the kernel refuses: a vCPU
+  // at the last id, closed, leaves the VM with no vCPU and no id left above it.
+  const last = vm.checkExtension(CAP.MAX_VCPU_ID) - 1;
+  vm.createVcpu(last).close();
+  eq(vm.vcpus, []);
+  throws(() => runGuest(vm, { asm: LONG_EXIT_9, mode: "long" }), (e: unknown) => {
+    ok(e instanceof KvmError, String(e));
+    eq([e.op, e.errnoName], ["KVM_CREATE_VCPU", "EINVAL"]);
+    return true;
+  });
+  eq([vm.memslots, ownMemory(vm).slots], [[], []], "no slot left behind");
+  // With a vCPU given, the same VM runs the guest.
+  eq(runGuest(vm, { asm: LONG_EXIT_9, mode: "long", vcpu: vm.createVcpu(0), timeoutMs: 5000 }).exitCode?.value, 9);
 });
 
 kvmTest(
