@@ -1,17 +1,27 @@
 /**
- * The C library through `Deno.dlopen`: the syscalls kvmsh makes, typed once. Functions here
- * return the C result unchanged; callers read {@link errno} right after a failing call, on the
- * same thread, before anything else can overwrite it.
+ * The C library and kvmsh's raw-syscall library through `Deno.dlopen`: the calls kvmsh makes,
+ * typed once. Every syscall here goes through the raw library (ffi/raw_syscall_lib.ts), which
+ * hands back the kernel's own result: a failure returns -1 (the C convention callers test) and
+ * leaves the kernel's errno for {@link errno}, taken from that result, not from libc's `errno`
+ * (which V8 can overwrite before JS reads it: see raw_syscall_lib.ts). The few C library
+ * functions left (sigaction, memory and string helpers, directory reading) are bound from libc.
  * @module
  */
 
+import { errnoName } from "./errno.ts";
+import { RAW_SONAME, rawSyscallLibrary } from "./raw_syscall_lib.ts";
+import { SYS } from "./syscall_numbers.ts";
+
+export { SYS };
+
 /**
- * Ready when libc() first runs: what every process uses (opening KVM, the ioctls, mapping kvm_run and
- * guest memory, loading a guest, the kick's signal handler and deadline timer). These are plain
- * properties of the object libc() returns (the hot paths: KVM_RUN, KVM_CHECK_EXTENSION). The C
- * prototypes as kvmsh calls them; {@link BOUND} says how each is reached.
+ * Every syscall kvmsh makes, as the C prototype its callers see. All of them are made through
+ * the raw library's `kvmsh_syscall` (libffi, nothing compiled: each is called a few times per
+ * process), except the hot ones: ioctl (KVM_RUN, KVM_CHECK_EXTENSION) gets a compiled call stub
+ * of `kvmsh_ioctl` from its {@link IOCTL_STUB_AFTER}th call, and process_vm_readv (ucalls, `x/`)
+ * one of `kvmsh_syscall` on its first call.
  */
-const CORE = {
+const SYSCALLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   /**
@@ -19,52 +29,51 @@ const CORE = {
    * BigInt per call): the kernel reads it as `unsigned int cmd` whatever the register's top half.
    */
   ioctl: { parameters: ["i32", "u32", "u64"], result: "i32" },
-  /**
-   * ioctl with a pointer to a struct (kvm/fd.ts passes a JS buffer's address): a "buffer"
-   * parameter costs Deno ~0.1 ms more to compile at every start than a pointer.
-   */
+  /** ioctl with a pointer to a struct (kvm/fd.ts passes a JS buffer's address). */
   ioctl_buf: { name: "ioctl", parameters: ["i32", "u32", "pointer"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
-  /**
-   * Guest memory writes (kvm/mapping.ts: loading a guest, `write`), through syscall(). The iovec
-   * arrays go by address: a Mapping's are made once (their address with them).
-   */
-  process_vm_writev: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
-  gettid: { parameters: [], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  fstat: { parameters: ["i32", "buffer"], result: "i32" },
-  /** Stopping a guest (kvm/kick.ts): the kick's signal handlers, its code page, the deadline timer. */
-  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  timer_settime: { parameters: ["u64", "i32", "buffer", "buffer"], result: "i32" },
-  timer_delete: { parameters: ["u64"], result: "i32" },
   /**
-   * errno's address: bound eagerly, since binding a symbol (dlopen) on the way to reading errno
-   * after a failed call could overwrite it.
-   */
-  __errno_location: { parameters: [], result: "pointer" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-/**
- * The rest, each bound on its own first use: Deno compiles a call stub per symbol when it opens a
- * library (~0.15 ms each), which a short `kvmsh -c "vm create; run …"` process need not pay for
- * the 24 it never calls (guest memory reads, bulk memory, strerror, files, /proc). A symbol is bound before its
- * call, so errno after the call is the call's.
- */
-const LAZY = {
-  /**
-   * Guest memory reads (ucalls, `x/`) and the kick's check of a SIGINT handler it replaces (when
-   * not SIG_DFL): a compiled stub, bound on the first read — a plain `run` of a guest reads none.
-   * The iovec arrays go by address, like process_vm_writev's.
+   * Guest memory reads and writes (kvm/mapping.ts: ucalls, `x/`, loading a guest, `write`). The
+   * iovec arrays go by address: a Mapping's are made once (their address with them).
    */
   process_vm_readv: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
+  process_vm_writev: { parameters: ["i32", "pointer", "u64", "pointer", "u64", "u64"], result: "isize" },
+  gettid: { parameters: [], result: "i32" },
   /** (kvmsh itself reads `Deno.pid`.) */
   getpid: { parameters: [], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pread: { name: "pread64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pwrite: { name: "pwrite64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   /** Which pages of a range are resident (tests measure what a bulk access faulted in). */
   mincore: { parameters: ["pointer", "usize", "buffer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+  /** Stopping a guest (kvm/kick.ts): the kick signal, the deadline timer. */
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  timer_settime: { parameters: ["u64", "i32", "buffer", "buffer"], result: "i32" },
+  timer_delete: { parameters: ["u64"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * The C library's own functions kvmsh calls. sigaction is libc's (it supplies the signal return
+ * trampoline the kernel needs) and bound when libc() first runs; its errno is read inside its
+ * wrapper, at once. The rest are each bound on their own first use: Deno compiles a call stub per
+ * symbol when it opens a library (~0.15 ms each), which a short `kvmsh -c "vm create; run …"`
+ * process need not pay for the ones it never calls.
+ */
+const LIBC = {
+  /** The kick's signal handlers (kvm/kick.ts): installing them, reading the one replaced. */
+  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
   memcpy: { parameters: ["pointer", "pointer", "usize"], result: "pointer" },
   /** memcpy into a JS buffer (bulk reads of a mapping). */
@@ -73,36 +82,30 @@ const LAZY = {
   memcpy_from_buf: { name: "memcpy", parameters: ["pointer", "buffer", "usize"], result: "pointer" },
   /** memcmp of mapped memory against a JS buffer (bulk verify). */
   memcmp: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
-  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
   sysconf: { parameters: ["i32"], result: "i64" },
   strerror: { parameters: ["i32"], result: "pointer" },
-  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
-  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
-  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  pread: { name: "pread64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
-  pwrite: { name: "pwrite64", parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   opendir: { parameters: ["buffer"], result: "pointer" },
   readdir64: { parameters: ["pointer"], result: "pointer" },
   closedir: { parameters: ["pointer"], result: "i32" },
-  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
-  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-const SYMBOLS = { ...CORE, ...LAZY } as const satisfies Deno.ForeignLibraryInterface;
+/** The libc functions bound lazily (all of {@link LIBC} but sigaction). */
+const { sigaction: _sigaction, ...LAZY } = LIBC;
+
+const SYMBOLS = { ...SYSCALLS, ...LIBC } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The library kvmsh loads: glibc's soname on Linux. */
 export const LIBC_PATH = "libc.so.6";
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+type SyscallSymbols = Deno.DynamicLibrary<typeof SYSCALLS & Pick<typeof LIBC, "sigaction">>["symbols"];
 let syms: Symbols | undefined;
 
 /**
- * The loaded C library (opened on first use, once per isolate). CORE's functions are own data
- * properties of the returned object, bound in one dlopen; a LAZY one is an accessor on its
- * prototype that binds that symbol alone on first use and replaces itself there by the function,
- * so the object's own shape never changes (the hot paths' property loads stay monomorphic).
+ * The loaded libraries (opened on first use, once per isolate). The syscalls and sigaction are
+ * own data properties of the returned object; a LAZY one is an accessor on its prototype that
+ * binds that symbol alone on first use and replaces itself there by the function, so the object's
+ * own shape never changes (the hot paths' property loads stay monomorphic).
  */
 export function libc(): Symbols {
   if (syms) return syms;
@@ -118,61 +121,62 @@ export function libc(): Symbols {
       },
     });
   }
-  syms = Object.assign(Object.create(lazy), bindCore()) as Symbols;
+  syms = Object.assign(Object.create(lazy), bindSyscalls()) as Symbols;
   return syms;
 }
 
-/**
- * x86_64 Linux syscall numbers kvmsh uses directly: the CORE functions it calls through libc's
- * `syscall()` (each is called a few times per process, not per exit or per access, and binding
- * them as symbols cost each process ~0.08 ms apiece: Deno compiles a call stub per symbol when it
- * opens a library), and those the kick's signal handler makes (kvm/kick_code.ts). `open` is
- * `openat(AT_FDCWD, …)`, as glibc's is; the timer calls use the kernel's timer id, as glibc's do
- * for SIGEV_THREAD_ID.
- */
-export const SYS = Object.freeze({
-  read: 0,
-  close: 3,
-  fstat: 5,
-  mmap: 9,
-  mprotect: 10,
-  munmap: 11,
-  rt_sigaction: 13,
-  kill: 62,
-  gettid: 186,
-  timer_create: 222,
-  timer_settime: 223,
-  timer_delete: 226,
-  tgkill: 234,
-  openat: 257,
-  process_vm_writev: 311,
-});
 /** openat(2)'s "relative to the working directory". */
 const AT_FDCWD = -100;
+/** memfd_create(2)'s close-on-exec flag. */
+const MFD_CLOEXEC = 1;
 
 /**
- * How CORE is bound: every function is declared to return an 8-byte struct, which makes Deno call
- * it through libffi (~1 µs a call) with nothing compiled. The x86-64 SysV ABI returns that struct
- * in RAX, exactly where the C function puts its int, long or pointer. The hot one, ioctl, gets
- * Deno's compiled call stub (~0.3 µs less a call; V8's fast call once the caller is optimized)
- * from its {@link IOCTL_STUB_AFTER}th call: compiling it (and the compiler's first use in the
- * process) cost every start ~0.25 ms, which a short `kvmsh -c "vm create; run …"` (~15 ioctls)
- * never earns back, while a loop of exits or ioctls earns it back within a few hundred calls.
+ * How the functions bound at start are reached: each is declared to return an 8-byte struct,
+ * which makes Deno call it through libffi (~1 µs a call) with nothing compiled. The x86-64 SysV
+ * ABI returns that struct in RAX, exactly where the function puts its int, long or pointer.
  */
 const RAX = { struct: ["u64"] } as const;
-const BOUND = {
-  ioctl: { ...CORE.ioctl, result: RAX },
-  sigaction: { ...CORE.sigaction, result: RAX },
-  __errno_location: { ...CORE.__errno_location, result: RAX },
-  /** `long syscall(long number, ...)`, always given six arguments (unused ones 0). */
+const LIBC_BOUND = {
+  sigaction: { ...LIBC.sigaction, result: RAX },
+  /** errno's address, for sigaction's errno (bound eagerly: nothing runs between the call and the read but this). */
+  __errno_location: { parameters: [], result: RAX },
+  /** libc's `syscall()`, only to write the raw library into a memfd before it exists. */
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: RAX },
 } as const satisfies Deno.ForeignLibraryInterface;
+/** `kvmsh_syscall(nr, a, b, c, d, e, f)`, through libffi. */
+const RAW_BOUND = {
+  kvmsh_syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: RAX },
+} as const satisfies Deno.ForeignLibraryInterface;
+/** ioctl's compiled stub (see {@link IOCTL_STUB_AFTER}). */
+const RAW_IOCTL = { kvmsh_ioctl: SYSCALLS.ioctl } as const satisfies Deno.ForeignLibraryInterface;
+/** process_vm_readv's number, as its stub takes it. */
+const NR_READV = BigInt(SYS.process_vm_readv);
+/** process_vm_readv's compiled stub: `kvmsh_syscall` with its number first. */
+const RAW_READV = {
+  kvmsh_syscall: { parameters: ["i64", ...SYSCALLS.process_vm_readv.parameters], result: "i64" },
+} as const satisfies Deno.ForeignLibraryInterface;
 
-type CoreSymbols = Deno.DynamicLibrary<typeof CORE>["symbols"];
-
-/** ioctl calls made through libffi before ioctl's compiled stub is bound (see {@link BOUND}). */
+/**
+ * ioctl calls made through libffi before ioctl's compiled stub is bound. Compiling it (and the
+ * compiler's first use in the process) cost every start ~0.25 ms, which a short
+ * `kvmsh -c "vm create; run …"` (~15 ioctls) never earns back, while a loop of exits or ioctls
+ * earns it back within a few hundred calls (the stub is ~0.3 µs a call faster, and V8's fast call
+ * once the caller is optimized).
+ */
 export const IOCTL_STUB_AFTER = 256;
 type Arg = number | bigint;
+
+/** The last failed call's errno, from the kernel's own return value. */
+let lastErrno = 0;
+
+/** A raw syscall result: -4095..-1 is the kernel's -errno (recorded; -1 returned, as libc would), else the value. */
+function result(r: bigint): bigint {
+  if (r < 0n && r > -4096n) {
+    lastErrno = Number(-r);
+    return -1n;
+  }
+  return r;
+}
 
 /** What RAX held, as the 8 bytes Deno returns for a struct result. */
 function rax(bytes: Uint8Array<ArrayBuffer>): bigint {
@@ -184,36 +188,80 @@ function addr(b: AllowSharedBufferSource | null): Arg {
   return b === null ? 0 : Deno.UnsafePointer.value(Deno.UnsafePointer.of(b as BufferSource));
 }
 
-function bindCore(): CoreSymbols {
-  const raw = Deno.dlopen(LIBC_PATH, BOUND).symbols;
-  const call = raw.syscall as unknown as (...args: Arg[]) => Uint8Array<ArrayBuffer>;
-  const sys = (nr: number, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0) =>
-    rax(call(nr, a, b, c, d, e, f));
+/**
+ * Writes the raw library into a memfd and opens it from there (/proc/self/fd/N): nothing on disk,
+ * nothing to clean up. Later binds find it by its soname (ld.so matches a loaded library's
+ * DT_SONAME), so the memfd is closed at once.
+ */
+function loadRawLibrary(libcSyscall: (nr: number, ...args: Arg[]) => bigint, tlsErrno: () => number) {
+  const fail = (what: string): never => {
+    throw new Error(`kvmsh: cannot load its raw-syscall library: ${what}: ${errnoName(tlsErrno())}`);
+  };
+  const image = rawSyscallLibrary();
+  const fd = Number(libcSyscall(SYS.memfd_create, addr(cstr(RAW_SONAME)), MFD_CLOEXEC));
+  if (fd < 0) fail("memfd_create");
+  try {
+    for (let done = 0; done < image.length;) {
+      const n = Number(libcSyscall(SYS.write, fd, addr(image.subarray(done)), image.length - done));
+      if (n <= 0) fail("write");
+      done += n;
+    }
+    return Deno.dlopen(`/proc/self/fd/${fd}`, RAW_BOUND).symbols;
+  } finally {
+    libcSyscall(SYS.close, fd);
+  }
+}
+
+function bindSyscalls(): SyscallSymbols {
+  const c = Deno.dlopen(LIBC_PATH, LIBC_BOUND).symbols;
+  let errnoView: Deno.UnsafePointerView | undefined;
+  const tlsErrno = () => {
+    errnoView ??= new Deno.UnsafePointerView(
+      Deno.UnsafePointer.create(BigInt.asUintN(64, rax(c.__errno_location() as Uint8Array<ArrayBuffer>)))!,
+    );
+    return errnoView.getInt32(0);
+  };
+  const libcCall = c.syscall as unknown as (...args: Arg[]) => Uint8Array<ArrayBuffer>;
+  const raw = loadRawLibrary((nr, a = 0, b = 0, d = 0) => rax(libcCall(nr, a, b, d, 0, 0, 0)), tlsErrno);
+  const call = raw.kvmsh_syscall as unknown as (...args: Arg[]) => Uint8Array<ArrayBuffer>;
+  /** A syscall with up to six arguments (unused ones 0): its value, or -1 with {@link lastErrno} set. */
+  const sys = (nr: number, a: Arg = 0, b: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0, g: Arg = 0) =>
+    result(rax(call(nr, a, b, d, e, f, g)));
   const int = (r: bigint) => Number(BigInt.asIntN(32, r));
   const ptr = (p: Deno.PointerValue) => Deno.UnsafePointer.value(p);
   let ioctlCalls = 0;
-  let stub: CoreSymbols["ioctl"] | undefined;
+  let stub: ((fd: number, req: number, arg: bigint) => number) | undefined;
   const viaFfi = (fd: number, req: number, arg: bigint) => {
-    // The IOCTL_STUB_AFTER-th call binds the stub first (errno after the call is still the call's).
-    if (++ioctlCalls === IOCTL_STUB_AFTER) stub = Deno.dlopen(LIBC_PATH, { ioctl: CORE.ioctl }).symbols.ioctl;
-    return int(rax(raw.ioctl(fd, req, arg) as Uint8Array<ArrayBuffer>));
+    if (++ioctlCalls === IOCTL_STUB_AFTER) stub = Deno.dlopen(RAW_SONAME, RAW_IOCTL).symbols.kvmsh_ioctl;
+    return int(rax(call(SYS.ioctl, fd, req, arg, 0, 0, 0)));
   };
   // One function for every caller, whichever way it goes: the call sites stay monomorphic, and the
   // stub is called from one site that only ever sees the stub, where V8 makes it a fast call (a
   // property swapped from one function to the other made callers' sites polymorphic: no fast
-  // call, KVM_CHECK_EXTENSION 205 → 460 ns).
-  const ioctl = (fd: number, req: number, arg: bigint) =>
-    stub !== undefined ? stub(fd, req, arg) : viaFfi(fd, req, arg);
+  // call, KVM_CHECK_EXTENSION 205 → 460 ns). The result is the kernel's: -errno on failure.
+  const ioctl = (fd: number, req: number, arg: bigint) => {
+    const r = stub !== undefined ? stub(fd, req, arg) : viaFfi(fd, req, arg);
+    if (r >= 0) return r;
+    lastErrno = -r;
+    return -1;
+  };
+  let readv: Deno.DynamicLibrary<typeof RAW_READV>["symbols"]["kvmsh_syscall"] | undefined;
   return {
     ioctl,
-    // The same C function: the struct's address as the integer argument (~0.1 µs a call, on an
+    // The same function: the struct's address as the integer argument (~0.1 µs a call, on an
     // ioctl that takes microseconds; a second stub cost every start ~0.1 ms).
     ioctl_buf: (fd, req, p) => ioctl(fd, req, BigInt(Deno.UnsafePointer.value(p))),
+    process_vm_readv: (pid, local, nlocal, remote, nremote, flags) => {
+      readv ??= Deno.dlopen(RAW_SONAME, RAW_READV).symbols.kvmsh_syscall;
+      return result(BigInt(readv(NR_READV, pid, local, nlocal, remote, nremote, flags)));
+    },
     process_vm_writev: (pid, local, nlocal, remote, nremote, flags) =>
       sys(SYS.process_vm_writev, pid, ptr(local), nlocal, ptr(remote), nremote, flags),
-    sigaction: (sig, act, old) => int(rax(raw.sigaction(sig, act, old) as Uint8Array<ArrayBuffer>)),
-    __errno_location: () =>
-      Deno.UnsafePointer.create(BigInt.asUintN(64, rax(raw.__errno_location() as Uint8Array<ArrayBuffer>))),
+    sigaction: (sig, act, old) => {
+      const r = int(rax(c.sigaction(sig, act, old) as Uint8Array<ArrayBuffer>));
+      if (r < 0) lastErrno = tlsErrno();
+      return r;
+    },
     open: (path, flags, mode) => int(sys(SYS.openat, AT_FDCWD, addr(path), flags, mode)),
     close: (fd) => int(sys(SYS.close, fd)),
     mmap: (at, length, prot, flags, fd, offset) =>
@@ -221,20 +269,33 @@ function bindCore(): CoreSymbols {
     munmap: (at, length) => int(sys(SYS.munmap, ptr(at), length)),
     mprotect: (at, length, prot) => int(sys(SYS.mprotect, ptr(at), length, prot)),
     gettid: () => int(sys(SYS.gettid)),
+    getpid: () => int(sys(SYS.getpid)),
     read: (fd, buf, count) => sys(SYS.read, fd, addr(buf), count),
+    write: (fd, buf, count) => sys(SYS.write, fd, addr(buf), count),
+    pread: (fd, buf, count, offset) => sys(SYS.pread64, fd, addr(buf), count, offset),
+    pwrite: (fd, buf, count, offset) => sys(SYS.pwrite64, fd, addr(buf), count, offset),
+    lseek: (fd, offset, whence) => sys(SYS.lseek, fd, offset, whence),
     fstat: (fd, buf) => int(sys(SYS.fstat, fd, addr(buf))),
+    fcntl: (fd, cmd, arg) => int(sys(SYS.fcntl, fd, cmd, arg)),
+    fallocate: (fd, mode, offset, len) => int(sys(SYS.fallocate, fd, mode, offset, len)),
+    ftruncate: (fd, length) => int(sys(SYS.ftruncate, fd, length)),
+    madvise: (at, length, advice) => int(sys(SYS.madvise, ptr(at), length, advice)),
+    mincore: (at, length, vec) => int(sys(SYS.mincore, ptr(at), length, addr(vec))),
+    readlink: (path, buf, size) => sys(SYS.readlinkat, AT_FDCWD, addr(path), addr(buf), size),
+    memfd_create: (name, flags) => int(sys(SYS.memfd_create, addr(name), flags)),
+    tgkill: (tgid, tid, sig) => int(sys(SYS.tgkill, tgid, tid, sig)),
     timer_create: (clock, sev, id) => int(sys(SYS.timer_create, clock, addr(sev), addr(id))),
     timer_settime: (id, flags, value, old) => int(sys(SYS.timer_settime, id, flags, addr(value), addr(old))),
     timer_delete: (id) => int(sys(SYS.timer_delete, id)),
   };
 }
 
-let errnoView: Deno.UnsafePointerView | undefined;
-
-/** The calling thread's errno. Read it right after the failing call. */
+/**
+ * The errno of this isolate's last failed call through {@link libc} (a syscall: the kernel's own
+ * answer; sigaction: libc's errno, read inside the call). Read it right after the failing call.
+ */
 export function errno(): number {
-  errnoView ??= new Deno.UnsafePointerView(libc().__errno_location()!);
-  return errnoView.getInt32(0);
+  return lastErrno;
 }
 
 /** The C library's message for an errno value. */

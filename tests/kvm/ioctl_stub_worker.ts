@@ -15,9 +15,10 @@ const opened: string[][] = [];
 Deno.dlopen = ((path: string, symbols: Deno.ForeignLibraryInterface) => {
   opened.push(Object.keys(symbols));
   const lib = dlopen(path, symbols);
-  // Binding the stub leaves errno ENOENT here, so a call made before the binding (the wrong
-  // order) would report ENOENT instead of its own errno. (Binding alone leaves errno as it was.)
-  if (opened.length > 1) libc().open(new TextEncoder().encode("/nonexistent\0"), 0, 0);
+  // Binding the stub (the third dlopen: libc, the raw library, the stub) leaves errno ENOENT
+  // here, so a call made before the binding (the wrong order) would report ENOENT instead of its
+  // own errno.
+  if (opened.length > 2) libc().open(new TextEncoder().encode("/nonexistent\0"), 0, 0);
   return lib;
 }) as typeof Deno.dlopen;
 
@@ -38,11 +39,11 @@ while (calls < IOCTL_STUB_AFTER - 1) {
   if (check() !== 1) throw new Error(`call ${calls + 1}: KVM_CHECK_EXTENSION(USER_MEMORY) != 1`);
   calls++;
 }
-const stillFfi = opened.length === 1;
+const stillFfi = opened.length === 2;
 // The IOCTL_STUB_AFTER-th call binds the stub first, then fails: errno must still be this call's.
 const boundary = { r: libc().ioctl(-1, IOCTL.KVM_CHECK_EXTENSION, 0n), errno: errno() };
 const after = {
-  stub: opened.length === 2,
+  stub: opened.length === 3,
   same: libc().ioctl === first,
   check: check(),
   msr: msrList(),
