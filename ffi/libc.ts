@@ -127,8 +127,8 @@ export function libc(): Symbols {
 
 /** openat(2)'s "relative to the working directory". */
 const AT_FDCWD = -100;
-/** memfd_create(2)'s close-on-exec flag. */
-const MFD_CLOEXEC = 1;
+/** memfd_create(2) flags: close-on-exec; never executable (execve), since Linux 6.3. */
+const MFD = Object.freeze({ CLOEXEC: 1, NOEXEC_SEAL: 8 });
 
 /**
  * How the functions bound at start are reached: each is declared to return an 8-byte struct,
@@ -198,7 +198,11 @@ function loadRawLibrary(libcSyscall: (nr: number, ...args: Arg[]) => bigint, tls
     throw new Error(`kvmsh: cannot load its raw-syscall library: ${what}: ${errnoName(tlsErrno())}`);
   };
   const image = rawSyscallLibrary();
-  const fd = Number(libcSyscall(SYS.memfd_create, addr(cstr(RAW_SONAME)), MFD_CLOEXEC));
+  // Sealed non-executable where the kernel knows the flag (vm.memfd_noexec=2 may refuse a memfd
+  // without it; mmap with PROT_EXEC, which is all dlopen needs, still works); EINVAL before 6.3.
+  const name = cstr(RAW_SONAME);
+  let fd = Number(libcSyscall(SYS.memfd_create, addr(name), MFD.CLOEXEC | MFD.NOEXEC_SEAL));
+  if (fd < 0) fd = Number(libcSyscall(SYS.memfd_create, addr(name), MFD.CLOEXEC));
   if (fd < 0) fail("memfd_create");
   try {
     for (let done = 0; done < image.length;) {
