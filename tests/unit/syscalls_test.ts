@@ -1,11 +1,28 @@
 /**
- * The calls ffi/libc.ts makes through `syscall()` and with struct-returned results: the x86_64
- * syscall numbers pinned (and checked against the installed kernel headers when present), and
- * each wrapper answering what the C function would (values, -1 with errno).
+ * The syscalls ffi/libc.ts makes through kvmsh's raw-syscall library, and sigaction through libc:
+ * the x86_64 syscall numbers pinned (and checked against the installed kernel headers when
+ * present), and each wrapper answering what the C function would (values, -1 with errno). The
+ * file ones (pread/pwrite, fallocate, …) are guest_memfd's, whose own tests need a kernel with
+ * guest_memfd: here they run on a memfd.
  */
 
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
-import { CLOCK_MONOTONIC, cstr, errno, libc, MAP, MAP_FAILED, O, PROT, SIG, SYS } from "../../ffi/libc.ts";
+import {
+  CLOCK_MONOTONIC,
+  cstr,
+  errno,
+  F,
+  libc,
+  MADV,
+  MAP,
+  MAP_FAILED,
+  O,
+  PROT,
+  SEEK,
+  SIG,
+  SYS,
+} from "../../ffi/libc.ts";
+import { FALLOC } from "../../ffi/uapi.ts";
 import { ERRNO } from "../../ffi/errno.ts";
 import { IOVEC, ITIMERSPEC, SIGACTION, SIGEVENT } from "../../ffi/structs.ts";
 
@@ -56,7 +73,7 @@ Deno.test("SYS: the x86_64 syscall numbers of the kernel headers", () => {
   }
 });
 
-Deno.test("libc through syscall(): open/close, mmap/mprotect/munmap, process_vm_writev, gettid; failures are -1 with errno", () => {
+Deno.test("syscalls: open/close, mmap/mprotect/munmap, process_vm_writev, gettid; failures are -1 with errno", () => {
   const l = libc();
   const fd = l.open(cstr("/proc/self/stat"), O.RDONLY | O.CLOEXEC, 0);
   ok(fd >= 0, `open: ${fd}`);
@@ -104,7 +121,7 @@ Deno.test("libc through syscall(): open/close, mmap/mprotect/munmap, process_vm_
   eq(String(l.gettid()), new TextDecoder().decode(link.subarray(0, n)).split("/").pop());
 });
 
-Deno.test("libc through syscall(): a POSIX timer made, armed, read back through sigaction, deleted", () => {
+Deno.test("syscalls: a POSIX timer made, armed, read back through sigaction, deleted", () => {
   const l = libc();
   const sev = new Uint8Array(SIGEVENT.size);
   const dv = new DataView(sev.buffer);
@@ -123,4 +140,57 @@ Deno.test("libc through syscall(): a POSIX timer made, armed, read back through 
   eq(l.sigaction(SIG.INT, null, old), 0);
   eq(l.sigaction(9999, null, old), -1);
   eq(errno(), ERRNO.EINVAL);
+});
+
+Deno.test("syscalls on a memfd: write/pwrite/pread/lseek, ftruncate, fallocate, fcntl, madvise/mincore, getpid, tgkill; failures are -1 with errno", () => {
+  const l = libc();
+  const fd = l.memfd_create(cstr("kvmsh-syscalls-test"), 1 /* MFD_CLOEXEC */);
+  ok(fd >= 0, `memfd_create: ${fd}`);
+  try {
+    eq(Number(l.write(fd, new Uint8Array([1, 2, 3, 4]), 4n)), 4);
+    eq(Number(l.lseek(fd, 0n, SEEK.CUR)), 4);
+    eq(Number(l.lseek(fd, 0n, SEEK.END)), 4);
+    eq(Number(l.pwrite(fd, new Uint8Array([9]), 1n, 8192n)), 1, "pwrite's offset");
+    const got = new Uint8Array(4);
+    eq(Number(l.pread(fd, got, 4n, 0n)), 4);
+    eq([...got], [1, 2, 3, 4]);
+    eq(Number(l.pread(fd, got, 1n, 8192n)), 1);
+    eq(got[0], 9);
+    eq(Number(l.lseek(fd, 0n, SEEK.END)), 8193);
+    eq(Number(l.lseek(fd, -1n, SEEK.SET)), -1);
+    eq(errno(), ERRNO.EINVAL);
+    eq(l.ftruncate(fd, 16384n), 0);
+    eq(Number(l.lseek(fd, 0n, SEEK.END)), 16384);
+    eq(l.ftruncate(fd, -1n), -1);
+    eq(errno(), ERRNO.EINVAL);
+    eq(l.fallocate(fd, 0, 16384n, 4096n), 0, "allocate past the end grows the file");
+    eq(Number(l.lseek(fd, 0n, SEEK.END)), 20480);
+    eq(l.fallocate(fd, FALLOC.PUNCH_HOLE | FALLOC.KEEP_SIZE, 0n, 4096n), 0);
+    eq(Number(l.pread(fd, got, 4n, 0n)), 4);
+    eq([...got], [0, 0, 0, 0], "the punched page reads zero");
+    eq(l.fallocate(fd, FALLOC.PUNCH_HOLE, 0n, 4096n), -1, "PUNCH_HOLE without KEEP_SIZE");
+    eq(errno(), ERRNO.EOPNOTSUPP);
+    eq(l.fcntl(fd, F.GETFD, 0n), F.FD_CLOEXEC);
+    eq(l.fcntl(-1, F.GETFD, 0n), -1);
+    eq(errno(), ERRNO.EBADF);
+
+    const p = l.mmap(null, 8192n, PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0n)!;
+    ok(BigInt(Deno.UnsafePointer.value(p)) !== MAP_FAILED);
+    const vec = new Uint8Array(2);
+    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, 8192))[0] = 5;
+    eq(l.mincore(p, 8192n, vec), 0);
+    eq(vec[0] & 1, 1, "the page just written is resident");
+    eq(l.madvise(p, 8192n, MADV.DONTNEED), 0);
+    eq(l.madvise(p, 8192n, 12345), -1);
+    eq(errno(), ERRNO.EINVAL);
+    eq(l.mincore(Deno.UnsafePointer.create(Deno.UnsafePointer.value(p) + 1n), 4096n, vec), -1, "unaligned");
+    eq(errno(), ERRNO.EINVAL);
+    eq(l.munmap(p, 8192n), 0);
+  } finally {
+    eq(l.close(fd), 0);
+  }
+  eq(l.getpid(), Deno.pid);
+  eq(l.tgkill(Deno.pid, l.gettid(), 0), 0, "signal 0: the thread exists");
+  eq(l.tgkill(Deno.pid, 0x7fffffff, 0), -1);
+  eq(errno(), ERRNO.ESRCH);
 });
