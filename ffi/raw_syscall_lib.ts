@@ -8,9 +8,9 @@
  * can only read that errno in a later FFI call, after V8 has run code of its own. Measured here
  * (kvmsh 2026-12-07, Deno 2.9): a failing ioctl's errno read straight after the call was ENOENT
  * instead of the kernel's EINVAL/ENOTTY in ~8% of processes, a few milliseconds into a loop of
- * calls (not with `--v8-flags=--single-threaded`; never in the kernel's own return value, read
- * through this library: 0 of 100 processes). An error kvmsh shows is the kernel's answer only if
- * it is taken from the return value.
+ * calls (never with `--v8-flags=--single-threaded` or `--max-opt=0`: V8's optimizing tiers are
+ * involved), and never in the kernel's own return value, read through this library (0 of 100
+ * processes). An error kvmsh shows is the kernel's answer only if it is taken from that value.
  *
  * - `kvmsh_syscall(nr, a, b, c, d, e, f)`: syscall `nr` with up to six arguments (the sixth on
  *   the stack, per the SysV ABI); unused ones may hold anything, the kernel ignores them.
