@@ -210,7 +210,12 @@ function loadRawLibrary(libcSyscall: (nr: number, ...args: Arg[]) => bigint, tls
       if (n <= 0) fail("write");
       done += n;
     }
-    return Deno.dlopen(`/proc/self/fd/${fd}`, RAW_BOUND).symbols;
+    const path = `/proc/self/fd/${fd}`;
+    try {
+      return Deno.dlopen(path, RAW_BOUND).symbols;
+    } catch (e) {
+      throw new Error(`kvmsh: cannot load its raw-syscall library from ${path} (is /proc mounted?): ${e}`);
+    }
   } finally {
     libcSyscall(SYS.close, fd);
   }
