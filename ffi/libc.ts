@@ -3,12 +3,14 @@
  * typed once. Every syscall here goes through the raw library (ffi/raw_syscall_lib.ts), which
  * hands back the kernel's own result: a failure returns -1 (the C convention callers test) and
  * leaves the kernel's errno for {@link errno}, taken from that result, not from libc's `errno`
- * (which V8 can overwrite before JS reads it: see raw_syscall_lib.ts). The few C library
- * functions left (sigaction, memory and string helpers, directory reading) are bound from libc.
+ * (which V8 can overwrite before JS reads it: see raw_syscall_lib.ts); sigaction too, as the
+ * kernel's rt_sigaction. The C library functions left (memory and string helpers, directory
+ * reading) set no errno kvmsh reads; libc's `syscall()` only writes the raw library out.
  * @module
  */
 
 import { errnoName } from "./errno.ts";
+import { SIGACTION } from "./structs.ts";
 import { RAW_SONAME, rawSyscallLibrary } from "./raw_syscall_lib.ts";
 import { SYS } from "./syscall_numbers.ts";
 
@@ -57,6 +59,13 @@ const SYSCALLS = {
   mincore: { parameters: ["pointer", "usize", "buffer"], result: "i32" },
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+  /**
+   * The kick's signal handlers (kvm/kick.ts): installing them, reading the one replaced. The
+   * kernel's rt_sigaction with ffi/structs.ts's SIGACTION (the kernel's layout); an action with a
+   * handler and no SA_RESTORER gets the raw library's `kvmsh_sigreturn` as glibc's sigaction
+   * would give its own (in a copy: the caller's struct is left as it was).
+   */
+  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   /** Stopping a guest (kvm/kick.ts): the kick signal, the deadline timer. */
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
   timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
@@ -65,15 +74,11 @@ const SYSCALLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /**
- * The C library's own functions kvmsh calls. sigaction is libc's (it supplies the signal return
- * trampoline the kernel needs) and bound when libc() first runs; its errno is read inside its
- * wrapper, at once. The rest are each bound on their own first use: Deno compiles a call stub per
- * symbol when it opens a library (~0.15 ms each), which a short `kvmsh -c "vm create; run …"`
- * process need not pay for the ones it never calls.
+ * The C library's own functions kvmsh calls (none a syscall, none read errno), each bound on its
+ * own first use: Deno compiles a call stub per symbol when it opens a library (~0.15 ms each),
+ * which a short `kvmsh -c "vm create; run …"` process need not pay for the ones it never calls.
  */
-const LIBC = {
-  /** The kick's signal handlers (kvm/kick.ts): installing them, reading the one replaced. */
-  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+const LAZY = {
   memset: { parameters: ["pointer", "i32", "usize"], result: "pointer" },
   memcpy: { parameters: ["pointer", "pointer", "usize"], result: "pointer" },
   /** memcpy into a JS buffer (bulk reads of a mapping). */
@@ -89,21 +94,18 @@ const LIBC = {
   closedir: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** The libc functions bound lazily (all of {@link LIBC} but sigaction). */
-const { sigaction: _sigaction, ...LAZY } = LIBC;
-
-const SYMBOLS = { ...SYSCALLS, ...LIBC } as const satisfies Deno.ForeignLibraryInterface;
+const SYMBOLS = { ...SYSCALLS, ...LAZY } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The library kvmsh loads: glibc's soname on Linux. */
 export const LIBC_PATH = "libc.so.6";
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-type SyscallSymbols = Deno.DynamicLibrary<typeof SYSCALLS & Pick<typeof LIBC, "sigaction">>["symbols"];
+type SyscallSymbols = Deno.DynamicLibrary<typeof SYSCALLS>["symbols"];
 let syms: Symbols | undefined;
 
 /**
- * The loaded libraries (opened on first use, once per isolate). The syscalls and sigaction are
- * own data properties of the returned object; a LAZY one is an accessor on its prototype that
+ * The loaded libraries (opened on first use, once per isolate). The syscalls are own data
+ * properties of the returned object; a LAZY one is an accessor on its prototype that
  * binds that symbol alone on first use and replaces itself there by the function, so the object's
  * own shape never changes (the hot paths' property loads stay monomorphic).
  */
@@ -127,6 +129,8 @@ export function libc(): Symbols {
 
 /** openat(2)'s "relative to the working directory". */
 const AT_FDCWD = -100;
+/** rt_sigaction(2)'s sigsetsize: the kernel's sigset_t on x86_64 (64 signals). */
+const SIGSET_BYTES = 8;
 /** memfd_create(2) flags: close-on-exec; never executable (execve), since Linux 6.3. */
 const MFD = Object.freeze({ CLOEXEC: 1, NOEXEC_SEAL: 8 });
 
@@ -137,15 +141,15 @@ const MFD = Object.freeze({ CLOEXEC: 1, NOEXEC_SEAL: 8 });
  */
 const RAX = { struct: ["u64"] } as const;
 const LIBC_BOUND = {
-  sigaction: { ...LIBC.sigaction, result: RAX },
-  /** errno's address, for sigaction's errno (bound eagerly: nothing runs between the call and the read but this). */
-  __errno_location: { parameters: [], result: RAX },
   /** libc's `syscall()`, only to write the raw library into a memfd before it exists. */
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: RAX },
+  /** errno's address: why that failed, if it did. */
+  __errno_location: { parameters: [], result: RAX },
 } as const satisfies Deno.ForeignLibraryInterface;
-/** `kvmsh_syscall(nr, a, b, c, d, e, f)`, through libffi. */
+/** `kvmsh_syscall(nr, a, b, c, d, e, f)` and the signal trampoline's address, through libffi. */
 const RAW_BOUND = {
   kvmsh_syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: RAX },
+  kvmsh_sigreturn_address: { parameters: [], result: RAX },
 } as const satisfies Deno.ForeignLibraryInterface;
 /** ioctl's compiled stub (see {@link IOCTL_STUB_AFTER}). */
 const RAW_IOCTL = { kvmsh_ioctl: SYSCALLS.ioctl } as const satisfies Deno.ForeignLibraryInterface;
@@ -181,6 +185,13 @@ function result(r: bigint): bigint {
 /** What RAX held, as the 8 bytes Deno returns for a struct result. */
 function rax(bytes: Uint8Array<ArrayBuffer>): bigint {
   return new BigInt64Array(bytes.buffer)[0];
+}
+
+/** A buffer argument's bytes. */
+function bytes(b: AllowSharedBufferSource): Uint8Array<ArrayBuffer> {
+  return ArrayBuffer.isView(b)
+    ? new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength)
+    : new Uint8Array(b as ArrayBuffer);
 }
 
 /** An address for a syscall argument: a JS buffer's (null: 0) or a pointer's. */
@@ -233,6 +244,7 @@ function bindSyscalls(): SyscallSymbols {
   const libcCall = c.syscall as unknown as (...args: Arg[]) => Uint8Array<ArrayBuffer>;
   const raw = loadRawLibrary((nr, a = 0, b = 0, d = 0) => rax(libcCall(nr, a, b, d, 0, 0, 0)), tlsErrno);
   const call = raw.kvmsh_syscall as unknown as (...args: Arg[]) => Uint8Array<ArrayBuffer>;
+  const restorer = BigInt.asUintN(64, rax(raw.kvmsh_sigreturn_address() as Uint8Array<ArrayBuffer>));
   /** A syscall with up to six arguments (unused ones 0): its value, or -1 with {@link lastErrno} set. */
   const sys = (nr: number, a: Arg = 0, b: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0, g: Arg = 0) =>
     result(rax(call(nr, a, b, d, e, f, g)));
@@ -267,9 +279,19 @@ function bindSyscalls(): SyscallSymbols {
     process_vm_writev: (pid, local, nlocal, remote, nremote, flags) =>
       sys(SYS.process_vm_writev, pid, ptr(local), nlocal, ptr(remote), nremote, flags),
     sigaction: (sig, act, old) => {
-      const r = int(rax(c.sigaction(sig, act, old) as Uint8Array<ArrayBuffer>));
-      if (r < 0) lastErrno = tlsErrno();
-      return r;
+      let a = act === null ? null : bytes(act);
+      if (a !== null && a.length >= SIGACTION.size) {
+        const v = new DataView(a.buffer, a.byteOffset, SIGACTION.size);
+        const handler = v.getBigUint64(SIGACTION.fields.sa_handler.offset, true);
+        const flags = v.getBigUint64(SIGACTION.fields.sa_flags.offset, true);
+        if (handler > SIG_IGN && (flags & BigInt(SA.RESTORER)) === 0n) {
+          a = a.slice(0, SIGACTION.size);
+          const w = new DataView(a.buffer);
+          w.setBigUint64(SIGACTION.fields.sa_flags.offset, flags | BigInt(SA.RESTORER), true);
+          w.setBigUint64(SIGACTION.fields.sa_restorer.offset, restorer, true);
+        }
+      }
+      return int(sys(SYS.rt_sigaction, sig, addr(a), addr(old), SIGSET_BYTES));
     },
     open: (path, flags, mode) => int(sys(SYS.openat, AT_FDCWD, addr(path), flags, mode)),
     close: (fd) => int(sys(SYS.close, fd)),
@@ -301,7 +323,7 @@ function bindSyscalls(): SyscallSymbols {
 
 /**
  * The errno of this isolate's last failed call through {@link libc} (a syscall: the kernel's own
- * answer; sigaction: libc's errno, read inside the call). Read it right after the failing call.
+ * answer). Read it right after the failing call.
  */
 export function errno(): number {
   return lastErrno;
@@ -346,7 +368,7 @@ export const MADV = Object.freeze({
 /** Signal numbers (x86_64 Linux). */
 export const SIG = Object.freeze({ INT: 2, USR2: 12 });
 /** sigaction(2) flags. */
-export const SA = Object.freeze({ SIGINFO: 0x4, ONSTACK: 0x08000000, RESTART: 0x10000000 });
+export const SA = Object.freeze({ SIGINFO: 0x4, RESTORER: 0x04000000, ONSTACK: 0x08000000, RESTART: 0x10000000 });
 /** `SIG_DFL` and `SIG_IGN` as sa_handler values. */
 export const SIG_DFL = 0n;
 export const SIG_IGN = 1n;

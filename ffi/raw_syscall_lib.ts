@@ -1,5 +1,5 @@
 /**
- * kvmsh's raw-syscall library: two x86-64 functions that make a system call and return the
+ * kvmsh's raw-syscall library: x86-64 functions that make a system call and return the
  * kernel's own answer (`-errno` on failure) in RAX, built as a minimal ELF shared object that
  * libc.ts writes to a memfd and opens with `Deno.dlopen` (a compiled call stub for its hot
  * function, like any library's).
@@ -16,6 +16,9 @@
  *   the stack, per the SysV ABI); unused ones may hold anything, the kernel ignores them.
  * - `kvmsh_ioctl(fd, request, arg)`: ioctl(2) (its arguments already sit where the kernel reads
  *   them): the hot path (KVM_RUN, KVM_CHECK_EXTENSION).
+ * - `kvmsh_sigreturn`: the signal return trampoline (rt_sigreturn) that a handler installed with
+ *   rt_sigaction must name as its SA_RESTORER (glibc's sigaction supplies its own; kvmsh's goes to
+ *   the kernel directly), and `kvmsh_sigreturn_address()`, which returns its address.
  *
  * {@link RAW_ASM} is the source (AT&T syntax); {@link RAW_CODE} is what `as --64` makes of it
  * (tests/unit/raw_syscall_lib_test.ts reassembles it when `as` exists and loads the library).
@@ -25,7 +28,12 @@
 import { SYS } from "./syscall_numbers.ts";
 
 /** The functions' names in the library, and their offsets in {@link RAW_CODE}. */
-export const RAW_ENTRY = Object.freeze({ kvmsh_syscall: 0, kvmsh_ioctl: 32 });
+export const RAW_ENTRY = Object.freeze({
+  kvmsh_syscall: 0,
+  kvmsh_ioctl: 32,
+  kvmsh_sigreturn: 48,
+  kvmsh_sigreturn_address: 64,
+});
 
 /** The functions' source. */
 export const RAW_ASM = `
@@ -45,51 +53,22 @@ kvmsh_ioctl:
 	mov $${SYS.ioctl}, %eax
 	syscall
 	ret
+	.balign 16
+kvmsh_sigreturn:
+	mov $${SYS.rt_sigreturn}, %eax
+	syscall
+	.balign 16
+kvmsh_sigreturn_address:
+	lea kvmsh_sigreturn(%rip), %rax
+	ret
 `;
 
 /** {@link RAW_ASM} assembled (nop padding as `as` emits it). */
-export const RAW_CODE: Uint8Array<ArrayBuffer> = new Uint8Array([
-  0x48,
-  0x89,
-  0xf8,
-  0x48,
-  0x89,
-  0xf7,
-  0x48,
-  0x89,
-  0xd6,
-  0x48,
-  0x89,
-  0xca,
-  0x4d,
-  0x89,
-  0xc2,
-  0x4d,
-  0x89,
-  0xc8,
-  0x4c,
-  0x8b,
-  0x4c,
-  0x24,
-  0x08,
-  0x0f,
-  0x05,
-  0xc3,
-  0x66,
-  0x0f,
-  0x1f,
-  0x44,
-  0x00,
-  0x00,
-  0xb8,
-  0x10,
-  0x00,
-  0x00,
-  0x00,
-  0x0f,
-  0x05,
-  0xc3,
-]);
+export const RAW_CODE: Uint8Array<ArrayBuffer> = Uint8Array.from(
+  ("4889f84889f74889d64889ca4d89c24d89c84c8b4c24080f05c3660f1f440000b8100000000f05c30f1f840000000000" +
+    "b80f0000000f05660f1f840000000000488d05e9ffffffc3").match(/../g)!,
+  (b) => parseInt(b, 16),
+);
 
 /** The library's soname (DT_SONAME). */
 export const RAW_SONAME = "libkvmsh_raw.so";

@@ -318,12 +318,16 @@ export const ELF64_PHDR = defineStruct("Elf64_Phdr", 56, {
   p_align: { offset: 48, type: "u64" },
 });
 
-/** glibc's `struct sigaction` (x86_64; what `sigaction(3)` takes; glibc adds SA_RESTORER itself). */
-export const SIGACTION = defineStruct("sigaction", 152, {
+/**
+ * The kernel's `struct sigaction` (x86_64 `<asm/signal.h>`; what rt_sigaction(2) takes with a
+ * sigsetsize of 8), not glibc's: kvmsh calls the syscall itself (libc.ts's sigaction adds
+ * SA_RESTORER, as glibc's does).
+ */
+export const SIGACTION = defineStruct("sigaction", 32, {
   sa_handler: { offset: 0, type: "u64" },
-  sa_mask: { offset: 8, type: "u64", count: 16 },
-  sa_flags: { offset: 136, type: "i32" },
-  sa_restorer: { offset: 144, type: "u64" },
+  sa_flags: { offset: 8, type: "u64" },
+  sa_restorer: { offset: 16, type: "u64" },
+  sa_mask: { offset: 24, type: "u64" },
 });
 
 /** `struct sigevent` (timer_create); `sigev_notify_thread_id` is glibc's `_sigev_un._tid`. */

@@ -16,6 +16,7 @@ export const SYS = Object.freeze({
   mprotect: 10,
   munmap: 11,
   rt_sigaction: 13,
+  rt_sigreturn: 15,
   ioctl: 16,
   pread64: 17,
   pwrite64: 18,

@@ -145,12 +145,12 @@ class Kick {
     const usr2 = new Uint8Array(SIGACTION.size);
     const adv = new DataView(usr2.buffer);
     adv.setBigUint64(SIGACTION.fields.sa_handler.offset, codeAddr + BigInt(ENTRY.usr2), true);
-    adv.setInt32(SIGACTION.fields.sa_flags.offset, SA.RESTART | SA.ONSTACK, true);
+    adv.setBigUint64(SIGACTION.fields.sa_flags.offset, BigInt(SA.RESTART | SA.ONSTACK), true);
     this.#sigaction(KICK_SIGNO, usr2, null);
     // The SIGINT action (the old one is read per run).
     const idv = new DataView(this.#act.buffer);
     idv.setBigUint64(SIGACTION.fields.sa_handler.offset, this.#sigint, true);
-    idv.setInt32(SIGACTION.fields.sa_flags.offset, SA.SIGINFO | SA.RESTART | SA.ONSTACK, true);
+    idv.setBigUint64(SIGACTION.fields.sa_flags.offset, BigInt(SA.SIGINFO | SA.RESTART | SA.ONSTACK), true);
     const sdv = new DataView(this.#sev.buffer);
     sdv.setInt32(SIGEVENT.fields.sigev_signo.offset, KICK_SIGNO, true);
     sdv.setInt32(SIGEVENT.fields.sigev_notify.offset, SIGEV_THREAD_ID, true);

@@ -23,7 +23,7 @@ kvmTest(
     const { EBADF, E2BIG, ENOTTY } = r.expect;
     eq(
       r.opened,
-      [["sigaction", "__errno_location", "syscall"], ["kvmsh_syscall"], ["kvmsh_ioctl"]],
+      [["syscall", "__errno_location"], ["kvmsh_syscall", "kvmsh_sigreturn_address"], ["kvmsh_ioctl"]],
       "libc and the raw library at start, then the stub alone",
     );
     eq(r.before.check, 1, "KVM_CHECK_EXTENSION(USER_MEMORY) through libffi");

@@ -18,11 +18,13 @@ import {
   MAP_FAILED,
   O,
   PROT,
+  SA,
   SEEK,
   SIG,
   SYS,
 } from "../../ffi/libc.ts";
 import { FALLOC } from "../../ffi/uapi.ts";
+import { RAW_ENTRY, RAW_SONAME } from "../../ffi/raw_syscall_lib.ts";
 import { ERRNO } from "../../ffi/errno.ts";
 import { IOVEC, ITIMERSPEC, SIGACTION, SIGEVENT } from "../../ffi/structs.ts";
 
@@ -37,6 +39,7 @@ const HEADER_SYSCALLS: Record<string, number> = {
   mprotect: 10,
   munmap: 11,
   rt_sigaction: 13,
+  rt_sigreturn: 15,
   ioctl: 16,
   pread64: 17,
   pwrite64: 18,
@@ -135,11 +138,49 @@ Deno.test("syscalls: a POSIX timer made, armed, read back through sigaction, del
   eq(l.timer_delete(timer), 0);
   eq(l.timer_delete(timer), -1);
   eq(errno(), ERRNO.EINVAL);
-  // sigaction (struct-returned, through libffi): reading the current SIGINT action works.
+  // sigaction (rt_sigaction): reading the current SIGINT action works.
   const old = new Uint8Array(SIGACTION.size);
   eq(l.sigaction(SIG.INT, null, old), 0);
   eq(l.sigaction(9999, null, old), -1);
   eq(errno(), ERRNO.EINVAL);
+});
+
+Deno.test("sigaction: a handler gets the raw library's trampoline as SA_RESTORER (the caller's struct untouched), runs and returns", () => {
+  const l = libc();
+  const raw = Deno.dlopen(RAW_SONAME, { kvmsh_sigreturn_address: { parameters: [], result: "u64" } });
+  const SIGUSR1 = 10;
+  const saved = new Uint8Array(SIGACTION.size);
+  eq(l.sigaction(SIGUSR1, null, saved), 0);
+  try {
+    const trampoline = BigInt(raw.symbols.kvmsh_sigreturn_address());
+    // A handler that returns at once: kvmsh_sigreturn_address itself (lea, ret).
+    const handler = trampoline + BigInt(RAW_ENTRY.kvmsh_sigreturn_address - RAW_ENTRY.kvmsh_sigreturn);
+    const act = new Uint8Array(SIGACTION.size);
+    const av = new DataView(act.buffer);
+    av.setBigUint64(SIGACTION.fields.sa_handler.offset, handler, true);
+    av.setBigUint64(SIGACTION.fields.sa_flags.offset, BigInt(SA.RESTART), true);
+    const before = [...act];
+    eq(l.sigaction(SIGUSR1, act, null), 0);
+    eq([...act], before, "the caller's struct is left as it was");
+    const now = new Uint8Array(SIGACTION.size);
+    eq(l.sigaction(SIGUSR1, null, now), 0);
+    const nv = new DataView(now.buffer);
+    eq(nv.getBigUint64(SIGACTION.fields.sa_handler.offset, true), handler);
+    eq(nv.getBigUint64(SIGACTION.fields.sa_flags.offset, true), BigInt(SA.RESTART | SA.RESTORER));
+    eq(nv.getBigUint64(SIGACTION.fields.sa_restorer.offset, true), trampoline);
+    // Delivered to this thread: the handler returns through the trampoline (rt_sigreturn), and
+    // this process goes on (a missing or wrong restorer kills it).
+    for (let i = 0; i < 3; i++) eq(l.tgkill(Deno.pid, l.gettid(), SIGUSR1), 0);
+    // An action that names its own restorer keeps it.
+    av.setBigUint64(SIGACTION.fields.sa_flags.offset, BigInt(SA.RESTART | SA.RESTORER), true);
+    av.setBigUint64(SIGACTION.fields.sa_restorer.offset, trampoline, true);
+    eq(l.sigaction(SIGUSR1, act, null), 0);
+    eq(l.sigaction(SIGUSR1, null, now), 0);
+    eq(nv.getBigUint64(SIGACTION.fields.sa_restorer.offset, true), trampoline);
+  } finally {
+    eq(l.sigaction(SIGUSR1, saved, null), 0);
+    raw.close();
+  }
 });
 
 Deno.test("syscalls on a memfd: write/pwrite/pread/lseek, ftruncate, fallocate, fcntl, madvise/mincore, getpid, tgkill; failures are -1 with errno", () => {
