@@ -43,7 +43,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "the raw library's ELF image: a shared object with its soname, two functions, no executable stack",
+  name: "the raw library's ELF image: a shared object with its soname, its functions, no executable stack",
   ignore: !has("readelf"),
   fn: () => {
     const dir = Deno.makeTempDirSync({ prefix: "kvmsh-raw-" });
