@@ -294,16 +294,25 @@ export const GUEST_UCALL = defineStruct("kvmsh_ucall", 64, {
   reserved: { offset: 56, type: "u64" },
 });
 
-/** `Elf64_Ehdr` fields the ELF loader reads (elf.h). */
+/** `Elf64_Ehdr` (elf.h), e_ident's bytes as kvmsh reads and writes them. */
 export const ELF64_EHDR = defineStruct("Elf64_Ehdr", 64, {
+  ei_mag: { offset: 0, type: "u8", count: 4 },
   ei_class: { offset: 4, type: "u8" },
   ei_data: { offset: 5, type: "u8" },
+  ei_version: { offset: 6, type: "u8" },
   e_type: { offset: 16, type: "u16" },
   e_machine: { offset: 18, type: "u16" },
+  e_version: { offset: 20, type: "u32" },
   e_entry: { offset: 24, type: "u64" },
   e_phoff: { offset: 32, type: "u64" },
+  e_shoff: { offset: 40, type: "u64" },
+  e_flags: { offset: 48, type: "u32" },
+  e_ehsize: { offset: 52, type: "u16" },
   e_phentsize: { offset: 54, type: "u16" },
   e_phnum: { offset: 56, type: "u16" },
+  e_shentsize: { offset: 58, type: "u16" },
+  e_shnum: { offset: 60, type: "u16" },
+  e_shstrndx: { offset: 62, type: "u16" },
 });
 
 /** `Elf64_Phdr` (elf.h). */
@@ -316,6 +325,36 @@ export const ELF64_PHDR = defineStruct("Elf64_Phdr", 56, {
   p_filesz: { offset: 32, type: "u64" },
   p_memsz: { offset: 40, type: "u64" },
   p_align: { offset: 48, type: "u64" },
+});
+
+/** `Elf64_Shdr` (elf.h). */
+export const ELF64_SHDR = defineStruct("Elf64_Shdr", 64, {
+  sh_name: { offset: 0, type: "u32" },
+  sh_type: { offset: 4, type: "u32" },
+  sh_flags: { offset: 8, type: "u64" },
+  sh_addr: { offset: 16, type: "u64" },
+  sh_offset: { offset: 24, type: "u64" },
+  sh_size: { offset: 32, type: "u64" },
+  sh_link: { offset: 40, type: "u32" },
+  sh_info: { offset: 44, type: "u32" },
+  sh_addralign: { offset: 48, type: "u64" },
+  sh_entsize: { offset: 56, type: "u64" },
+});
+
+/** `Elf64_Sym` (elf.h). */
+export const ELF64_SYM = defineStruct("Elf64_Sym", 24, {
+  st_name: { offset: 0, type: "u32" },
+  st_info: { offset: 4, type: "u8" },
+  st_other: { offset: 5, type: "u8" },
+  st_shndx: { offset: 6, type: "u16" },
+  st_value: { offset: 8, type: "u64" },
+  st_size: { offset: 16, type: "u64" },
+});
+
+/** `Elf64_Dyn` (elf.h; d_un as d_val/d_ptr). */
+export const ELF64_DYN = defineStruct("Elf64_Dyn", 16, {
+  d_tag: { offset: 0, type: "i64" },
+  d_un: { offset: 8, type: "u64" },
 });
 
 /**

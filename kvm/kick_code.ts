@@ -20,6 +20,7 @@
 
 import { CELL, CELL_BYTES, STOP_CODE } from "./kick_shared.ts";
 import { SIG, SYS } from "../ffi/libc.ts";
+import { fromHex } from "../ffi/hex.ts";
 
 /** The data block's address in the code: an imm64 kick.ts patches (this placeholder before). */
 export const DATA_PLACEHOLDER = 0x1122334455667788n;
@@ -88,13 +89,6 @@ sigint:
 5:
 	ret
 `;
-
-/** Bytes from hex text (a loop: at every start, a regex and a closure per byte cost ~0.2 ms more). */
-function fromHex(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substring(2 * i, 2 * i + 2), 16);
-  return out;
-}
 
 /** {@link KICK_ASM} assembled. */
 export const KICK_CODE: Uint8Array = fromHex(

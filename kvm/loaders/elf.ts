@@ -6,20 +6,18 @@
  */
 
 import { ELF64_EHDR, ELF64_PHDR } from "../../ffi/structs.ts";
+import { ELF, ELF_MAGIC } from "../../ffi/elf.ts";
 import { decode } from "../../ffi/struct_codec.ts";
 import type { Vcpu } from "../vcpu.ts";
 import { hex } from "../units.ts";
 import { defaultStack, type LongModeLoadOptions, type PageTableInfo, setupLongMode } from "./long_mode.ts";
 import type { LoadInfo } from "./real_mode.ts";
 
-const PT_LOAD = 1;
-const EM_X86_64 = 62;
-const ELFCLASS64 = 2;
-const ELFDATA2LSB = 1;
+const { PT_LOAD, EM_X86_64, ELFCLASS64, ELFDATA2LSB } = ELF;
 
 /** True when `bytes` start with the ELF magic. */
 export function isElf(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+  return bytes.length >= ELF_MAGIC.length && ELF_MAGIC.every((b, i) => bytes[i] === b);
 }
 
 /** One loadable segment. */

@@ -170,4 +170,17 @@ Deno.test("vCPU exit ABI: kvm_run union offsets, hypercall and memory-fault cons
     56,
   ]);
   eq([P.p_offset.offset, P.p_paddr.offset, P.p_filesz.offset, P.p_memsz.offset], [8, 24, 32, 40]);
+  // The raw-syscall library's image (ffi/raw_syscall_lib.ts) writes the rest.
+  eq(
+    [E.e_version.offset, E.e_shoff.offset, E.e_flags.offset, E.e_ehsize.offset, E.e_shentsize.offset],
+    [20, 40, 48, 52, 58],
+  );
+  eq([E.e_shnum.offset, E.e_shstrndx.offset], [60, 62]);
+  eq([S.ELF64_SHDR.size, S.ELF64_SYM.size, S.ELF64_DYN.size], [64, 24, 16]);
+  const H = S.ELF64_SHDR.fields, Y = S.ELF64_SYM.fields;
+  eq(Object.values(H).map((f) => f.offset), [0, 4, 8, 16, 24, 32, 40, 44, 48, 56]);
+  eq(Object.values(Y).map((f) => f.offset), [0, 4, 5, 6, 8, 16]);
+  eq(S.ELF64_DYN.fields.d_un.offset, 8);
+  const { ELF } = await import("../../ffi/elf.ts");
+  eq([ELF.PT_GNU_STACK, ELF.SHT_DYNSYM, ELF.DT_SONAME, ELF.EV_CURRENT], [0x6474e551, 11, 14, 1]);
 });
