@@ -129,10 +129,8 @@ export function libc(): Symbols {
 
 /** openat(2)'s "relative to the working directory". */
 const AT_FDCWD = -100;
-/** rt_sigaction(2)'s sigsetsize: the kernel's sigset_t on x86_64 (64 signals). */
-const SIGSET_BYTES = 8;
 /** memfd_create(2) flags: close-on-exec; never executable (execve), since Linux 6.3. */
-const MFD = Object.freeze({ CLOEXEC: 1, NOEXEC_SEAL: 8 });
+export const MFD = Object.freeze({ CLOEXEC: 1, NOEXEC_SEAL: 8 });
 
 /**
  * How the functions bound at start are reached: each is declared to return an 8-byte struct,
@@ -367,6 +365,8 @@ export const MADV = Object.freeze({
 });
 /** Signal numbers (x86_64 Linux). */
 export const SIG = Object.freeze({ INT: 2, USR2: 12 });
+/** rt_sigaction(2)'s sigsetsize: the kernel's sigset_t on x86_64 (64 signals). */
+export const SIGSET_BYTES = 8;
 /** sigaction(2) flags. */
 export const SA = Object.freeze({ SIGINFO: 0x4, RESTORER: 0x04000000, ONSTACK: 0x08000000, RESTART: 0x10000000 });
 /** `SIG_DFL` and `SIG_IGN` as sa_handler values. */

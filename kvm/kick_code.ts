@@ -19,7 +19,7 @@
  */
 
 import { CELL, CELL_BYTES, STOP_CODE } from "./kick_shared.ts";
-import { SIG, SYS } from "../ffi/libc.ts";
+import { SIG, SIGSET_BYTES, SYS } from "../ffi/libc.ts";
 import { fromHex } from "../ffi/hex.ts";
 
 /** The data block's address in the code: an imm64 kick.ts patches (this placeholder before). */
@@ -80,7 +80,7 @@ sigint:
 	mov $${SIG.INT}, %edi
 	lea ${CELL_BYTES.DFL_ACTION}(%r12), %rsi
 	xor %edx, %edx
-	mov $8, %r10d
+	mov $${SIGSET_BYTES}, %r10d
 	syscall
 	mov $${SYS.kill}, %eax
 	mov ${i(CELL.PID)}(%r12), %edi

@@ -5,6 +5,7 @@
  */
 
 import { SIG } from "../ffi/libc.ts";
+import { SIGACTION } from "../ffi/structs.ts";
 
 /** Int32 cells at the start of the kick's data block (index × 4 = byte offset). */
 export const CELL = Object.freeze({
@@ -32,10 +33,10 @@ export const CELL_BYTES = Object.freeze({
   RUN: 32,
   /** The SIGINT handler the kick's replaced (0 SIG_DFL, 1 SIG_IGN, else a function). */
   OLD: 40,
-  /** A zeroed kernel `struct sigaction` (SIG_DFL) for rt_sigaction: 32 bytes. */
+  /** A zeroed kernel `struct sigaction` (ffi/structs.ts SIGACTION: SIG_DFL) for rt_sigaction. */
   DFL_ACTION: 48,
   /** The block's size. */
-  SIZE: 80,
+  SIZE: 48 + SIGACTION.size,
 });
 
 /** Why a run was stopped from outside the guest. */

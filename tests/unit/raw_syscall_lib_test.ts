@@ -8,7 +8,7 @@
 
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { RAW_ASM, RAW_CODE, RAW_ENTRY, RAW_SONAME, rawSyscallLibrary } from "../../ffi/raw_syscall_lib.ts";
-import { cstr, errno, libc, LIBC_PATH, O, SYS } from "../../ffi/libc.ts";
+import { cstr, errno, libc, LIBC_PATH, MAP, O, PROT, SYS } from "../../ffi/libc.ts";
 import { ERRNO } from "../../ffi/errno.ts";
 
 function has(cmd: string): boolean {
@@ -82,7 +82,7 @@ Deno.test("the raw library answers from the kernel: a value, or -errno through l
     const fd = libc().memfd_create(cstr("kvmsh-test"), 0);
     ok(fd >= 0);
     eq(Number(libc().pwrite(fd, new Uint8Array([1, 2, 3]), 3n, 4096n)), 3);
-    const p = call(SYS.mmap, 0, 4096, 1, 1, /* MAP_SHARED */ fd, 4096);
+    const p = call(SYS.mmap, 0, 4096, PROT.READ, MAP.SHARED, fd, 4096);
     ok(p > 0n, `mmap: ${p}`);
     const page = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(Deno.UnsafePointer.create(p)!, 4));
     eq([...page], [1, 2, 3, 0], "mapped at file offset 4096 (the stack argument)");

@@ -16,6 +16,7 @@ import {
   MADV,
   MAP,
   MAP_FAILED,
+  MFD,
   O,
   PROT,
   SA,
@@ -185,7 +186,7 @@ Deno.test("sigaction: a handler gets the raw library's trampoline as SA_RESTORER
 
 Deno.test("syscalls on a memfd: write/pwrite/pread/lseek, ftruncate, fallocate, fcntl, madvise/mincore, getpid, tgkill; failures are -1 with errno", () => {
   const l = libc();
-  const fd = l.memfd_create(cstr("kvmsh-syscalls-test"), 1 /* MFD_CLOEXEC */);
+  const fd = l.memfd_create(cstr("kvmsh-syscalls-test"), MFD.CLOEXEC);
   ok(fd >= 0, `memfd_create: ${fd}`);
   try {
     eq(Number(l.write(fd, new Uint8Array([1, 2, 3, 4]), 4n)), 4);
