@@ -68,7 +68,7 @@ Deno.test({
   },
 });
 
-Deno.test("the raw library answers from the kernel: a value, or -errno through libc()'s -1 and errno()", () => {
+Deno.test("the raw library answers from the kernel: a value or -errno; the sixth argument travels on the stack", () => {
   libc(); // loads the raw library (a later dlopen finds it by its soname)
   const raw = Deno.dlopen(RAW_SONAME, {
     kvmsh_syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
